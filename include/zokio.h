@@ -1,0 +1,15 @@
+/*
+ * zokio.h - the whole public contract of Zokio, an async runtime for C.
+ *
+ * What is declared under include/zokio/ and pulled in here is the API;
+ * nothing else is.
+ */
+#ifndef ZOKIO_H
+#define ZOKIO_H
+
+#include "zokio/common.h"
+#include "zokio/future.h"
+#include "zokio/task.h"
+#include "zokio/runtime.h"
+
+#endif

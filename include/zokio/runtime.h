@@ -1,0 +1,144 @@
+/*
+ * zokio/runtime.h - building, driving and shutting down a runtime.
+ *
+ *     zk_builder *b = zk_builder_new();
+ *     zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
+ *     zk_runtime *rt;
+ *     int rc = zk_builder_build(b, &rt);   // configuration errors show here
+ *     zk_builder_free(b);
+ *     int64_t result;
+ *     rc = zk_block_on(rt, main_task, NULL, &result);
+ *     zk_runtime_free(rt);
+ */
+#ifndef ZOKIO_RUNTIME_H
+#define ZOKIO_RUNTIME_H
+
+#include "task.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How a runtime schedules its tasks. */
+typedef enum zk_runtime_kind {
+    /* All tasks run on the thread that calls zk_block_on(). */
+    ZK_RUNTIME_CURRENT_THREAD = 1,
+    /* A pool of worker threads that steal work from each other. */
+    ZK_RUNTIME_MULTI_THREAD = 2
+} zk_runtime_kind;
+
+/* The largest worker count a builder accepts. */
+#define ZK_WORKERS_MAX 1024
+
+/* The default coroutine stack size: reserved address space, committed
+ * by the kernel only as the task touches it. */
+#define ZK_STACK_DEFAULT ((size_t)256 * 1024)
+
+typedef struct zk_builder zk_builder;
+
+/*
+ * Returns a new builder holding the defaults: current-thread kind, one
+ * worker per CPU for multi-thread, thread name "zokio-worker",
+ * ZK_STACK_DEFAULT stacks. Returns NULL when out of memory.
+ */
+ZK_EXTERN zk_builder *zk_builder_new(void);
+
+/* Frees a builder. NULL is a no-op. Runtimes built from it are not
+ * affected. */
+ZK_EXTERN void zk_builder_free(zk_builder *b);
+
+/* Setters record a value; zk_builder_build() validates all of them. Each is
+ * a no-op on a NULL builder. */
+ZK_EXTERN void zk_builder_set_kind(zk_builder *b, zk_runtime_kind kind);
+/* Worker threads of a multi-thread runtime; must be 1..ZK_WORKERS_MAX
+ * (a current-thread runtime accepts only 1). */
+ZK_EXTERN void zk_builder_set_workers(zk_builder *b, size_t workers);
+/* Name given to the runtime's threads (at most 15 bytes are used). The
+ * string is copied; NULL is rejected by build. */
+ZK_EXTERN void zk_builder_set_thread_name(zk_builder *b, const char *name);
+/* Default stack size of coroutine tasks; must lie within
+ * [ZK_STACK_MIN, ZK_STACK_MAX]. Rounded up to whole pages. */
+ZK_EXTERN void zk_builder_set_stack_size(zk_builder *b, size_t bytes);
+
+/*
+ * Builds a runtime from the builder's settings; the builder can be reused
+ * or freed afterwards.
+ * Returns 0 and stores the runtime in `*out`, or:
+ * -EINVAL      `b` or `out` is NULL, or a setting is invalid: unknown
+ *              kind, worker count 0 or above ZK_WORKERS_MAX (or not 1 for
+ *              a current-thread runtime), NULL thread name, stack size
+ *              outside [ZK_STACK_MIN, ZK_STACK_MAX].
+ * -ENOTSUP     the kind is not available in this build.
+ * -ENOMEM      out of memory.
+ * -EAGAIN      a thread could not be started.
+ * On error nothing was created.
+ */
+ZK_EXTERN int zk_builder_build(const zk_builder *b, zk_runtime **out);
+
+/*
+ * Shorthand: builds a runtime of `kind` with every other setting at its
+ * default. Returns what zk_builder_build() returns.
+ */
+ZK_EXTERN int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out);
+
+/*
+ * Runs fn(arg) as a coroutine task on `rt` and blocks the calling thread
+ * (sleeping, not spinning) until it finishes; `*result` (may be NULL)
+ * receives its return value. On a current-thread runtime the calling thread
+ * runs the runtime's tasks while it waits; tasks still pending when the
+ * root finishes stay in the runtime and run at the next zk_block_on().
+ *
+ * Returns 0, or:
+ * -EINVAL      `rt` or `fn` is NULL.
+ * -EPERM       called from inside a task (it would block a worker).
+ * -EBUSY       another thread is already driving this current-thread
+ *              runtime.
+ * -ESHUTDOWN   the runtime is shutting down.
+ * -ENOMEM      no memory for the task or its stack.
+ */
+ZK_EXTERN int zk_block_on(zk_runtime *rt, zk_task_fn fn, void *arg,
+                          int64_t *result);
+
+/*
+ * Like zk_block_on() for a future: `size` bytes at `fut` are copied into a
+ * future task. Errors as zk_block_on() and zk_spawn_future().
+ */
+ZK_EXTERN int zk_block_on_future(zk_runtime *rt, const zk_future *fut,
+                                 size_t size, int64_t *result);
+
+/*
+ * Shuts the runtime down and frees it: new spawns fail with -ESHUTDOWN,
+ * every remaining future task is dropped, every remaining coroutine task is
+ * cancelled and run until it returns (its awaits return -ECANCELED), then
+ * all stacks, threads and memory are released. Join handles that are still
+ * held stay valid; joining one reports the task as cancelled.
+ *
+ * A coroutine task that ignores cancellation and keeps awaiting is given
+ * ZK_SHUTDOWN_POLLS_MAX resumptions, then abandoned with a message on
+ * stderr naming it (whatever its stack referenced is leaked).
+ *
+ * Returns 0 (NULL is a no-op), or -EBUSY when called from inside a task of
+ * this runtime (nothing happens then).
+ */
+ZK_EXTERN int zk_runtime_free(zk_runtime *rt);
+
+#define ZK_SHUTDOWN_POLLS_MAX 10000
+
+/* Returns the runtime the caller runs in, or NULL outside a runtime. */
+ZK_EXTERN zk_runtime *zk_runtime_current(void);
+
+/* Returns the runtime's kind, or 0 for NULL. */
+ZK_EXTERN zk_runtime_kind zk_runtime_get_kind(const zk_runtime *rt);
+
+/* Returns the number of worker threads (1 for current-thread), 0 for
+ * NULL. */
+ZK_EXTERN size_t zk_runtime_workers(const zk_runtime *rt);
+
+/* Returns the number of tasks spawned on `rt` that have not finished yet
+ * (0 for NULL). */
+ZK_EXTERN size_t zk_runtime_live_tasks(const zk_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

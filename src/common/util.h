@@ -1,0 +1,44 @@
+/* util.h - small helpers every internal file may use. */
+#ifndef ZK__UTIL_H
+#define ZK__UTIL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ZK__LIKELY(x) __builtin_expect(!!(x), 1)
+#define ZK__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+#define ZK__CONTAINER_OF(ptr, type, member)                                    \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* A broken invariant inside the library: the only case zokio aborts. */
+#define ZK__BUG(msg)                                                           \
+    do {                                                                       \
+        fprintf(stderr, "zokio: internal error at %s:%d: %s\n", __FILE__,     \
+                __LINE__, msg);                                                \
+        abort();                                                               \
+    } while (0)
+
+#define ZK__ASSERT(cond)                                                       \
+    do {                                                                       \
+        if (ZK__UNLIKELY(!(cond)))                                             \
+            ZK__BUG("invariant failed: " #cond);                               \
+    } while (0)
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZK__ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define ZK__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(ZK__ASAN)
+#define ZK__ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(ZK__TSAN)
+#define ZK__TSAN 1
+#endif
+
+#endif

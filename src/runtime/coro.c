@@ -1,0 +1,303 @@
+/*
+ * coro.c - coroutine tasks: spawning one, switching into and out of it, and
+ * zk_await(), the single path of every blocking-style call.
+ *
+ * A coroutine task is polled like any task: its poll switches onto the
+ * task's stack and returns when the coroutine suspends (ZK_PENDING) or its
+ * function returns (ZK_READY). zk_await() polls a future in a loop and
+ * suspends between polls; the task's waker brings it back.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/context.h"
+#include "common/util.h"
+#include "coro.h"
+#include "runtime.h"
+#include "stack.h"
+#include "task_state.h"
+#include "worker.h"
+
+#if defined(ZK__ASAN)
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(ZK__TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
+
+typedef struct zk__coro {
+    zk__task_base base;
+    zk__ctx ctx;
+    zk__stack *stack;
+    zk_task_fn fn;
+    void *arg;
+    const char *name;
+    /* Resumptions since shutdown began (see ZK_SHUTDOWN_POLLS_MAX). */
+    uint32_t shutdown_polls;
+    /* Set by the coroutine when its function returned. */
+    bool finished;
+#if defined(ZK__TSAN)
+    void *tsan_fiber;
+#endif
+#if defined(ZK__ASAN)
+    void *asan_fake_stack;
+#endif
+} zk__coro;
+
+/* ---------------------------------------------------------------------- */
+/* Switching                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* The sanitizers must be told about every stack switch: AddressSanitizer
+ * to track which stack is live, ThreadSanitizer to keep a separate
+ * happens-before state per coroutine. */
+
+static inline void zk__san_enter_coro(zk__worker *w, zk__coro *c) {
+#if defined(ZK__ASAN)
+    __sanitizer_start_switch_fiber(&w->asan_fake_stack, c->stack->lo,
+                                   c->stack->size);
+#endif
+#if defined(ZK__TSAN)
+    __tsan_switch_to_fiber(c->tsan_fiber, 0);
+#endif
+    (void)w;
+    (void)c;
+}
+
+static inline void zk__san_back_in_sched(zk__worker *w) {
+#if defined(ZK__ASAN)
+    __sanitizer_finish_switch_fiber(w->asan_fake_stack, NULL, NULL);
+#endif
+    (void)w;
+}
+
+/* Called on the coroutine's stack when it (re)gains the CPU, possibly on
+ * another thread than before. */
+__attribute__((noinline)) static void zk__san_in_coro(zk__coro *c,
+                                                      bool first) {
+#if defined(ZK__ASAN)
+    zk__worker *w = zk__worker_current();
+    __sanitizer_finish_switch_fiber(first ? NULL : c->asan_fake_stack,
+                                    &w->asan_stack_bottom,
+                                    &w->asan_stack_size);
+#endif
+    (void)c;
+    (void)first;
+}
+
+static inline void zk__san_leave_coro(zk__worker *w, zk__coro *c,
+                                      bool dying) {
+#if defined(ZK__ASAN)
+    __sanitizer_start_switch_fiber(dying ? NULL : &c->asan_fake_stack,
+                                   w->asan_stack_bottom, w->asan_stack_size);
+#endif
+#if defined(ZK__TSAN)
+    __tsan_switch_to_fiber(w->tsan_fiber, 0);
+#endif
+    (void)w;
+    (void)c;
+    (void)dying;
+}
+
+/* errno is thread-local: it is saved when a coroutine suspends and put back
+ * on whichever thread resumes it. Restoring happens in a function of its
+ * own, because __errno_location() is declared const and a compiler may
+ * otherwise reuse the previous thread's errno address. */
+__attribute__((noinline)) static void zk__errno_restore(int e) { errno = e; }
+
+static void zk__coro_entry(void *arg) {
+    zk__coro *c = arg;
+    zk__san_in_coro(c, true);
+    int64_t r = c->fn(c->arg);
+    zk__task_core_of(&c->base.header)->result = r;
+    c->finished = true;
+    zk__worker *w = zk__worker_current();
+    zk__san_leave_coro(w, c, true);
+    zk__ctx_switch(&c->ctx, &w->sched_ctx);
+    ZK__BUG("a finished coroutine was resumed");
+}
+
+/* Suspends the calling coroutine until its task is polled again. */
+static void zk__coro_suspend(zk__coro *c) {
+    int saved_errno = errno;
+    zk__worker *w = zk__worker_current();
+    zk__san_leave_coro(w, c, false);
+    zk__ctx_switch(&c->ctx, &w->sched_ctx);
+    zk__san_in_coro(c, false);
+    zk__errno_restore(saved_errno);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The task vtable                                                        */
+/* ---------------------------------------------------------------------- */
+
+static void zk__coro_release_stack(zk__coro *c) {
+#if defined(ZK__TSAN)
+    __tsan_destroy_fiber(c->tsan_fiber);
+    c->tsan_fiber = NULL;
+#endif
+    zk__stack_put(&c->base.header.rt->stacks, c->stack);
+    c->stack = NULL;
+}
+
+static zk_poll zk__coro_poll(zk__task *t) {
+    zk__coro *c = (zk__coro *)t;
+    if (ZK__UNLIKELY(atomic_load_explicit(&t->rt->shutting_down,
+                                          memory_order_relaxed)) &&
+        ++c->shutdown_polls > ZK_SHUTDOWN_POLLS_MAX) {
+        fprintf(stderr,
+                "zokio: abandoning task %llu \"%s\": it ignored cancellation "
+                "for %d resumptions during shutdown\n",
+                (unsigned long long)t->id, c->name ? c->name : "",
+                ZK_SHUTDOWN_POLLS_MAX);
+        zk__task_core_of(t)->result = -ECANCELED;
+        zk__coro_release_stack(c);
+        return ZK_READY;
+    }
+    zk__worker *w = zk__worker_current();
+    zk__san_enter_coro(w, c);
+    zk__ctx_switch(&w->sched_ctx, &c->ctx);
+    zk__san_back_in_sched(w);
+    if (!zk__stack_redzone_ok(c->stack))
+        zk__overflow_report(t->id, c->name, c->stack->size,
+                            "its red zone was overwritten");
+    if (!c->finished)
+        return ZK_PENDING;
+    zk__coro_release_stack(c);
+    return ZK_READY;
+}
+
+static void zk__coro_cancel(zk__task *t) {
+    (void)t;
+    ZK__BUG("a coroutine task cannot be dropped while it runs");
+}
+
+static void zk__coro_dealloc(zk__task *t) {
+    zk__coro *c = (zk__coro *)t;
+    ZK__ASSERT(c->stack == NULL);
+    free(c);
+}
+
+static const zk__task_vtable zk__coro_vtable = {
+    zk__coro_poll, zk__coro_cancel, zk__coro_dealloc, true};
+
+bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
+                       const char **name) {
+    if (t->vtable != &zk__coro_vtable)
+        return false;
+    const zk__coro *c = (const zk__coro *)t;
+    if (c->stack == NULL)
+        return false;
+    *lo = c->stack->lo;
+    *size = c->stack->size;
+    *name = c->name;
+    return true;
+}
+
+int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
+                   zk_task_fn fn, void *arg, zk__task **out) {
+    size_t page = zk__page_size();
+    size_t size = opts && opts->stack_size ? opts->stack_size : rt->stack_size;
+    if (size < ZK_STACK_MIN || size > ZK_STACK_MAX)
+        return -EINVAL;
+    size = (size + page - 1) & ~(page - 1);
+
+    zk__coro *c = malloc(sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    zk__task_init(&c->base.header, &zk__coro_vtable, rt);
+    if (zk__stack_get(&rt->stacks, size, &c->stack) != 0) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->fn = fn;
+    c->arg = arg;
+    c->name = opts ? opts->name : NULL;
+    c->shutdown_polls = 0;
+    c->finished = false;
+#if defined(ZK__TSAN)
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
+#if defined(ZK__ASAN)
+    c->asan_fake_stack = NULL;
+#endif
+    zk__ctx_make(&c->ctx, c->stack->lo, c->stack->size, zk__coro_entry, c);
+    int rc = zk__runtime_own(rt, &c->base.header);
+    if (rc != 0) {
+        zk__coro_release_stack(c);
+        free(c);
+        return rc;
+    }
+    *out = &c->base.header;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Awaiting                                                               */
+/* ---------------------------------------------------------------------- */
+
+/* Counts one await that did not have to wait; when the budget is spent the
+ * task yields so that one busy task cannot hold its worker. */
+static void zk__coro_spend_budget(zk__coro *c) {
+    zk__worker *w = zk__worker_current();
+    if (--w->budget > 0)
+        return;
+    zk__task_wake_by_ref(&c->base.header);
+    zk__coro_suspend(c);
+}
+
+int64_t zk_await(zk_future *f) {
+    if (f == NULL || f->ops == NULL || f->ops->poll == NULL)
+        return -EINVAL;
+    zk__worker *w = zk__worker_current();
+    zk__task *t = w ? w->current : NULL;
+    if (t == NULL || !t->vtable->coroutine)
+        return -EPERM;
+    zk__coro *c = (zk__coro *)t;
+    zk_waker waker = zk__task_waker_ref(t);
+    zk_context cx = {&waker};
+    bool waited = false;
+    for (;;) {
+        if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+            zk_future_drop(f);
+            zk__coro_spend_budget(c);
+            return -ECANCELED;
+        }
+        int64_t out;
+        if (f->ops->poll(f, &cx, &out) == ZK_READY) {
+            zk_future_drop(f);
+            if (!waited)
+                zk__coro_spend_budget(c);
+            return out;
+        }
+        zk__coro_suspend(c);
+        waited = true;
+    }
+}
+
+static zk_poll zk__yield_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    zk_yield_future *y = (zk_yield_future *)f;
+    if (!y->yielded) {
+        y->yielded = true;
+        zk_waker_wake_by_ref(zk_context_waker(cx));
+        return ZK_PENDING;
+    }
+    *out = 0;
+    return ZK_READY;
+}
+
+static const zk_future_ops zk__yield_ops = {zk__yield_poll, NULL};
+
+void zk_yield_future_init(zk_yield_future *f) {
+    if (f) {
+        f->base.ops = &zk__yield_ops;
+        f->yielded = false;
+    }
+}
+
+int zk_yield(void) {
+    zk_yield_future y;
+    zk_yield_future_init(&y);
+    return (int)zk_await(&y.base);
+}

@@ -1,0 +1,22 @@
+/* coro.h - what other files need to know about coroutine tasks. */
+#ifndef ZK__CORO_H
+#define ZK__CORO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "task.h"
+
+/* For the overflow reporter: the stack bounds and name of a coroutine task.
+ * Returns false for a future task. Async-signal-safe. */
+bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
+                       const char **name);
+
+/* Writes "zokio: stack overflow in task ..." to stderr with write(2) and
+ * aborts the process. Async-signal-safe. */
+__attribute__((noreturn)) void zk__overflow_report(uint64_t id,
+                                                    const char *name,
+                                                    size_t size,
+                                                    const char *how);
+
+#endif

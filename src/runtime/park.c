@@ -1,0 +1,59 @@
+/* park.c - futex parker, see park.h. */
+#include "park.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { ZK__PARK_EMPTY = 0, ZK__PARK_PARKED = 1, ZK__PARK_NOTIFIED = 2 };
+
+static void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, NULL,
+            NULL, 0);
+}
+
+static void zk__futex_wake(_Atomic uint32_t *addr) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+void zk__parker_init(zk__parker *p) {
+    atomic_init(&p->state, ZK__PARK_EMPTY);
+}
+
+void zk__parker_park(zk__parker *p) {
+    uint32_t expect = ZK__PARK_NOTIFIED;
+    /* Fast path: an unpark already happened. */
+    if (atomic_compare_exchange_strong_explicit(&p->state, &expect,
+                                                ZK__PARK_EMPTY,
+                                                memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    expect = ZK__PARK_EMPTY;
+    if (!atomic_compare_exchange_strong_explicit(&p->state, &expect,
+                                                 ZK__PARK_PARKED,
+                                                 memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        /* Only an unpark can have changed EMPTY: consume it. */
+        atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
+                                 memory_order_acquire);
+        return;
+    }
+    for (;;) {
+        zk__futex_wait(&p->state, ZK__PARK_PARKED);
+        expect = ZK__PARK_NOTIFIED;
+        if (atomic_compare_exchange_strong_explicit(&p->state, &expect,
+                                                    ZK__PARK_EMPTY,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed))
+            return;
+        /* Spurious wake-up (EINTR, or a stale wake): sleep again. */
+    }
+}
+
+void zk__parker_unpark(zk__parker *p) {
+    if (atomic_exchange_explicit(&p->state, ZK__PARK_NOTIFIED,
+                                 memory_order_release) == ZK__PARK_PARKED)
+        zk__futex_wake(&p->state);
+}

@@ -1,0 +1,24 @@
+/*
+ * park.h - a futex-based parker: one thread sleeps in park() until another
+ * calls unpark(). An unpark that comes first is remembered, so the next
+ * park() returns at once (no lost wake-ups). This is the default park/unpark
+ * of a worker; the I/O driver replaces it with a wait in its ring or epoll.
+ */
+#ifndef ZK__PARK_H
+#define ZK__PARK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef struct zk__parker {
+    /* ZK__PARK_EMPTY, ZK__PARK_PARKED or ZK__PARK_NOTIFIED. */
+    _Atomic uint32_t state;
+} zk__parker;
+
+void zk__parker_init(zk__parker *p);
+/* Sleeps until unparked; consumes one pending unpark. */
+void zk__parker_park(zk__parker *p);
+/* Wakes the parked thread, or makes its next park() return at once. */
+void zk__parker_unpark(zk__parker *p);
+
+#endif

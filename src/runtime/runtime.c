@@ -1,0 +1,327 @@
+/*
+ * runtime.c - the builder, the runtime object, spawning, block_on and
+ * shutdown. Scheduling itself is behind zk__sched_ops (current_thread.c).
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "task_state.h"
+#include "worker.h"
+
+/* ---------------------------------------------------------------------- */
+/* Builder                                                                */
+/* ---------------------------------------------------------------------- */
+
+struct zk_builder {
+    zk_runtime_kind kind;
+    size_t workers;
+    size_t stack_size;
+    bool name_set_null;
+    char thread_name[16];
+};
+
+static size_t zk__default_workers(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+zk_builder *zk_builder_new(void) {
+    zk_builder *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->kind = ZK_RUNTIME_CURRENT_THREAD;
+    b->workers = 0; /* 0: the kind's default */
+    b->stack_size = ZK_STACK_DEFAULT;
+    strcpy(b->thread_name, "zokio-worker");
+    return b;
+}
+
+void zk_builder_free(zk_builder *b) { free(b); }
+
+void zk_builder_set_kind(zk_builder *b, zk_runtime_kind kind) {
+    if (b)
+        b->kind = kind;
+}
+
+void zk_builder_set_workers(zk_builder *b, size_t workers) {
+    if (b)
+        b->workers = workers == 0 ? SIZE_MAX : workers; /* 0 is invalid */
+}
+
+void zk_builder_set_thread_name(zk_builder *b, const char *name) {
+    if (!b)
+        return;
+    b->name_set_null = name == NULL;
+    if (name) {
+        strncpy(b->thread_name, name, sizeof b->thread_name - 1);
+        b->thread_name[sizeof b->thread_name - 1] = '\0';
+    }
+}
+
+void zk_builder_set_stack_size(zk_builder *b, size_t bytes) {
+    if (b)
+        b->stack_size = bytes;
+}
+
+int zk_builder_build(const zk_builder *b, zk_runtime **out) {
+    if (b == NULL || out == NULL)
+        return -EINVAL;
+    if (b->kind != ZK_RUNTIME_CURRENT_THREAD &&
+        b->kind != ZK_RUNTIME_MULTI_THREAD)
+        return -EINVAL;
+    size_t workers = b->workers;
+    if (workers == 0)
+        workers = b->kind == ZK_RUNTIME_CURRENT_THREAD ? 1
+                                                       : zk__default_workers();
+    if (workers == SIZE_MAX || workers > ZK_WORKERS_MAX)
+        return -EINVAL;
+    if (b->kind == ZK_RUNTIME_CURRENT_THREAD && workers != 1)
+        return -EINVAL;
+    if (b->name_set_null)
+        return -EINVAL;
+    if (b->stack_size < ZK_STACK_MIN || b->stack_size > ZK_STACK_MAX)
+        return -EINVAL;
+    if (b->kind == ZK_RUNTIME_MULTI_THREAD)
+        return -ENOTSUP; /* the work-stealing scheduler is not built yet */
+
+    zk_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    size_t page = zk__page_size();
+    rt->kind = b->kind;
+    rt->workers = workers;
+    rt->stack_size = (b->stack_size + page - 1) & ~(page - 1);
+    memcpy(rt->thread_name, b->thread_name, sizeof rt->thread_name);
+    atomic_init(&rt->live, 0);
+    atomic_init(&rt->shutting_down, false);
+    int rc = -pthread_mutex_init(&rt->owned_lock, NULL);
+    if (rc == 0) {
+        rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
+        if (rc != 0)
+            pthread_mutex_destroy(&rt->owned_lock);
+    }
+    if (rc == 0) {
+        rc = zk__current_thread_create(rt);
+        if (rc != 0) {
+            zk__stack_pool_destroy(&rt->stacks);
+            pthread_mutex_destroy(&rt->owned_lock);
+        }
+    }
+    if (rc != 0) {
+        free(rt);
+        return rc;
+    }
+    *out = rt;
+    return 0;
+}
+
+int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out) {
+    zk_builder *b = zk_builder_new();
+    if (!b)
+        return -ENOMEM;
+    zk_builder_set_kind(b, kind);
+    int rc = zk_builder_build(b, out);
+    zk_builder_free(b);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The live-task list                                                     */
+/* ---------------------------------------------------------------------- */
+
+int zk__runtime_own(zk_runtime *rt, zk__task *t) {
+    zk__task_core *core = zk__task_core_of(t);
+    pthread_mutex_lock(&rt->owned_lock);
+    if (rt->closed) {
+        pthread_mutex_unlock(&rt->owned_lock);
+        return -ESHUTDOWN;
+    }
+    core->owned_prev = NULL;
+    core->owned_next = rt->owned_head;
+    if (rt->owned_head)
+        zk__task_core_of(rt->owned_head)->owned_prev = t;
+    rt->owned_head = t;
+    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->owned_lock);
+    return 0;
+}
+
+void zk__runtime_release(zk_runtime *rt, zk__task *t) {
+    zk__task_core *core = zk__task_core_of(t);
+    pthread_mutex_lock(&rt->owned_lock);
+    if (core->owned_prev)
+        zk__task_core_of(core->owned_prev)->owned_next = core->owned_next;
+    else
+        rt->owned_head = core->owned_next;
+    if (core->owned_next)
+        zk__task_core_of(core->owned_next)->owned_prev = core->owned_prev;
+    core->owned_prev = core->owned_next = NULL;
+    atomic_fetch_sub_explicit(&rt->live, 1, memory_order_release);
+    pthread_mutex_unlock(&rt->owned_lock);
+}
+
+void zk__runtime_close_and_cancel(zk_runtime *rt) {
+    atomic_store(&rt->shutting_down, true);
+    pthread_mutex_lock(&rt->owned_lock);
+    rt->closed = true;
+    for (zk__task *t = rt->owned_head; t; t = zk__task_core_of(t)->owned_next)
+        zk__task_cancel(t);
+    pthread_mutex_unlock(&rt->owned_lock);
+}
+
+void zk__runtime_submit(zk_runtime *rt, zk__task *t) {
+    rt->sched_ops->schedule(rt, t, false);
+}
+
+zk_runtime *zk__runtime_current(void) {
+    zk__worker *w = zk__worker_current();
+    return w ? w->rt : NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Spawning                                                               */
+/* ---------------------------------------------------------------------- */
+
+/* The common end of every spawn: hand out or drop the join reference and
+ * give the task its first run. */
+static void zk__spawned(zk_runtime *rt, zk__task *t, zk_task **handle) {
+    if (handle) {
+        *handle = (zk_task *)t;
+    } else {
+        /* The live list and the first notification still hold `t`. */
+        zk_task *h = (zk_task *)t;
+        zk_task_detach(&h);
+    }
+    zk__runtime_submit(rt, t);
+}
+
+int zk_spawn_ex(zk_runtime *rt, const zk_spawn_opts *opts, zk_task_fn fn,
+                void *arg, zk_task **handle) {
+    if (fn == NULL)
+        return -EINVAL;
+    if (rt == NULL && (rt = zk__runtime_current()) == NULL)
+        return -EPERM;
+    zk__task *t;
+    int rc = zk__spawn_coro(rt, opts, fn, arg, &t);
+    if (rc != 0)
+        return rc;
+    zk__spawned(rt, t, handle);
+    return 0;
+}
+
+int zk_spawn(zk_task_fn fn, void *arg, zk_task **handle) {
+    return zk_spawn_ex(NULL, NULL, fn, arg, handle);
+}
+
+int zk_runtime_spawn(zk_runtime *rt, zk_task_fn fn, void *arg,
+                     zk_task **handle) {
+    if (rt == NULL)
+        return -EINVAL;
+    return zk_spawn_ex(rt, NULL, fn, arg, handle);
+}
+
+int zk_spawn_future(zk_runtime *rt, const zk_future *fut, size_t size,
+                    zk_task **handle) {
+    if (rt == NULL && (rt = zk__runtime_current()) == NULL)
+        return fut == NULL ? -EINVAL : -EPERM;
+    zk__task *t;
+    int rc = zk__spawn_future(rt, fut, size, &t);
+    if (rc != 0)
+        return rc;
+    zk__spawned(rt, t, handle);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* block_on and shutdown                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef int (*zk__root_spawner)(zk_runtime *rt, const void *a, const void *b,
+                                size_t size, zk__task **out);
+
+static int zk__block_on(zk_runtime *rt, zk__root_spawner spawn,
+                        const void *a, const void *b, size_t size,
+                        int64_t *result) {
+    zk__worker *w = zk__worker_current();
+    if (w != NULL)
+        return -EPERM;
+    int rc = rt->sched_ops->enter(rt);
+    if (rc != 0)
+        return rc;
+    zk__task *root;
+    rc = spawn(rt, a, b, size, &root);
+    if (rc != 0) {
+        rt->sched_ops->leave(rt);
+        return rc;
+    }
+    zk__runtime_submit(rt, root);
+    rt->sched_ops->run_until(rt, root);
+    rt->sched_ops->leave(rt);
+    zk_task *h = (zk_task *)root;
+    return zk_task_join(&h, result);
+}
+
+static int zk__root_coro(zk_runtime *rt, const void *fn, const void *arg,
+                         size_t size, zk__task **out) {
+    (void)size;
+    zk_task_fn f;
+    memcpy(&f, fn, sizeof f);
+    return zk__spawn_coro(rt, NULL, f, (void *)arg, out);
+}
+
+static int zk__root_future(zk_runtime *rt, const void *fut, const void *unused,
+                           size_t size, zk__task **out) {
+    (void)unused;
+    return zk__spawn_future(rt, fut, size, out);
+}
+
+int zk_block_on(zk_runtime *rt, zk_task_fn fn, void *arg, int64_t *result) {
+    if (rt == NULL || fn == NULL)
+        return -EINVAL;
+    return zk__block_on(rt, zk__root_coro, &fn, arg, 0, result);
+}
+
+int zk_block_on_future(zk_runtime *rt, const zk_future *fut, size_t size,
+                       int64_t *result) {
+    if (rt == NULL)
+        return -EINVAL;
+    return zk__block_on(rt, zk__root_future, fut, NULL, size, result);
+}
+
+int zk_runtime_free(zk_runtime *rt) {
+    if (rt == NULL)
+        return 0;
+    zk__worker *w = zk__worker_current();
+    if (w != NULL && w->rt == rt)
+        return -EBUSY;
+    int rc = rt->sched_ops->shutdown(rt);
+    if (rc != 0)
+        return rc;
+    ZK__ASSERT(atomic_load(&rt->live) == 0);
+    rt->sched_ops->destroy(rt);
+    zk__stack_pool_destroy(&rt->stacks);
+    pthread_mutex_destroy(&rt->owned_lock);
+    free(rt);
+    return 0;
+}
+
+zk_runtime *zk_runtime_current(void) { return zk__runtime_current(); }
+
+zk_runtime_kind zk_runtime_get_kind(const zk_runtime *rt) {
+    return rt ? rt->kind : (zk_runtime_kind)0;
+}
+
+size_t zk_runtime_workers(const zk_runtime *rt) {
+    return rt ? rt->workers : 0;
+}
+
+size_t zk_runtime_live_tasks(const zk_runtime *rt) {
+    return rt ? atomic_load_explicit(&((zk_runtime *)rt)->live,
+                                     memory_order_acquire)
+              : 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * runtime.h - the runtime object and the interface every scheduler
+ * implements (current_thread.c now, the work-stealing scheduler next).
+ */
+#ifndef ZK__RUNTIME_H
+#define ZK__RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "stack.h"
+#include "task.h"
+#include "zokio/runtime.h"
+
+typedef struct zk__sched_ops {
+    /* Schedules a task whose notification reference the caller hands over.
+     * Called from any thread: a worker of this runtime or not. `yield` is
+     * true when the task itself yielded (it goes behind the others). */
+    void (*schedule)(struct zk_runtime *rt, zk__task *t, bool yield);
+    /* zk_block_on() from a plain thread: `enter` claims the right to drive
+     * (-EBUSY when another thread has it), `run_until` runs tasks until
+     * `root` completes, `leave` gives the right back. */
+    int (*enter)(struct zk_runtime *rt);
+    void (*run_until)(struct zk_runtime *rt, zk__task *root);
+    void (*leave)(struct zk_runtime *rt);
+    /* Closes the runtime (zk__runtime_close_and_cancel), then runs every
+     * remaining task to its end and stops the workers. Called once, from a
+     * plain thread. Returns 0, or -EBUSY (nothing done) when the runtime
+     * is being driven by another thread. */
+    int (*shutdown)(struct zk_runtime *rt);
+    /* Frees the scheduler's memory. */
+    void (*destroy)(struct zk_runtime *rt);
+} zk__sched_ops;
+
+struct zk_runtime {
+    const zk__sched_ops *sched_ops;
+    void *sched;
+    zk_runtime_kind kind;
+    size_t workers;
+    size_t stack_size;
+    char thread_name[16];
+
+    /* Live tasks (spawned, not yet complete). `closed` is set at shutdown:
+     * no task may be added after it. Guarded by owned_lock. */
+    pthread_mutex_t owned_lock;
+    zk__task *owned_head;
+    bool closed;
+    _Atomic size_t live;
+
+    /* True from the start of shutdown: coroutines are then resumed at most
+     * ZK_SHUTDOWN_POLLS_MAX times. */
+    _Atomic bool shutting_down;
+
+    zk__stack_pool stacks;
+};
+
+/* Adds a new task to the live list; -ESHUTDOWN once the runtime closed. */
+int zk__runtime_own(struct zk_runtime *rt, zk__task *t);
+/* Removes a completed task from the live list; the list's reference goes
+ * to the caller. */
+void zk__runtime_release(struct zk_runtime *rt, zk__task *t);
+/* Refuses further spawns and cancels every live task. */
+void zk__runtime_close_and_cancel(struct zk_runtime *rt);
+/* Hands a task to the scheduler after its spawn (its first notification). */
+void zk__runtime_submit(struct zk_runtime *rt, zk__task *t);
+
+/* The runtime the calling thread runs in, or NULL. */
+struct zk_runtime *zk__runtime_current(void);
+
+/* Spawns and returns a coroutine task holding a join reference. */
+int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
+                   zk_task_fn fn, void *arg, zk__task **out);
+int zk__spawn_future(struct zk_runtime *rt, const zk_future *fut, size_t size,
+                     zk__task **out);
+
+/* The current-thread scheduler. */
+int zk__current_thread_create(struct zk_runtime *rt);
+
+/* Installs the stack-overflow reporter for the process (once) and an
+ * alternate signal stack for the calling thread if it has none; the
+ * returned cookie undoes the latter. */
+void *zk__overflow_thread_enter(void);
+void zk__overflow_thread_leave(void *cookie);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * stack.h - the pool of coroutine stacks.
+ *
+ * Every stack is address space reserved with mmap(MAP_NORESERVE): the kernel
+ * commits a page only when the task first touches it, so a parked task costs
+ * the pages it actually used. Below each stack lies one page that is either
+ *  - a guard page (PROT_NONE): an overflow faults there and overflow.c
+ *    reports it, naming the task; or
+ *  - a red zone that is never legitimately written: it keeps reading as
+ *    zeros (the kernel's shared zero page, no memory cost) and is checked
+ *    each time the task suspends.
+ * A guard page costs two memory mappings per stack, and the process may hold
+ * only vm.max_map_count of them (65530 by default), so guard pages are given
+ * out from a process-wide budget (half of what the process had free when the
+ * first runtime started); past it, stacks come unguarded from slabs of
+ * ZK__SLAB_STACKS, one mapping each.
+ * Freed stacks of the runtime's default size are kept for reuse with no
+ * system call; when the runtime goes idle, zk__stack_pool_trim() gives the
+ * pages of all but ZK__STACK_HOT of them back to the kernel.
+ */
+#ifndef ZK__STACK_H
+#define ZK__STACK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ZK__SLAB_STACKS 32
+#define ZK__STACK_HOT 64
+
+typedef struct zk__stack_slab zk__stack_slab;
+
+typedef struct zk__stack {
+    /* Usable stack: [lo, lo + size). The page below lo is the guard page or
+     * red zone. */
+    char *lo;
+    size_t size;
+    bool guarded;
+    /* The slab this stack was carved from, or NULL if it has its own
+     * mapping (which starts one page below lo). */
+    zk__stack_slab *slab;
+    struct zk__stack *next_free;
+} zk__stack;
+
+typedef struct zk__stack_pool {
+    pthread_mutex_t lock;
+    size_t default_size;
+    zk__stack *free;      /* default-size stacks ready for reuse */
+    size_t free_count;
+    /* Free stacks on top of the list whose pages may still be committed;
+     * read without the lock as a hint by zk__stack_pool_trim(). */
+    _Atomic size_t hot_count;
+    zk__stack_slab *slabs;
+    zk__stack_slab *slab_partial; /* a slab with stacks never handed out */
+} zk__stack_pool;
+
+int zk__stack_pool_init(zk__stack_pool *p, size_t default_size);
+/* Frees every stack; all of them must have been returned. */
+void zk__stack_pool_destroy(zk__stack_pool *p);
+
+/* Gets a stack of `size` bytes (page multiple); 0 on success or -ENOMEM. */
+int zk__stack_get(zk__stack_pool *p, size_t size, zk__stack **out);
+void zk__stack_put(zk__stack_pool *p, zk__stack *s);
+/* Gives back the pages of surplus free stacks. Call when idle. */
+void zk__stack_pool_trim(zk__stack_pool *p);
+
+/* True when an unguarded stack's red zone is still intact. */
+bool zk__stack_redzone_ok(const zk__stack *s);
+
+/* The page size, cached. */
+size_t zk__page_size(void);
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * task.h - the internal task: header, kinds, and the harness that runs it.
+ *
+ * Memory layout of every task:
+ *   zk__task (header, <= 64 bytes: what the scheduler touches)
+ *   zk__task_core (owned-list links, join waker, result)
+ *   kind-specific part (an embedded future, or a coroutine's context/stack)
+ * One allocation per task. The public `zk_task *` join handle is this same
+ * pointer; it owns one reference.
+ */
+#ifndef ZK__TASK_H
+#define ZK__TASK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zokio/future.h"
+#include "zokio/task.h"
+
+typedef struct zk__task zk__task;
+
+typedef struct zk__task_vtable {
+    /* Runs the task one step. Returns ZK_READY when its body finished and
+     * core.result holds its result (a future task's future is dropped by
+     * then, a coroutine's stack released). */
+    zk_poll (*poll)(zk__task *t);
+    /* Drops the body of a task that is cancelled without finishing (future
+     * tasks only; coroutines always run to their end). */
+    void (*cancel)(zk__task *t);
+    /* Frees the task's memory; the body was already released. */
+    void (*dealloc)(zk__task *t);
+    /* True for coroutine tasks: cancellation wakes them instead of dropping
+     * them. */
+    bool coroutine;
+} zk__task_vtable;
+
+/* The part the scheduler touches, kept within one cache line. */
+struct zk__task {
+    /* State bits and reference count: see task_state.h. */
+    _Atomic uint64_t state;
+    const zk__task_vtable *vtable;
+    /* Link of whichever run queue holds the task's notification. */
+    zk__task *queue_next;
+    uint64_t id;
+    /* The runtime it belongs to. Only read while the task is not complete:
+     * once complete, a handle or waker may outlive the runtime. */
+    struct zk_runtime *rt;
+};
+
+_Static_assert(sizeof(zk__task) <= 64, "task header must fit a cache line");
+
+/* The rest of what every task has. */
+typedef struct zk__task_core {
+    /* Links in the runtime's list of live tasks (guarded by its lock). */
+    zk__task *owned_prev, *owned_next;
+    /* The waker of whoever joins the task; access rules in task_state.h
+     * (JOIN_WAKER bit). */
+    zk_waker join_waker;
+    /* Written by the task before COMPLETE is set, read by the join handle
+     * after it sees COMPLETE. */
+    int64_t result;
+} zk__task_core;
+
+typedef struct zk__task_base {
+    zk__task header;
+    zk__task_core core;
+} zk__task_base;
+
+static inline zk__task_core *zk__task_core_of(zk__task *t) {
+    return &((zk__task_base *)t)->core;
+}
+
+/* Initialises the header and core of a freshly allocated task. */
+void zk__task_init(zk__task *t, const zk__task_vtable *vt,
+                   struct zk_runtime *rt);
+
+/* Runs a task whose notification the caller popped from a run queue (the
+ * caller's queue reference is consumed). */
+void zk__task_run(zk__task *t);
+
+/* Wakes the task: schedules it unless it is running, complete or already
+ * notified. by_val consumes one reference. */
+void zk__task_wake_by_ref(zk__task *t);
+void zk__task_wake_by_val(zk__task *t);
+
+/* Marks the task cancelled and schedules it; false when it had already
+ * finished. Used by abort and by shutdown. */
+bool zk__task_cancel(zk__task *t);
+
+/* Drops one reference, freeing the task at zero. */
+void zk__task_drop_ref(zk__task *t);
+
+/* A waker for `t` that borrows the caller's reference (what a poll's
+ * context carries): no reference count change. */
+zk_waker zk__task_waker_ref(zk__task *t);
+
+/* True once the task completed. */
+bool zk__task_is_complete(const zk__task *t);
+
+/* True when the CANCELLED bit is set. */
+bool zk__task_is_cancelled(const zk__task *t);
+
+#endif
