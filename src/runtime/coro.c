@@ -37,6 +37,9 @@ typedef struct zk__coro {
     uint32_t shutdown_polls;
     /* Set by the coroutine when its function returned. */
     bool finished;
+    /* About where the stack pointer was at the last suspension, for the
+     * overflow check of unguarded stacks. */
+    const void *suspend_sp;
 #if defined(ZK__TSAN)
     void *tsan_fiber;
 #endif
@@ -121,6 +124,7 @@ static void zk__coro_entry(void *arg) {
 /* Suspends the calling coroutine until its task is polled again. */
 static void zk__coro_suspend(zk__coro *c) {
     int saved_errno = errno;
+    c->suspend_sp = __builtin_frame_address(0);
     zk__worker *w = zk__worker_current();
     zk__san_leave_coro(w, c, false);
     zk__ctx_switch(&c->ctx, &w->sched_ctx);
@@ -159,9 +163,10 @@ static zk_poll zk__coro_poll(zk__task *t) {
     zk__san_enter_coro(w, c);
     zk__ctx_switch(&w->sched_ctx, &c->ctx);
     zk__san_back_in_sched(w);
-    if (!zk__stack_redzone_ok(c->stack))
+    if (!zk__stack_redzone_ok(c->stack, c->finished ? NULL : c->suspend_sp,
+                              c->finished))
         zk__overflow_report(t->id, c->name, c->stack->size,
-                            "its red zone was overwritten");
+                            "it wrote below its stack (red zone check)");
     if (!c->finished)
         return ZK_PENDING;
     zk__coro_release_stack(c);
@@ -216,6 +221,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
     c->name = opts ? opts->name : NULL;
     c->shutdown_polls = 0;
     c->finished = false;
+    c->suspend_sp = NULL;
 #if defined(ZK__TSAN)
     c->tsan_fiber = __tsan_create_fiber(0);
 #endif

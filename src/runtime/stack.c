@@ -289,13 +289,22 @@ void zk__stack_pool_trim(zk__stack_pool *p) {
     }
 }
 
-bool zk__stack_redzone_ok(const zk__stack *s) {
+bool zk__stack_redzone_ok(const zk__stack *s, const void *sp,
+                          bool thorough) {
     if (s->guarded)
         return true;
+    if (sp != NULL && (const char *)sp < s->lo)
+        return false; /* suspended while below the end of the stack */
     size_t page = zk__page_size();
     const volatile uint64_t *zone = (const volatile uint64_t *)(s->lo - page);
     size_t words = page / sizeof(uint64_t);
     /* An overflow runs down from the top of the red zone. */
-    return (zone[words - 1] | zone[words - 2] | zone[words / 2] | zone[0]) ==
-           0;
+    uint64_t seen = zone[words - 1] | zone[words - 2] | zone[words / 2] |
+                    zone[0];
+    if (thorough) {
+        for (size_t i = words - ZK__REDZONE_SCAN / sizeof(uint64_t);
+             i < words; i++)
+            seen |= zone[i];
+    }
+    return seen == 0;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "arch/context.h"
+#include "common/util.h"
 #include "task.h"
 
 struct zk_runtime;

@@ -1,0 +1,178 @@
+/*
+ * helpers.h - shared by every test file: timeouts scaled for sanitizer
+ * builds, a leak check at the end of each test, and small futures that
+ * tests compose.
+ */
+#ifndef ZK_TEST_HELPERS_H
+#define ZK_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zokio.h>
+
+#ifndef ZK_TEST_TIMEOUT_SCALE
+#define ZK_TEST_TIMEOUT_SCALE 1
+#endif
+/* Seconds a test may take before Criterion kills it. */
+#define ZK_TEST_TIMEOUT (30.0 * ZK_TEST_TIMEOUT_SCALE)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ZK_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ZK_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define ZK_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ZK_TEST_TSAN 1
+#endif
+#endif
+
+#if defined(ZK_TEST_ASAN)
+#include <sanitizer/lsan_interface.h>
+/* Every test ends by proving nothing leaked (tasks, stacks, runtime). */
+static inline void zk_test_leak_check(void) {
+    cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+                 "LeakSanitizer found leaks (report above)");
+}
+#else
+static inline void zk_test_leak_check(void) {}
+#endif
+
+#define ZK_SUITE(name) TestSuite(name, .timeout = ZK_TEST_TIMEOUT)
+
+/* A Criterion test whose body is followed by the leak check (Criterion
+ * does not fail a test for an assertion in its teardown). */
+#define ZK_TEST(suite, name)                                                   \
+    static void suite##_##name##_body(void);                                   \
+    Test(suite, name) {                                                        \
+        suite##_##name##_body();                                               \
+        zk_test_leak_check();                                                  \
+    }                                                                          \
+    static void suite##_##name##_body(void)
+
+/* Builds a current-thread runtime or fails the test. */
+static inline zk_runtime *zk_test_runtime(void) {
+    zk_runtime *rt = NULL;
+    int rc = zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &rt);
+    cr_assert_eq(rc, 0, "zk_runtime_new: %s", zk_strerror(rc));
+    return rt;
+}
+
+/* Runs fn(arg) as the root task of a fresh runtime, frees the runtime and
+ * returns the root's result. */
+static inline int64_t zk_test_run(zk_task_fn fn, void *arg) {
+    zk_runtime *rt = zk_test_runtime();
+    int64_t result = 0;
+    int rc = zk_block_on(rt, fn, arg, &result);
+    cr_assert_eq(rc, 0, "zk_block_on: %s", zk_strerror(rc));
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    return result;
+}
+
+/* ---- a "gate": a future that is pending until opened; opening wakes the
+ * stored waker. Safe to open from any thread. ---- */
+typedef struct zk_gate {
+    pthread_mutex_t lock;
+    bool open;
+    zk_waker waker;
+    int polls;
+} zk_gate;
+
+static inline void zk_gate_init(zk_gate *g) {
+    pthread_mutex_init(&g->lock, NULL);
+    g->open = false;
+    g->waker = (zk_waker){0};
+    g->polls = 0;
+}
+
+static inline void zk_gate_open(zk_gate *g) {
+    pthread_mutex_lock(&g->lock);
+    g->open = true;
+    zk_waker w = g->waker;
+    g->waker = (zk_waker){0};
+    pthread_mutex_unlock(&g->lock);
+    zk_waker_wake(&w);
+}
+
+static inline int zk_gate_polls(zk_gate *g) {
+    pthread_mutex_lock(&g->lock);
+    int n = g->polls;
+    pthread_mutex_unlock(&g->lock);
+    return n;
+}
+
+static inline void zk_gate_destroy(zk_gate *g) {
+    zk_waker_drop(&g->waker);
+    pthread_mutex_destroy(&g->lock);
+}
+
+typedef struct zk_gate_wait {
+    zk_future base;
+    zk_gate *gate;
+    atomic_int *drops; /* counts drop calls when not NULL */
+} zk_gate_wait;
+
+static inline zk_poll zk_gate_wait_poll(zk_future *f, zk_context *cx,
+                                        int64_t *out) {
+    zk_gate_wait *w = (zk_gate_wait *)f;
+    zk_gate *g = w->gate;
+    pthread_mutex_lock(&g->lock);
+    g->polls++;
+    if (g->open) {
+        pthread_mutex_unlock(&g->lock);
+        *out = 7;
+        return ZK_READY;
+    }
+    if (!zk_waker_will_wake(&g->waker, zk_context_waker(cx))) {
+        zk_waker_drop(&g->waker);
+        g->waker = zk_waker_clone(zk_context_waker(cx));
+    }
+    pthread_mutex_unlock(&g->lock);
+    return ZK_PENDING;
+}
+
+static inline void zk_gate_wait_drop(zk_future *f) {
+    zk_gate_wait *w = (zk_gate_wait *)f;
+    /* Deregister: a cancelled waiter must not keep the task alive. */
+    pthread_mutex_lock(&w->gate->lock);
+    zk_waker_drop(&w->gate->waker);
+    pthread_mutex_unlock(&w->gate->lock);
+    if (w->drops)
+        atomic_fetch_add(w->drops, 1);
+}
+
+static const zk_future_ops zk_gate_wait_ops = {zk_gate_wait_poll,
+                                               zk_gate_wait_drop};
+
+static inline zk_gate_wait zk_gate_waiter(zk_gate *g, atomic_int *drops) {
+    return (zk_gate_wait){{&zk_gate_wait_ops}, g, drops};
+}
+
+/* ---- a future that is ready at once with a value ---- */
+typedef struct zk_ready_future {
+    zk_future base;
+    int64_t value;
+} zk_ready_future;
+
+static inline zk_poll zk_ready_poll(zk_future *f, zk_context *cx,
+                                    int64_t *out) {
+    (void)cx;
+    *out = ((zk_ready_future *)f)->value;
+    return ZK_READY;
+}
+static const zk_future_ops zk_ready_ops = {zk_ready_poll, NULL};
+
+static inline zk_ready_future zk_ready(int64_t v) {
+    return (zk_ready_future){{&zk_ready_ops}, v};
+}
+
+#endif

@@ -1,0 +1,218 @@
+/* test_stack.c - coroutine stacks: sizes, reuse, errno across suspension,
+ * and stack overflows reported as such (guard page and red zone). */
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+ZK_SUITE(stack);
+
+/* Uses about `bytes` of stack through recursion the compiler cannot
+ * remove. */
+static __attribute__((noinline)) int64_t use_stack(volatile char *prev,
+                                                   size_t bytes) {
+    volatile char frame[1024];
+    frame[0] = prev ? prev[0] : 1;
+    frame[1023] = frame[0];
+    if (bytes <= sizeof frame)
+        return frame[1023];
+    return use_stack(frame, bytes - sizeof frame) + 1;
+}
+
+static int64_t uses_its_stack(void *arg) {
+    return use_stack(NULL, (size_t)(intptr_t)arg) > 0;
+}
+
+static int64_t sizes_root(void *arg) {
+    (void)arg;
+    zk_spawn_opts big = {.stack_size = 4 * 1024 * 1024, .name = "big"};
+    zk_task *h;
+    /* 1 MiB of frames (four times the default stack; sanitizers double
+     * frame sizes) fit in a 4 MiB stack. */
+    cr_assert_eq(zk_spawn_ex(NULL, &big, uses_its_stack,
+                             (void *)(intptr_t)(1024 * 1024), &h),
+                 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 1);
+    zk_spawn_opts small = {.stack_size = ZK_STACK_MIN};
+    cr_assert_eq(zk_spawn_ex(NULL, &small, uses_its_stack,
+                             (void *)(intptr_t)4096, &h),
+                 0);
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 1);
+    return 0;
+}
+
+ZK_TEST(stack, per_spawn_stack_sizes_are_honoured) {
+    zk_test_run(sizes_root, NULL);
+}
+
+static int64_t reuse_root(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 20000; i++) {
+        zk_task *h;
+        cr_assert_eq(zk_spawn(uses_its_stack, (void *)(intptr_t)8192, &h), 0);
+        int64_t r;
+        cr_assert_eq(zk_task_join(&h, &r), 0);
+        cr_assert_eq(r, 1);
+    }
+    return 0;
+}
+
+static long count_maps(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    while ((c = getc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+ZK_TEST(stack, stacks_are_reused_not_remapped) {
+    long before = count_maps();
+    zk_test_run(reuse_root, NULL);
+    /* 20,000 tasks one after the other: a handful of stacks, not 20,000
+     * mappings (and all of them released with the runtime). */
+    long after = count_maps();
+    cr_assert_lt(after - before, 50, "maps grew from %ld to %ld", before,
+                 after);
+}
+
+/* errno belongs to the thread; a task gets its own value back after it
+ * suspends, whatever ran on the thread meanwhile. */
+static int64_t sets_errno(void *arg) {
+    int mine = (int)(intptr_t)arg;
+    errno = mine;
+    for (int i = 0; i < 10; i++) {
+        zk_yield();
+        if (errno != mine)
+            return 0;
+        errno = mine;
+    }
+    return 1;
+}
+
+static int64_t errno_root(void *arg) {
+    (void)arg;
+    zk_task *h[8];
+    for (intptr_t i = 0; i < 8; i++)
+        zk_spawn(sets_errno, (void *)(100 + i), &h[i]);
+    int64_t ok = 0;
+    for (int i = 0; i < 8; i++) {
+        int64_t r = 0;
+        zk_task_join(&h[i], &r);
+        ok += r;
+    }
+    return ok;
+}
+
+ZK_TEST(stack, errno_is_kept_across_suspension) {
+    cr_assert_eq(zk_test_run(errno_root, NULL), 8);
+}
+
+/* ---------------------------------------------------------------------- */
+/* overflow                                                               */
+/* ---------------------------------------------------------------------- */
+
+static volatile int keep_going = 1;
+
+static __attribute__((noinline)) int64_t recurse_forever(volatile char *p,
+                                                         int depth) {
+    volatile char frame[256];
+    frame[0] = p ? p[0] : (char)depth;
+    if (!keep_going) /* always set: only there to hide the recursion */
+        return frame[0];
+    return recurse_forever(frame, depth + 1) + frame[0];
+}
+
+static int64_t overflows(void *arg) {
+    (void)arg;
+    return recurse_forever(NULL, 0);
+}
+
+static int64_t spawns_overflow(void *arg) {
+    (void)arg;
+    zk_spawn_opts o = {.stack_size = 64 * 1024, .name = "deep-recursion"};
+    zk_task *h;
+    zk_spawn_ex(NULL, &o, overflows, NULL, &h);
+    return zk_task_join(&h, NULL);
+}
+
+/* Runs an overflowing task in a child process; returns its stderr and
+ * termination status. */
+static void run_overflow_child(zk_task_fn root, const char *guard_env,
+                               char *buf, size_t cap, int *status) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        if (guard_env)
+            setenv("ZOKIO_GUARD_STACKS", guard_env, 1);
+        zk_runtime *rt;
+        zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &rt);
+        zk_block_on(rt, root, NULL, NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t k;
+    while (n < cap - 1 && (k = read(fds[0], buf + n, cap - 1 - n)) > 0)
+        n += (size_t)k;
+    buf[n] = '\0';
+    close(fds[0]);
+    waitpid(pid, status, 0);
+}
+
+ZK_TEST(stack, overflow_into_the_guard_page_names_the_task) {
+    char buf[4096];
+    int status;
+    run_overflow_child(spawns_overflow, NULL, buf, sizeof buf, &status);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "status %d, stderr: %s", status, buf);
+    cr_assert_not_null(strstr(buf, "stack overflow in task"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"deep-recursion\""), "%s", buf);
+    cr_assert_not_null(strstr(buf, "stack size 65536"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "ran past the end"), "%s", buf);
+}
+
+/* Without guard pages, a small overflow is caught by the red zone check
+ * when the task suspends: dig until a frame lies 1-3 KiB below the stack
+ * (inside the one-page red zone), then suspend there. */
+static __attribute__((noinline)) int64_t dig_below(uintptr_t target) {
+    volatile char frame[256];
+    frame[0] = 1;
+    if ((uintptr_t)frame < target) {
+        zk_yield();
+        return frame[0];
+    }
+    return dig_below(target) + frame[0];
+}
+
+static int64_t overflows_a_little(void *arg) {
+    (void)arg;
+    volatile char top;
+    /* `top` sits near the top of the 64 KiB stack. */
+    return dig_below((uintptr_t)&top - 64 * 1024 - 1024);
+}
+
+static int64_t spawns_small_overflow(void *arg) {
+    (void)arg;
+    zk_spawn_opts o = {.stack_size = 64 * 1024, .name = "red-zone"};
+    zk_task *h;
+    zk_spawn_ex(NULL, &o, overflows_a_little, NULL, &h);
+    return zk_task_join(&h, NULL);
+}
+
+ZK_TEST(stack, overflow_into_the_red_zone_names_the_task) {
+    char buf[4096];
+    int status;
+    run_overflow_child(spawns_small_overflow, "0", buf, sizeof buf, &status);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "status %d, stderr: %s", status, buf);
+    cr_assert_not_null(strstr(buf, "stack overflow in task"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"red-zone\""), "%s", buf);
+    cr_assert_not_null(strstr(buf, "red zone"), "%s", buf);
+}
