@@ -73,8 +73,4 @@ void zk__ctx_make(zk__ctx *ctx, void *lo, size_t size, zk__ctx_entry entry,
                 (unsigned int)(a >> 16 >> 16), (unsigned int)a);
 }
 
-void zk__ctx_switch(zk__ctx *from, zk__ctx *to) {
-    swapcontext(&from->uc, &to->uc);
-}
-
 #endif

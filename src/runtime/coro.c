@@ -54,9 +54,13 @@ typedef struct zk__coro {
 
 /* The sanitizers must be told about every stack switch: AddressSanitizer
  * to track which stack is live, ThreadSanitizer to keep a separate
- * happens-before state per coroutine. */
+ * happens-before state per coroutine. These helpers are always inlined:
+ * ThreadSanitizer records function entry and exit on the current fiber, so
+ * a helper that switches fibers between its own entry and exit would unbalance
+ * both fibers' shadow stacks. */
+#define ZK__SAN_HELPER static inline __attribute__((always_inline))
 
-static inline void zk__san_enter_coro(zk__worker *w, zk__coro *c) {
+ZK__SAN_HELPER void zk__san_enter_coro(zk__worker *w, zk__coro *c) {
 #if defined(ZK__ASAN)
     __sanitizer_start_switch_fiber(&w->asan_fake_stack, c->stack->lo,
                                    c->stack->size);
@@ -68,7 +72,7 @@ static inline void zk__san_enter_coro(zk__worker *w, zk__coro *c) {
     (void)c;
 }
 
-static inline void zk__san_back_in_sched(zk__worker *w) {
+ZK__SAN_HELPER void zk__san_back_in_sched(zk__worker *w) {
 #if defined(ZK__ASAN)
     __sanitizer_finish_switch_fiber(w->asan_fake_stack, NULL, NULL);
 #endif
@@ -89,7 +93,7 @@ __attribute__((noinline)) static void zk__san_in_coro(zk__coro *c,
     (void)first;
 }
 
-static inline void zk__san_leave_coro(zk__worker *w, zk__coro *c,
+ZK__SAN_HELPER void zk__san_leave_coro(zk__worker *w, zk__coro *c,
                                       bool dying) {
 #if defined(ZK__ASAN)
     __sanitizer_start_switch_fiber(dying ? NULL : &c->asan_fake_stack,
