@@ -23,7 +23,7 @@ static double now_s(void) {
 
 /* ---- 1. checksums on coroutine tasks ---- */
 
-#define SLICES 10000
+#define SLICES      10000
 #define SLICE_BYTES 4096
 static unsigned char *data;
 

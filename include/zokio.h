@@ -9,7 +9,7 @@
 
 #include "zokio/common.h"
 #include "zokio/future.h"
-#include "zokio/task.h"
 #include "zokio/runtime.h"
+#include "zokio/task.h"
 
 #endif

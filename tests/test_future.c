@@ -78,7 +78,9 @@ static zk_poll two_step_poll(zk_future *f, zk_context *cx, int64_t *out) {
     *out = 42;
     return ZK_READY;
 }
-static void two_step_drop(zk_future *f) { ((two_step *)f)->dropped++; }
+static void two_step_drop(zk_future *f) {
+    ((two_step *)f)->dropped++;
+}
 static const zk_future_ops two_step_ops = {two_step_poll, two_step_drop};
 
 ZK_TEST(future, poll_by_hand_with_a_counting_waker) {
@@ -171,9 +173,9 @@ ZK_TEST(future, yield_future_composes_inside_a_future_task) {
 }
 
 ZK_TEST(future, every_returned_code_has_a_name_and_text) {
-    int codes[] = {0,         -EINVAL,    -ENOMEM, -EPERM,  -ECANCELED,
-                   -ETIMEDOUT, -ESHUTDOWN, -EALREADY, -EDEADLK, -EBUSY,
-                   -EAGAIN,   -ENOTSUP};
+    int codes[] = {0,          -EINVAL,    -ENOMEM,    -EPERM,
+                   -ECANCELED, -ETIMEDOUT, -ESHUTDOWN, -EALREADY,
+                   -EDEADLK,   -EBUSY,     -EAGAIN,    -ENOTSUP};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         cr_assert_str_neq(zk_strerror(codes[i]), "unknown error", "code %d",
                           codes[i]);

@@ -27,22 +27,34 @@ static int build_with(void (*tweak)(zk_builder *)) {
     return rc;
 }
 
-static void tw_none(zk_builder *b) { (void)b; }
-static void tw_kind_bad(zk_builder *b) { zk_builder_set_kind(b, 77); }
-static void tw_workers_zero(zk_builder *b) { zk_builder_set_workers(b, 0); }
+static void tw_none(zk_builder *b) {
+    (void)b;
+}
+static void tw_kind_bad(zk_builder *b) {
+    zk_builder_set_kind(b, 77);
+}
+static void tw_workers_zero(zk_builder *b) {
+    zk_builder_set_workers(b, 0);
+}
 static void tw_workers_absurd(zk_builder *b) {
     zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
     zk_builder_set_workers(b, 1000000);
 }
-static void tw_ct_two_workers(zk_builder *b) { zk_builder_set_workers(b, 2); }
-static void tw_stack_zero(zk_builder *b) { zk_builder_set_stack_size(b, 0); }
+static void tw_ct_two_workers(zk_builder *b) {
+    zk_builder_set_workers(b, 2);
+}
+static void tw_stack_zero(zk_builder *b) {
+    zk_builder_set_stack_size(b, 0);
+}
 static void tw_stack_small(zk_builder *b) {
     zk_builder_set_stack_size(b, ZK_STACK_MIN - 1);
 }
 static void tw_stack_absurd(zk_builder *b) {
     zk_builder_set_stack_size(b, (size_t)1 << 40);
 }
-static void tw_name_null(zk_builder *b) { zk_builder_set_thread_name(b, NULL); }
+static void tw_name_null(zk_builder *b) {
+    zk_builder_set_thread_name(b, NULL);
+}
 static void tw_good(zk_builder *b) {
     zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
     zk_builder_set_workers(b, 1);

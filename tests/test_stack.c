@@ -36,9 +36,9 @@ static int64_t sizes_root(void *arg) {
     cr_assert_eq(zk_task_join(&h, &r), 0);
     cr_assert_eq(r, 1);
     zk_spawn_opts small = {.stack_size = ZK_STACK_MIN};
-    cr_assert_eq(zk_spawn_ex(NULL, &small, uses_its_stack,
-                             (void *)(intptr_t)4096, &h),
-                 0);
+    cr_assert_eq(
+        zk_spawn_ex(NULL, &small, uses_its_stack, (void *)(intptr_t)4096, &h),
+        0);
     cr_assert_eq(zk_task_join(&h, &r), 0);
     cr_assert_eq(r, 1);
     return 0;

@@ -85,8 +85,7 @@ static int64_t bad_input_root(void *arg) {
     cr_assert_eq(zk_spawn_future(NULL, NULL, 16, &h), -EINVAL);
     countdown c = {{&countdown_ops}, 0, 1, NULL};
     cr_assert_eq(zk_spawn_future(NULL, &c.base, 1, &h), -EINVAL);
-    cr_assert_eq(zk_spawn_future(NULL, &c.base, (size_t)1 << 30, &h),
-                 -EINVAL);
+    cr_assert_eq(zk_spawn_future(NULL, &c.base, (size_t)1 << 30, &h), -EINVAL);
     zk_future nopoll = {NULL};
     cr_assert_eq(zk_spawn_future(NULL, &nopoll, sizeof nopoll, &h), -EINVAL);
     zk_spawn_opts o = {.stack_size = 1};
@@ -334,8 +333,7 @@ static zk_poll self_abort_poll(zk_future *f, zk_context *cx, int64_t *out) {
 static void self_abort_drop(zk_future *f) {
     atomic_fetch_add(((self_abort *)f)->drops, 1);
 }
-static const zk_future_ops self_abort_ops = {self_abort_poll,
-                                             self_abort_drop};
+static const zk_future_ops self_abort_ops = {self_abort_poll, self_abort_drop};
 
 static int64_t self_abort_root(void *arg) {
     atomic_int *drops = arg;

@@ -16,8 +16,7 @@ typedef struct event_counter {
     atomic_int *published;
 } event_counter;
 
-static zk_poll event_counter_poll(zk_future *f, zk_context *cx,
-                                  int64_t *out) {
+static zk_poll event_counter_poll(zk_future *f, zk_context *cx, int64_t *out) {
     event_counter *e = (event_counter *)f;
     atomic_fetch_add(e->polls, 1);
     if (!atomic_load(e->published)) {
@@ -82,8 +81,9 @@ typedef struct many_wakes {
 
 static int64_t many_wakes_root(void *arg) {
     many_wakes *m = arg;
-    event_counter e = {{&event_counter_ops}, &m->events, 1, &m->polls,
-                       &m->waker, &m->published};
+    event_counter e = {
+        {&event_counter_ops}, &m->events, 1, &m->polls, &m->waker,
+        &m->published};
     zk_task *h;
     cr_assert_eq(zk_spawn_future(NULL, &e.base, sizeof e, &h), 0);
     while (!atomic_load(&m->published))
@@ -109,7 +109,7 @@ ZK_TEST(waker, many_wakes_before_a_run_make_one_run) {
 /* Wakes from other threads, racing with polls: a lost wake-up would leave
  * the task pending forever and the test would time out. */
 
-#define WAKERS 4
+#define WAKERS     4
 #define WAKES_EACH 20000
 
 typedef struct storm {
@@ -144,8 +144,11 @@ ZK_TEST(waker, cross_thread_wake_storm_loses_nothing) {
     pthread_t th[WAKERS];
     for (int i = 0; i < WAKERS; i++)
         pthread_create(&th[i], NULL, storm_thread, &s);
-    event_counter e = {{&event_counter_ops}, &s.events,
-                       (long)WAKERS * WAKES_EACH, &s.polls, &s.waker,
+    event_counter e = {{&event_counter_ops},
+                       &s.events,
+                       (long)WAKERS * WAKES_EACH,
+                       &s.polls,
+                       &s.waker,
                        &s.published};
     int64_t r = 0;
     cr_assert_eq(zk_block_on_future(rt, &e.base, sizeof e, &r), 0);

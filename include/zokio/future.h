@@ -11,11 +11,10 @@
  *
  *     typedef struct { zk_future base; int polls; } two_step;
  *
- *     static zk_poll two_step_poll(zk_future *f, zk_context *cx, int64_t *out) {
- *         two_step *s = (two_step *)f;
- *         if (s->polls++ == 0) {
- *             zk_waker_wake_by_ref(zk_context_waker(cx)); // ask to be polled again
- *             return ZK_PENDING;
+ *     static zk_poll two_step_poll(zk_future *f, zk_context *cx, int64_t *out)
+ * { two_step *s = (two_step *)f; if (s->polls++ == 0) {
+ *             zk_waker_wake_by_ref(zk_context_waker(cx)); // ask to be polled
+ * again return ZK_PENDING;
  *         }
  *         *out = 42;
  *         return ZK_READY;

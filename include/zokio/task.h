@@ -91,8 +91,8 @@ ZK_EXTERN int zk_runtime_spawn(zk_runtime *rt, zk_task_fn fn, void *arg,
  * -ESHUTDOWN   the runtime is shutting down.
  * -ENOMEM      no memory for the task.
  */
-ZK_EXTERN int zk_spawn_future(zk_runtime *rt, const zk_future *fut,
-                              size_t size, zk_task **handle);
+ZK_EXTERN int zk_spawn_future(zk_runtime *rt, const zk_future *fut, size_t size,
+                              zk_task **handle);
 
 /*
  * Waits for the task to finish, stores its result in `*result` (may be

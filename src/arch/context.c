@@ -21,12 +21,12 @@ void zk__ctx_make(zk__ctx *ctx, void *lo, size_t size, zk__ctx_entry entry,
     uint64_t *frame = (uint64_t *)(top - 16 - 8 * 8);
     uint32_t csr[2] = {0x1F80, 0x037F}; /* default MXCSR and x87 CW */
     memcpy(&frame[0], csr, sizeof csr);
-    frame[1] = 0;                               /* r15 */
-    frame[2] = 0;                               /* r14 */
-    frame[3] = (uint64_t)(uintptr_t)entry;      /* r13 */
-    frame[4] = (uint64_t)(uintptr_t)arg;        /* r12 */
-    frame[5] = 0;                               /* rbx */
-    frame[6] = 0;                               /* rbp: ends backtraces */
+    frame[1] = 0;                          /* r15 */
+    frame[2] = 0;                          /* r14 */
+    frame[3] = (uint64_t)(uintptr_t)entry; /* r13 */
+    frame[4] = (uint64_t)(uintptr_t)arg;   /* r12 */
+    frame[5] = 0;                          /* rbx */
+    frame[6] = 0;                          /* rbp: ends backtraces */
     frame[7] = (uint64_t)(uintptr_t)zk__ctx_trampoline; /* return address */
     ctx->sp = frame;
 }
@@ -46,7 +46,8 @@ void zk__ctx_make(zk__ctx *ctx, void *lo, size_t size, zk__ctx_entry entry,
 }
 
 #else
-#error "no assembly context switch for this architecture: build with -DZOKIO_CONTEXT=ucontext"
+#error                                                                         \
+    "no assembly context switch for this architecture: build with -DZOKIO_CONTEXT=ucontext"
 #endif
 
 #else /* ZK__CONTEXT_UCONTEXT */

@@ -14,7 +14,8 @@ static const zk__errinfo zk__errors[] = {
     {0, "OK", "success"},
     {EINVAL, "EINVAL", "invalid argument"},
     {ENOMEM, "ENOMEM", "out of memory"},
-    {EPERM, "EPERM", "operation not permitted here (outside a task or runtime)"},
+    {EPERM, "EPERM",
+     "operation not permitted here (outside a task or runtime)"},
     {ECANCELED, "ECANCELED", "operation cancelled"},
     {ETIMEDOUT, "ETIMEDOUT", "operation timed out"},
     {ESHUTDOWN, "ESHUTDOWN", "runtime is shutting down"},
@@ -53,7 +54,7 @@ const char *zk_err_name(int code) {
 }
 
 #define ZK__STR2(x) #x
-#define ZK__STR(x) ZK__STR2(x)
+#define ZK__STR(x)  ZK__STR2(x)
 
 const char *zk_version(void) {
     return ZK__STR(ZK_VERSION_MAJOR) "." ZK__STR(ZK_VERSION_MINOR) "." ZK__STR(

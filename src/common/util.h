@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define ZK__LIKELY(x) __builtin_expect(!!(x), 1)
+#define ZK__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define ZK__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 #define ZK__CONTAINER_OF(ptr, type, member)                                    \
@@ -15,7 +15,7 @@
 /* A broken invariant inside the library: the only case zokio aborts. */
 #define ZK__BUG(msg)                                                           \
     do {                                                                       \
-        fprintf(stderr, "zokio: internal error at %s:%d: %s\n", __FILE__,     \
+        fprintf(stderr, "zokio: internal error at %s:%d: %s\n", __FILE__,      \
                 __LINE__, msg);                                                \
         abort();                                                               \
     } while (0)

@@ -37,6 +37,8 @@ typedef struct zk__coro {
     uint32_t shutdown_polls;
     /* Set by the coroutine when its function returned. */
     bool finished;
+    /* Set by the coroutine before it suspends to let others run. */
+    bool yielding;
     /* About where the stack pointer was at the last suspension, for the
      * overflow check of unguarded stacks. */
     const void *suspend_sp;
@@ -81,20 +83,17 @@ ZK__SAN_HELPER void zk__san_back_in_sched(zk__worker *w) {
 
 /* Called on the coroutine's stack when it (re)gains the CPU, possibly on
  * another thread than before. */
-__attribute__((noinline)) static void zk__san_in_coro(zk__coro *c,
-                                                      bool first) {
+__attribute__((noinline)) static void zk__san_in_coro(zk__coro *c, bool first) {
 #if defined(ZK__ASAN)
     zk__worker *w = zk__worker_current();
     __sanitizer_finish_switch_fiber(first ? NULL : c->asan_fake_stack,
-                                    &w->asan_stack_bottom,
-                                    &w->asan_stack_size);
+                                    &w->asan_stack_bottom, &w->asan_stack_size);
 #endif
     (void)c;
     (void)first;
 }
 
-ZK__SAN_HELPER void zk__san_leave_coro(zk__worker *w, zk__coro *c,
-                                      bool dying) {
+ZK__SAN_HELPER void zk__san_leave_coro(zk__worker *w, zk__coro *c, bool dying) {
 #if defined(ZK__ASAN)
     __sanitizer_start_switch_fiber(dying ? NULL : &c->asan_fake_stack,
                                    w->asan_stack_bottom, w->asan_stack_size);
@@ -111,7 +110,9 @@ ZK__SAN_HELPER void zk__san_leave_coro(zk__worker *w, zk__coro *c,
  * on whichever thread resumes it. Restoring happens in a function of its
  * own, because __errno_location() is declared const and a compiler may
  * otherwise reuse the previous thread's errno address. */
-__attribute__((noinline)) static void zk__errno_restore(int e) { errno = e; }
+__attribute__((noinline)) static void zk__errno_restore(int e) {
+    errno = e;
+}
 
 static void zk__coro_entry(void *arg) {
     zk__coro *c = arg;
@@ -149,7 +150,7 @@ static void zk__coro_release_stack(zk__coro *c) {
     c->stack = NULL;
 }
 
-static zk_poll zk__coro_poll(zk__task *t) {
+static zk__run_outcome zk__coro_poll(zk__task *t) {
     zk__coro *c = (zk__coro *)t;
     if (ZK__UNLIKELY(atomic_load_explicit(&t->rt->shutting_down,
                                           memory_order_relaxed)) &&
@@ -161,7 +162,7 @@ static zk_poll zk__coro_poll(zk__task *t) {
                 ZK_SHUTDOWN_POLLS_MAX);
         zk__task_core_of(t)->result = -ECANCELED;
         zk__coro_release_stack(c);
-        return ZK_READY;
+        return ZK__RUN_READY;
     }
     zk__worker *w = zk__worker_current();
     zk__san_enter_coro(w, c);
@@ -171,10 +172,14 @@ static zk_poll zk__coro_poll(zk__task *t) {
                               c->finished))
         zk__overflow_report(t->id, c->name, c->stack->size,
                             "it wrote below its stack (red zone check)");
-    if (!c->finished)
-        return ZK_PENDING;
+    if (!c->finished) {
+        if (!c->yielding)
+            return ZK__RUN_PENDING;
+        c->yielding = false;
+        return ZK__RUN_YIELDED;
+    }
     zk__coro_release_stack(c);
-    return ZK_READY;
+    return ZK__RUN_READY;
 }
 
 static void zk__coro_cancel(zk__task *t) {
@@ -188,8 +193,8 @@ static void zk__coro_dealloc(zk__task *t) {
     free(c);
 }
 
-static const zk__task_vtable zk__coro_vtable = {
-    zk__coro_poll, zk__coro_cancel, zk__coro_dealloc, true};
+static const zk__task_vtable zk__coro_vtable = {zk__coro_poll, zk__coro_cancel,
+                                                zk__coro_dealloc, true};
 
 bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
                        const char **name) {
@@ -225,6 +230,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
     c->name = opts ? opts->name : NULL;
     c->shutdown_polls = 0;
     c->finished = false;
+    c->yielding = false;
     c->suspend_sp = NULL;
 #if defined(ZK__TSAN)
     c->tsan_fiber = __tsan_create_fiber(0);
@@ -247,14 +253,19 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
 /* Awaiting                                                               */
 /* ---------------------------------------------------------------------- */
 
+/* Suspends the coroutine and puts it behind the other ready tasks. */
+static void zk__coro_yield_now(zk__coro *c) {
+    c->yielding = true;
+    zk__coro_suspend(c);
+}
+
 /* Counts one await that did not have to wait; when the budget is spent the
  * task yields so that one busy task cannot hold its worker. */
 static void zk__coro_spend_budget(zk__coro *c) {
     zk__worker *w = zk__worker_current();
     if (--w->budget > 0)
         return;
-    zk__task_wake_by_ref(&c->base.header);
-    zk__coro_suspend(c);
+    zk__coro_yield_now(c);
 }
 
 int64_t zk_await(zk_future *f) {
@@ -306,8 +317,18 @@ void zk_yield_future_init(zk_yield_future *f) {
     }
 }
 
+/* The same contract as awaiting a zk_yield_future, without the wake: the
+ * harness requeues a yielding coroutine directly. */
 int zk_yield(void) {
-    zk_yield_future y;
-    zk_yield_future_init(&y);
-    return (int)zk_await(&y.base);
+    zk__worker *w = zk__worker_current();
+    zk__task *t = w ? w->current : NULL;
+    if (t == NULL || !t->vtable->coroutine)
+        return -EPERM;
+    zk__coro *c = (zk__coro *)t;
+    if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+        zk__coro_spend_budget(c);
+        return -ECANCELED;
+    }
+    zk__coro_yield_now(c);
+    return zk__task_is_cancelled(t) ? -ECANCELED : 0;
 }

@@ -15,8 +15,8 @@ bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
 /* Writes "zokio: stack overflow in task ..." to stderr with write(2) and
  * aborts the process. Async-signal-safe. */
 __attribute__((noreturn)) void zk__overflow_report(uint64_t id,
-                                                    const char *name,
-                                                    size_t size,
-                                                    const char *how);
+                                                   const char *name,
+                                                   size_t size,
+                                                   const char *how);
 
 #endif

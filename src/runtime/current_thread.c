@@ -128,9 +128,9 @@ static void zk__ct_destroy(zk_runtime *rt) {
     free(ct);
 }
 
-static const zk__sched_ops zk__ct_ops = {
-    zk__ct_schedule, zk__ct_enter,    zk__ct_run_until,
-    zk__ct_leave,    zk__ct_shutdown, zk__ct_destroy};
+static const zk__sched_ops zk__ct_ops = {zk__ct_schedule,  zk__ct_enter,
+                                         zk__ct_run_until, zk__ct_leave,
+                                         zk__ct_shutdown,  zk__ct_destroy};
 
 int zk__current_thread_create(zk_runtime *rt) {
     zk__ct *ct = calloc(1, sizeof *ct);

@@ -23,16 +23,16 @@ static zk_future *zk__future_of(zk__task *t) {
     return (zk_future *)(void *)((zk__future_task *)t)->future;
 }
 
-static zk_poll zk__future_task_poll(zk__task *t) {
+static zk__run_outcome zk__future_task_poll(zk__task *t) {
     zk_future *f = zk__future_of(t);
     zk_waker waker = zk__task_waker_ref(t);
     zk_context cx = {&waker};
     int64_t out;
     if (f->ops->poll(f, &cx, &out) == ZK_PENDING)
-        return ZK_PENDING;
+        return ZK__RUN_PENDING;
     zk__task_core_of(t)->result = out;
     zk_future_drop(f);
-    return ZK_READY;
+    return ZK__RUN_READY;
 }
 
 static void zk__future_task_cancel(zk__task *t) {
@@ -40,7 +40,9 @@ static void zk__future_task_cancel(zk__task *t) {
     zk__task_core_of(t)->result = -ECANCELED;
 }
 
-static void zk__future_task_dealloc(zk__task *t) { free(t); }
+static void zk__future_task_dealloc(zk__task *t) {
+    free(t);
+}
 
 static const zk__task_vtable zk__future_task_vtable = {
     zk__future_task_poll, zk__future_task_cancel, zk__future_task_dealloc,

@@ -22,7 +22,7 @@
 /* How far below a stack a fault still counts as its overflow: a frame
  * larger than the guard page jumps past it. */
 #define ZK__OVERFLOW_REACH ((size_t)64 * 1024)
-#define ZK__ALTSTACK_SIZE ((size_t)64 * 1024)
+#define ZK__ALTSTACK_SIZE  ((size_t)64 * 1024)
 
 static struct sigaction zk__prev_segv, zk__prev_bus;
 static pthread_once_t zk__overflow_once = PTHREAD_ONCE_INIT;
@@ -91,8 +91,9 @@ static void zk__overflow_handler(int sig, siginfo_t *si, void *uc) {
     if (w && w->current && zk__coro_stack_of(w->current, &lo, &size, &name)) {
         char *addr = si->si_addr;
         if (addr < lo && addr >= lo - ZK__OVERFLOW_REACH)
-            zk__overflow_report(w->current->id, name, size,
-                                "it ran past the end of its stack (fault below it)");
+            zk__overflow_report(
+                w->current->id, name, size,
+                "it ran past the end of its stack (fault below it)");
     }
     zk__overflow_chain(sig, si, uc);
 }

@@ -10,8 +10,8 @@
 enum { ZK__PARK_EMPTY = 0, ZK__PARK_PARKED = 1, ZK__PARK_NOTIFIED = 2 };
 
 static void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, NULL,
-            NULL, 0);
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, NULL, NULL,
+            0);
 }
 
 static void zk__futex_wake(_Atomic uint32_t *addr) {
@@ -25,16 +25,14 @@ void zk__parker_init(zk__parker *p) {
 void zk__parker_park(zk__parker *p) {
     uint32_t expect = ZK__PARK_NOTIFIED;
     /* Fast path: an unpark already happened. */
-    if (atomic_compare_exchange_strong_explicit(&p->state, &expect,
-                                                ZK__PARK_EMPTY,
-                                                memory_order_acquire,
-                                                memory_order_relaxed))
+    if (atomic_compare_exchange_strong_explicit(
+            &p->state, &expect, ZK__PARK_EMPTY, memory_order_acquire,
+            memory_order_relaxed))
         return;
     expect = ZK__PARK_EMPTY;
-    if (!atomic_compare_exchange_strong_explicit(&p->state, &expect,
-                                                 ZK__PARK_PARKED,
-                                                 memory_order_acquire,
-                                                 memory_order_relaxed)) {
+    if (!atomic_compare_exchange_strong_explicit(
+            &p->state, &expect, ZK__PARK_PARKED, memory_order_acquire,
+            memory_order_relaxed)) {
         /* Only an unpark can have changed EMPTY: consume it. */
         atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
                                  memory_order_acquire);
@@ -43,10 +41,9 @@ void zk__parker_park(zk__parker *p) {
     for (;;) {
         zk__futex_wait(&p->state, ZK__PARK_PARKED);
         expect = ZK__PARK_NOTIFIED;
-        if (atomic_compare_exchange_strong_explicit(&p->state, &expect,
-                                                    ZK__PARK_EMPTY,
-                                                    memory_order_acquire,
-                                                    memory_order_relaxed))
+        if (atomic_compare_exchange_strong_explicit(
+                &p->state, &expect, ZK__PARK_EMPTY, memory_order_acquire,
+                memory_order_relaxed))
             return;
         /* Spurious wake-up (EINTR, or a stale wake): sleep again. */
     }

@@ -41,7 +41,9 @@ zk_builder *zk_builder_new(void) {
     return b;
 }
 
-void zk_builder_free(zk_builder *b) { free(b); }
+void zk_builder_free(zk_builder *b) {
+    free(b);
+}
 
 void zk_builder_set_kind(zk_builder *b, zk_runtime_kind kind) {
     if (b)
@@ -76,8 +78,8 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         return -EINVAL;
     size_t workers = b->workers;
     if (workers == 0)
-        workers = b->kind == ZK_RUNTIME_CURRENT_THREAD ? 1
-                                                       : zk__default_workers();
+        workers =
+            b->kind == ZK_RUNTIME_CURRENT_THREAD ? 1 : zk__default_workers();
     if (workers == SIZE_MAX || workers > ZK_WORKERS_MAX)
         return -EINVAL;
     if (b->kind == ZK_RUNTIME_CURRENT_THREAD && workers != 1)
@@ -244,9 +246,8 @@ int zk_spawn_future(zk_runtime *rt, const zk_future *fut, size_t size,
 typedef int (*zk__root_spawner)(zk_runtime *rt, const void *a, const void *b,
                                 size_t size, zk__task **out);
 
-static int zk__block_on(zk_runtime *rt, zk__root_spawner spawn,
-                        const void *a, const void *b, size_t size,
-                        int64_t *result) {
+static int zk__block_on(zk_runtime *rt, zk__root_spawner spawn, const void *a,
+                        const void *b, size_t size, int64_t *result) {
     zk__worker *w = zk__worker_current();
     if (w != NULL)
         return -EPERM;
@@ -310,7 +311,9 @@ int zk_runtime_free(zk_runtime *rt) {
     return 0;
 }
 
-zk_runtime *zk_runtime_current(void) { return zk__runtime_current(); }
+zk_runtime *zk_runtime_current(void) {
+    return zk__runtime_current();
+}
 
 zk_runtime_kind zk_runtime_get_kind(const zk_runtime *rt) {
     return rt ? rt->kind : (zk_runtime_kind)0;

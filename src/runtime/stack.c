@@ -98,9 +98,9 @@ static void zk__guard_give(void) {
 /* ---------------------------------------------------------------------- */
 
 static void *zk__map(size_t bytes) {
-    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1,
-                   0);
+    void *m =
+        mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     return m == MAP_FAILED ? NULL : m;
 }
 
@@ -245,8 +245,8 @@ void zk__stack_put(zk__stack_pool *p, zk__stack *s) {
 }
 
 void zk__stack_pool_trim(zk__stack_pool *p) {
-    if (atomic_load_explicit(&p->hot_count,
-                             memory_order_relaxed) <= ZK__STACK_HOT)
+    if (atomic_load_explicit(&p->hot_count, memory_order_relaxed) <=
+        ZK__STACK_HOT)
         return;
     pthread_mutex_lock(&p->lock);
     /* The first ZK__STACK_HOT free stacks stay as they are; the pages of
@@ -289,8 +289,7 @@ void zk__stack_pool_trim(zk__stack_pool *p) {
     }
 }
 
-bool zk__stack_redzone_ok(const zk__stack *s, const void *sp,
-                          bool thorough) {
+bool zk__stack_redzone_ok(const zk__stack *s, const void *sp, bool thorough) {
     if (s->guarded)
         return true;
     if (sp != NULL && (const char *)sp < s->lo)
@@ -299,11 +298,11 @@ bool zk__stack_redzone_ok(const zk__stack *s, const void *sp,
     const volatile uint64_t *zone = (const volatile uint64_t *)(s->lo - page);
     size_t words = page / sizeof(uint64_t);
     /* An overflow runs down from the top of the red zone. */
-    uint64_t seen = zone[words - 1] | zone[words - 2] | zone[words / 2] |
-                    zone[0];
+    uint64_t seen =
+        zone[words - 1] | zone[words - 2] | zone[words / 2] | zone[0];
     if (thorough) {
-        for (size_t i = words - ZK__REDZONE_SCAN / sizeof(uint64_t);
-             i < words; i++)
+        for (size_t i = words - ZK__REDZONE_SCAN / sizeof(uint64_t); i < words;
+             i++)
             seen |= zone[i];
     }
     return seen == 0;

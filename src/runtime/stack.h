@@ -26,7 +26,7 @@
 #include <stddef.h>
 
 #define ZK__SLAB_STACKS 32
-#define ZK__STACK_HOT 64
+#define ZK__STACK_HOT   64
 
 typedef struct zk__stack_slab zk__stack_slab;
 
@@ -45,7 +45,7 @@ typedef struct zk__stack {
 typedef struct zk__stack_pool {
     pthread_mutex_t lock;
     size_t default_size;
-    zk__stack *free;      /* default-size stacks ready for reuse */
+    zk__stack *free; /* default-size stacks ready for reuse */
     size_t free_count;
     /* Free stacks on top of the list whose pages may still be committed;
      * read without the lock as a hint by zk__stack_pool_trim(). */

@@ -17,13 +17,15 @@ void zk__task_init(zk__task *t, const zk__task_vtable *vt,
     atomic_init(&t->state, ZK__STATE_INITIAL);
     t->vtable = vt;
     t->queue_next = NULL;
-    t->id = atomic_fetch_add_explicit(&zk__next_task_id, 1,
-                                      memory_order_relaxed);
+    t->id =
+        atomic_fetch_add_explicit(&zk__next_task_id, 1, memory_order_relaxed);
     t->rt = rt;
     memset(zk__task_core_of(t), 0, sizeof(zk__task_core));
 }
 
-static void zk__task_dealloc(zk__task *t) { t->vtable->dealloc(t); }
+static void zk__task_dealloc(zk__task *t) {
+    t->vtable->dealloc(t);
+}
 
 void zk__task_drop_ref(zk__task *t) {
     if (zk__ref_dec_n(t, 1))
@@ -86,14 +88,19 @@ void zk__task_run(zk__task *t) {
     zk__worker *w = zk__worker_current();
     w->current = t;
     w->budget = ZK__BUDGET;
-    zk_poll r = t->vtable->poll(t);
+    zk__run_outcome r = t->vtable->poll(t);
     w->current = NULL;
-    if (r == ZK_READY) {
+    struct zk_runtime *rt = t->rt;
+    if (r == ZK__RUN_READY) {
         zk__task_complete(t);
         return;
     }
+    if (r == ZK__RUN_YIELDED) {
+        zk__transition_yield(t);
+        rt->sched_ops->schedule(rt, t, true);
+        return;
+    }
 
-    struct zk_runtime *rt = t->rt;
     switch (zk__transition_to_idle(t, !t->vtable->coroutine)) {
     case ZK__IDLE_OK:
         return;
@@ -281,7 +288,9 @@ uint64_t zk_task_current_id(void) {
     return t ? t->id : 0;
 }
 
-bool zk_in_task(void) { return zk__current_task() != NULL; }
+bool zk_in_task(void) {
+    return zk__current_task() != NULL;
+}
 
 bool zk_in_coroutine(void) {
     zk__task *t = zk__current_task();

@@ -20,11 +20,19 @@
 
 typedef struct zk__task zk__task;
 
+/* What one run of a task ended with. */
+typedef enum zk__run_outcome {
+    ZK__RUN_PENDING, /* waits for a wake */
+    ZK__RUN_READY,   /* finished: core.result holds the result */
+    ZK__RUN_YIELDED  /* wants to run again after the others (no wake
+                        needed: the harness requeues it) */
+} zk__run_outcome;
+
 typedef struct zk__task_vtable {
-    /* Runs the task one step. Returns ZK_READY when its body finished and
-     * core.result holds its result (a future task's future is dropped by
-     * then, a coroutine's stack released). */
-    zk_poll (*poll)(zk__task *t);
+    /* Runs the task one step. READY means its body finished and core.result
+     * holds its result (a future task's future is dropped by then, a
+     * coroutine's stack released). */
+    zk__run_outcome (*poll)(zk__task *t);
     /* Drops the body of a task that is cancelled without finishing (future
      * tasks only; coroutines always run to their end). */
     void (*cancel)(zk__task *t);

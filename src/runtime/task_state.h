@@ -24,23 +24,24 @@
 #include "common/util.h"
 #include "task.h"
 
-#define ZK__RUNNING ((uint64_t)1 << 0)
-#define ZK__COMPLETE ((uint64_t)1 << 1)
-#define ZK__NOTIFIED ((uint64_t)1 << 2)
-#define ZK__CANCELLED ((uint64_t)1 << 3)
+#define ZK__RUNNING       ((uint64_t)1 << 0)
+#define ZK__COMPLETE      ((uint64_t)1 << 1)
+#define ZK__NOTIFIED      ((uint64_t)1 << 2)
+#define ZK__CANCELLED     ((uint64_t)1 << 3)
 #define ZK__JOIN_INTEREST ((uint64_t)1 << 4)
-#define ZK__JOIN_WAKER ((uint64_t)1 << 5)
-#define ZK__REF_SHIFT 6
-#define ZK__REF_ONE ((uint64_t)1 << ZK__REF_SHIFT)
-#define ZK__FLAGS_MASK (ZK__REF_ONE - 1)
-#define ZK__LIFECYCLE (ZK__RUNNING | ZK__COMPLETE)
+#define ZK__JOIN_WAKER    ((uint64_t)1 << 5)
+#define ZK__REF_SHIFT     6
+#define ZK__REF_ONE       ((uint64_t)1 << ZK__REF_SHIFT)
+#define ZK__FLAGS_MASK    (ZK__REF_ONE - 1)
+#define ZK__LIFECYCLE     (ZK__RUNNING | ZK__COMPLETE)
 
 /* A new task: one reference for the owned list, one for its first
  * notification, one for the join handle (dropped at once if detached). */
-#define ZK__STATE_INITIAL                                                      \
-    (ZK__REF_ONE * 3 | ZK__JOIN_INTEREST | ZK__NOTIFIED)
+#define ZK__STATE_INITIAL (ZK__REF_ONE * 3 | ZK__JOIN_INTEREST | ZK__NOTIFIED)
 
-static inline uint64_t zk__refs(uint64_t s) { return s >> ZK__REF_SHIFT; }
+static inline uint64_t zk__refs(uint64_t s) {
+    return s >> ZK__REF_SHIFT;
+}
 
 static inline uint64_t zk__state_load(const zk__task *t) {
     return atomic_load_explicit(&t->state, memory_order_acquire);
@@ -73,8 +74,8 @@ static inline zk__to_running zk__transition_to_running(zk__task *t) {
             action = zk__refs(next) == 0 ? ZK__RUN_DEALLOC : ZK__RUN_FAILED;
         } else {
             next = (next | ZK__RUNNING) & ~ZK__NOTIFIED;
-            action = (cur & ZK__CANCELLED) ? ZK__RUN_CANCELLED
-                                           : ZK__RUN_SUCCESS;
+            action =
+                (cur & ZK__CANCELLED) ? ZK__RUN_CANCELLED : ZK__RUN_SUCCESS;
         }
     } while (!zk__cas(t, &cur, next));
     return action;
@@ -112,7 +113,21 @@ static inline zk__to_idle zk__transition_to_idle(zk__task *t,
     return action;
 }
 
-typedef enum { ZK__NOTIFY_NOTHING, ZK__NOTIFY_SUBMIT, ZK__NOTIFY_DEALLOC } zk__notify;
+typedef enum {
+    ZK__NOTIFY_NOTHING,
+    ZK__NOTIFY_SUBMIT,
+    ZK__NOTIFY_DEALLOC
+} zk__notify;
+
+/* A running task that yielded: RUNNING -> NOTIFIED in one step. Its
+ * running reference becomes the notification's, so the caller schedules it
+ * without touching the count. */
+static inline void zk__transition_yield(zk__task *t) {
+    uint64_t cur = zk__state_load(t);
+    do {
+        ZK__ASSERT(cur & ZK__RUNNING);
+    } while (!zk__cas(t, &cur, (cur & ~ZK__RUNNING) | ZK__NOTIFIED));
+}
 
 /* A wake that borrows a reference: returns SUBMIT when the caller must
  * schedule the task (a new reference was created for the notification). */
@@ -146,8 +161,8 @@ static inline zk__notify zk__transition_to_notified_by_val(zk__task *t) {
             action = ZK__NOTIFY_NOTHING;
         } else if (cur & (ZK__COMPLETE | ZK__NOTIFIED)) {
             next -= ZK__REF_ONE;
-            action = zk__refs(next) == 0 ? ZK__NOTIFY_DEALLOC
-                                         : ZK__NOTIFY_NOTHING;
+            action =
+                zk__refs(next) == 0 ? ZK__NOTIFY_DEALLOC : ZK__NOTIFY_NOTHING;
         } else {
             next |= ZK__NOTIFIED;
             action = ZK__NOTIFY_SUBMIT;
@@ -202,8 +217,8 @@ static inline bool zk__ref_dec_n(zk__task *t, uint64_t n) {
 }
 
 static inline void zk__ref_inc(zk__task *t) {
-    uint64_t prev = atomic_fetch_add_explicit(&t->state, ZK__REF_ONE,
-                                              memory_order_relaxed);
+    uint64_t prev =
+        atomic_fetch_add_explicit(&t->state, ZK__REF_ONE, memory_order_relaxed);
     ZK__ASSERT(zk__refs(prev) > 0 && zk__refs(prev) < (UINT64_MAX >> 8));
 }
 

@@ -49,14 +49,18 @@ bool zk_waker_will_wake(const zk_waker *a, const zk_waker *b) {
 /* ---- the no-op waker ---- */
 
 static zk_waker zk__noop_clone(const void *data);
-static void zk__noop(const void *data) { (void)data; }
+static void zk__noop(const void *data) {
+    (void)data;
+}
 static const zk_waker_ops zk__noop_ops = {zk__noop_clone, zk__noop, zk__noop,
                                           zk__noop};
 static zk_waker zk__noop_clone(const void *data) {
     return (zk_waker){&zk__noop_ops, data};
 }
 
-zk_waker zk_waker_noop(void) { return (zk_waker){&zk__noop_ops, NULL}; }
+zk_waker zk_waker_noop(void) {
+    return (zk_waker){&zk__noop_ops, NULL};
+}
 
 /* ---- futures: checked poll and drop ---- */
 
@@ -115,8 +119,7 @@ static void zk__waiter_wake(const void *data) {
 }
 
 static const zk_waker_ops zk__waiter_ops = {
-    zk__waiter_clone, zk__waiter_wake, zk__waiter_wake_by_ref,
-    zk__waiter_drop};
+    zk__waiter_clone, zk__waiter_wake, zk__waiter_wake_by_ref, zk__waiter_drop};
 
 zk_waker zk__thread_waiter_waker(zk__thread_waiter *tw) {
     return (zk_waker){&zk__waiter_ops, tw};

@@ -28,13 +28,13 @@ void zk_shim_set_timeout(const char *suite, double seconds) {
         timeout_s = seconds;
 }
 
-void zk_shim_fail(const char *file, int line, const char *expr,
-                  const char *fmt, ...) {
+void zk_shim_fail(const char *file, int line, const char *expr, const char *fmt,
+                  ...) {
     fprintf(stderr, "[----] %s:%d: Assertion Failed: %s\n", file, line, expr);
-    if (fmt && *fmt) {
+    if (fmt && fmt[0] && fmt[1]) { /* the macro prefixes a space */
         va_list ap;
         va_start(ap, fmt);
-        fprintf(stderr, "[----]   ");
+        fprintf(stderr, "[----]  ");
         vfprintf(stderr, fmt, ap);
         fprintf(stderr, "\n");
         va_end(ap);

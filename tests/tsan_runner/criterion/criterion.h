@@ -31,14 +31,14 @@ struct zk_shim_suite_opts {
 };
 
 #define TestSuite(sname, ...)                                                  \
-    __attribute__((constructor)) static void zk_shim_suite_##sname(void) {    \
+    __attribute__((constructor)) static void zk_shim_suite_##sname(void) {     \
         struct zk_shim_suite_opts o = {__VA_ARGS__};                           \
         zk_shim_set_timeout(#sname, o.timeout);                                \
     }
 
 #define Test(sname, tname)                                                     \
     static void sname##_##tname##_fn(void);                                    \
-    __attribute__((constructor)) static void sname##_##tname##_reg(void) {    \
+    __attribute__((constructor)) static void sname##_##tname##_reg(void) {     \
         static zk_shim_test t = {#sname, #tname, sname##_##tname##_fn, 0};     \
         zk_shim_register(&t);                                                  \
     }                                                                          \
@@ -47,16 +47,17 @@ struct zk_shim_suite_opts {
 #define cr_assert(cond, ...)                                                   \
     do {                                                                       \
         if (!(cond))                                                           \
-            zk_shim_fail(__FILE__, __LINE__, #cond, "" __VA_ARGS__);           \
+            zk_shim_fail(__FILE__, __LINE__, #cond, " " __VA_ARGS__);          \
     } while (0)
-#define cr_assert_not(cond, ...) cr_assert(!(cond), __VA_ARGS__)
-#define cr_assert_eq(a, b, ...) cr_assert((a) == (b), __VA_ARGS__)
-#define cr_assert_neq(a, b, ...) cr_assert((a) != (b), __VA_ARGS__)
-#define cr_assert_lt(a, b, ...) cr_assert((a) < (b), __VA_ARGS__)
-#define cr_assert_geq(a, b, ...) cr_assert((a) >= (b), __VA_ARGS__)
-#define cr_assert_null(p, ...) cr_assert((p) == NULL, __VA_ARGS__)
+#define cr_assert_not(cond, ...)   cr_assert(!(cond), __VA_ARGS__)
+#define cr_assert_eq(a, b, ...)    cr_assert((a) == (b), __VA_ARGS__)
+#define cr_assert_neq(a, b, ...)   cr_assert((a) != (b), __VA_ARGS__)
+#define cr_assert_lt(a, b, ...)    cr_assert((a) < (b), __VA_ARGS__)
+#define cr_assert_geq(a, b, ...)   cr_assert((a) >= (b), __VA_ARGS__)
+#define cr_assert_null(p, ...)     cr_assert((p) == NULL, __VA_ARGS__)
 #define cr_assert_not_null(p, ...) cr_assert((p) != NULL, __VA_ARGS__)
-#define cr_assert_str_eq(a, b, ...) cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
+#define cr_assert_str_eq(a, b, ...)                                            \
+    cr_assert(strcmp((a), (b)) == 0, __VA_ARGS__)
 #define cr_assert_str_neq(a, b, ...)                                           \
     cr_assert(strcmp((a), (b)) != 0, __VA_ARGS__)
 
