@@ -58,9 +58,11 @@ cmake -S tests/consumer -B "$out/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/n
 cmake --build "$out/consumer" >/dev/null
 "$out/consumer/hello"
 
-step "7/7 formatting"
+step "7/7 formatting, and the README's example is examples/hello.c"
 files=$(git ls-files '*.c' '*.h')
 clang-format --dry-run -Werror $files
+awk '/^## Example/ {ex=1} ex && /^```c$/ {inblock=1; next}
+     /^```$/ {if (inblock) exit} inblock' README.md | diff - examples/hello.c
 
 echo
 echo "All checks passed."

@@ -78,6 +78,19 @@ static inline int64_t zk_test_run(zk_task_fn fn, void *arg) {
     return result;
 }
 
+/* Joins h[0..n), asserting each join succeeds, and returns the sum of the
+ * tasks' results. */
+static inline int64_t zk_test_join_all(zk_task **h, int n) {
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t r = 0;
+        int rc = zk_task_join(&h[i], &r);
+        cr_assert_eq(rc, 0, "join %d: %s", i, zk_strerror(rc));
+        sum += r;
+    }
+    return sum;
+}
+
 /* ---- a "gate": a future that is pending until opened; opening wakes the
  * stored waker. Safe to open from any thread. ---- */
 typedef struct zk_gate {

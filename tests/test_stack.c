@@ -104,13 +104,7 @@ static int64_t errno_root(void *arg) {
     zk_task *h[8];
     for (intptr_t i = 0; i < 8; i++)
         zk_spawn(sets_errno, (void *)(100 + i), &h[i]);
-    int64_t ok = 0;
-    for (int i = 0; i < 8; i++) {
-        int64_t r = 0;
-        zk_task_join(&h[i], &r);
-        ok += r;
-    }
-    return ok;
+    return zk_test_join_all(h, 8);
 }
 
 ZK_TEST(stack, errno_is_kept_across_suspension) {

@@ -604,12 +604,7 @@ static int64_t million_futures_root(void *arg) {
         cr_assert_eq(zk_spawn_future(NULL, &c.base, sizeof c, &h[i]), 0);
     }
     cr_assert_eq(zk_runtime_live_tasks(zk_runtime_current()), MILLION + 1);
-    int64_t sum = 0;
-    for (int i = 0; i < MILLION; i++) {
-        int64_t r = 0;
-        cr_assert_eq(zk_task_join(&h[i], &r), 0);
-        sum += r;
-    }
+    int64_t sum = zk_test_join_all(h, MILLION);
     free(h);
     return sum;
 }
@@ -631,11 +626,7 @@ static int64_t million_coroutines_root(void *arg) {
     for (int wave = 0; wave < MILLION / WAVE; wave++) {
         for (int i = 0; i < WAVE; i++)
             cr_assert_eq(zk_spawn(one, NULL, &h[i]), 0);
-        for (int i = 0; i < WAVE; i++) {
-            int64_t r = 0;
-            cr_assert_eq(zk_task_join(&h[i], &r), 0);
-            sum += r;
-        }
+        sum += zk_test_join_all(h, WAVE);
     }
     return sum;
 }
@@ -698,12 +689,7 @@ static int64_t parked_root(void *arg) {
     the_lot->open = true;
     for (int i = 0; i < PARKED; i++)
         zk_waker_wake(&the_lot->wakers[i]);
-    int64_t ok = 0;
-    for (int i = 0; i < PARKED; i++) {
-        int64_t r = 0;
-        cr_assert_eq(zk_task_join(&h[i], &r), 0);
-        ok += r;
-    }
+    int64_t ok = zk_test_join_all(h, PARKED);
     free(h);
     return ok;
 }
