@@ -3,8 +3,8 @@
  * zk_await(), the single path of every blocking-style call.
  *
  * A coroutine task is polled like any task: its poll switches onto the
- * task's stack and returns when the coroutine suspends (ZK_PENDING) or its
- * function returns (ZK_READY). zk_await() polls a future in a loop and
+ * task's stack and returns when the coroutine suspends (pending or yielded)
+ * or its function returns (ready). zk_await() polls a future in a loop and
  * suspends between polls; the task's waker brings it back.
  */
 #include <errno.h>

@@ -225,6 +225,7 @@ int zk__stack_get(zk__stack_pool *p, size_t size, zk__stack **out) {
     if (s == NULL)
         return -ENOMEM;
     s->next_free = NULL;
+    s->cold = false;
     *out = s;
     return 0;
 }
@@ -271,9 +272,12 @@ void zk__stack_pool_trim(zk__stack_pool *p) {
             release = s;
         }
     }
-    /* Cold slab stacks are released below but stay in the pool. */
-    for (zk__stack *s = cold; s; s = s->next_free)
-        madvise(s->lo, s->size, MADV_DONTNEED);
+    /* Surplus slab stacks give their pages back but stay in the pool. */
+    for (zk__stack *s = cold; s; s = s->next_free) {
+        if (!s->cold)
+            madvise(s->lo, s->size, MADV_DONTNEED);
+        s->cold = true;
+    }
     *keep_tail = cold;
     size_t cold_count = 0;
     for (zk__stack *s = cold; s; s = s->next_free)

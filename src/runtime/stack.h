@@ -36,6 +36,8 @@ typedef struct zk__stack {
     char *lo;
     size_t size;
     bool guarded;
+    /* In the pool with its pages already given back (trim skips it). */
+    bool cold;
     /* The slab this stack was carved from, or NULL if it has its own
      * mapping (which starts one page below lo). */
     zk__stack_slab *slab;
