@@ -3,13 +3,13 @@
 #   scripts/deps.sh demo   compiler, CMake, liburing
 #   scripts/deps.sh test   + Criterion, clang and its sanitizer runtimes,
 #                            the aarch64 cross compiler and qemu-user,
-#                            clang-format, pkg-config
+#                            clang-format, pkg-config, valgrind
 set -euo pipefail
 
 want=(build-essential cmake pkg-config liburing-dev)
 if [ "${1:-demo}" = test ]; then
   want+=(libcriterion-dev clang libclang-rt-14-dev clang-format
-         gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+         gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user valgrind)
 fi
 
 missing=()

@@ -8,7 +8,8 @@
 #   5. aarch64 cross build: the suite under qemu-user
 #   6. install, then build a program against it with pkg-config and with
 #      CMake's find_package
-#   7. formatting (clang-format)
+#   7. valgrind (memcheck, leaks) on the examples
+#   8. formatting (clang-format), README example == examples/hello.c
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh test
@@ -26,26 +27,26 @@ suite() { # dir, cmake args...
   (cd "$dir" && ctest -j2 --output-on-failure)
 }
 
-step "1/7 gcc -Werror: test suite and examples"
+step "1/8 gcc -Werror: test suite and examples"
 CC=gcc suite "$out/gcc" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 "$out/gcc/examples/hello"
 "$out/gcc/examples/demo"
 
-step "2/7 clang -Werror + ASan + UBSan (+ LeakSanitizer per test)"
+step "2/8 clang -Werror + ASan + UBSan (+ LeakSanitizer per test)"
 CC=clang suite "$out/asan" -DCMAKE_BUILD_TYPE=Debug -DZOKIO_SANITIZE=address
 ASAN_OPTIONS=detect_leaks=1 "$out/asan/examples/demo"
 
-step "3/7 clang -Werror + ThreadSanitizer"
+step "3/8 clang -Werror + ThreadSanitizer"
 CC=clang suite "$out/tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZOKIO_SANITIZE=thread
 
-step "4/7 portable ucontext context switch"
+step "4/8 portable ucontext context switch"
 CC=gcc suite "$out/ucontext" -DZOKIO_CONTEXT=ucontext
 
-step "5/7 aarch64 cross build, suite under qemu-user"
+step "5/8 aarch64 cross build, suite under qemu-user"
 CC= suite "$out/aarch64" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
   -DZOKIO_TEST_RUNNER=shim
 
-step "6/7 install, then build against it with pkg-config and find_package"
+step "6/8 install, then build against it with pkg-config and find_package"
 prefix=$(realpath "$out")/prefix
 rm -rf "$prefix"
 cmake --install "$out/gcc" --prefix "$prefix" >/dev/null
@@ -58,7 +59,13 @@ cmake -S tests/consumer -B "$out/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/n
 cmake --build "$out/consumer" >/dev/null
 "$out/consumer/hello"
 
-step "7/7 formatting, and the README's example is examples/hello.c"
+step "7/8 valgrind: no error, nothing lost or left reachable"
+for ex in hello demo; do
+  valgrind -q --error-exitcode=9 --leak-check=full --show-leak-kinds=all \
+    --errors-for-leak-kinds=all "$out/gcc/examples/$ex"
+done
+
+step "8/8 formatting, and the README's example is examples/hello.c"
 files=$(git ls-files '*.c' '*.h')
 clang-format --dry-run -Werror $files
 awk '/^## Example/ {ex=1} ex && /^```c$/ {inblock=1; next}

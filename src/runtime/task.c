@@ -234,7 +234,7 @@ int zk_task_join(zk_task **handle, int64_t *result) {
         int64_t r = zk_await(&jf.base);
         if (r < 0 && !zk__task_is_complete(t))
             return (int)r; /* the joiner itself was cancelled */
-    } else {
+    } else if (!zk__task_is_complete(t)) {
         zk__thread_waiter *tw = zk__thread_waiter_current();
         if (tw == NULL)
             return -ENOMEM;
