@@ -9,6 +9,7 @@
 
 #include "zokio/common.h"
 #include "zokio/future.h"
+#include "zokio/metrics.h"
 #include "zokio/runtime.h"
 #include "zokio/task.h"
 

@@ -59,11 +59,26 @@ static inline void zk_test_leak_check(void) {}
     }                                                                          \
     static void suite##_##name##_body(void)
 
-/* Builds a current-thread runtime or fails the test. */
+/* Every test file is built twice: ZK_TEST_MT 0 runs it on a current-thread
+ * runtime, 1 on a multi-thread runtime with two workers. */
+#ifndef ZK_TEST_MT
+#define ZK_TEST_MT 0
+#endif
+
+/* Builds the runtime kind under test or fails the test. */
 static inline zk_runtime *zk_test_runtime(void) {
     zk_runtime *rt = NULL;
-    int rc = zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &rt);
-    cr_assert_eq(rc, 0, "zk_runtime_new: %s", zk_strerror(rc));
+    zk_builder *b = zk_builder_new();
+    cr_assert_not_null(b);
+#if ZK_TEST_MT
+    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+    zk_builder_set_workers(b, 2);
+#else
+    zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
+#endif
+    int rc = zk_builder_build(b, &rt);
+    zk_builder_free(b);
+    cr_assert_eq(rc, 0, "zk_builder_build: %s", zk_strerror(rc));
     return rt;
 }
 

@@ -41,7 +41,12 @@ static void tw_workers_absurd(zk_builder *b) {
     zk_builder_set_workers(b, 1000000);
 }
 static void tw_ct_two_workers(zk_builder *b) {
+    zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
     zk_builder_set_workers(b, 2);
+}
+static void tw_mt_three_workers(zk_builder *b) {
+    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+    zk_builder_set_workers(b, 3);
 }
 static void tw_stack_zero(zk_builder *b) {
     zk_builder_set_stack_size(b, 0);
@@ -55,7 +60,7 @@ static void tw_stack_absurd(zk_builder *b) {
 static void tw_name_null(zk_builder *b) {
     zk_builder_set_thread_name(b, NULL);
 }
-static void tw_good(zk_builder *b) {
+static void tw_good_ct(zk_builder *b) {
     zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
     zk_builder_set_workers(b, 1);
     zk_builder_set_thread_name(b, "a-very-long-thread-name-cut-at-15");
@@ -63,8 +68,9 @@ static void tw_good(zk_builder *b) {
 }
 
 ZK_TEST(runtime, builder_rejects_bad_configurations) {
-    cr_assert_eq(build_with(tw_none), 0);
-    cr_assert_eq(build_with(tw_good), 0);
+    cr_assert_eq(build_with(tw_none), 0, "the defaults (multi-thread)");
+    cr_assert_eq(build_with(tw_good_ct), 0);
+    cr_assert_eq(build_with(tw_mt_three_workers), 0);
     cr_assert_eq(build_with(tw_kind_bad), -EINVAL);
     cr_assert_eq(build_with(tw_workers_zero), -EINVAL);
     cr_assert_eq(build_with(tw_workers_absurd), -EINVAL);
@@ -85,16 +91,15 @@ ZK_TEST(runtime, builder_rejects_bad_configurations) {
     cr_assert_eq(zk_runtime_free(NULL), 0);
 }
 
-ZK_TEST(runtime, multi_thread_kind_reports_not_supported_yet) {
-    zk_runtime *rt = NULL;
-    cr_assert_eq(zk_runtime_new(ZK_RUNTIME_MULTI_THREAD, &rt), -ENOTSUP);
-    cr_assert_null(rt);
-}
-
 ZK_TEST(runtime, accessors) {
     zk_runtime *rt = zk_test_runtime();
+#if ZK_TEST_MT
+    cr_assert_eq(zk_runtime_get_kind(rt), ZK_RUNTIME_MULTI_THREAD);
+    cr_assert_eq(zk_runtime_workers(rt), 2);
+#else
     cr_assert_eq(zk_runtime_get_kind(rt), ZK_RUNTIME_CURRENT_THREAD);
     cr_assert_eq(zk_runtime_workers(rt), 1);
+#endif
     cr_assert_eq(zk_runtime_live_tasks(rt), 0);
     cr_assert_eq(zk_runtime_get_kind(NULL), 0);
     cr_assert_eq(zk_runtime_workers(NULL), 0);
@@ -133,6 +138,13 @@ ZK_TEST(runtime, block_on_rejects_misuse) {
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
+static int64_t noop(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+/* One thread at a time drives a current-thread runtime. */
+#if !ZK_TEST_MT
 typedef struct busy_probe {
     zk_runtime *rt;
     zk_gate gate;
@@ -145,11 +157,6 @@ static int64_t holds_the_driver(void *arg) {
     atomic_store(&p->inside, 1);
     zk_gate_wait w = zk_gate_waiter(&p->gate, NULL);
     return zk_await(&w.base);
-}
-
-static int64_t noop(void *arg) {
-    (void)arg;
-    return 0;
 }
 
 static void *second_driver(void *arg) {
@@ -198,6 +205,7 @@ ZK_TEST(runtime, tasks_left_behind_run_at_the_next_block_on) {
     cr_assert_eq(zk_runtime_live_tasks(rt), 0, "it ran during the second");
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
+#endif
 
 static int64_t joins_given_handle(void *arg) {
     zk_task **h = arg;
@@ -275,7 +283,7 @@ static int64_t leaves_parked_tasks(void *arg) {
         cr_assert_eq(zk_spawn_future(NULL, &f.base, sizeof f, &h), 0);
         zk_task_detach(&h);
     }
-    while (p->gate.polls < 50)
+    while (zk_gate_polls(&p->gate) < 50)
         zk_yield();
     return 0;
 }

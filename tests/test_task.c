@@ -196,7 +196,7 @@ static int64_t abort_while_parked_root(void *arg) {
     abort_probe *p = arg;
     zk_task *h;
     cr_assert_eq(zk_spawn(waits_on_gate, p, &h), 0);
-    while (p->gate.polls == 0) /* let it park on the gate */
+    while (zk_gate_polls(&p->gate) == 0) /* let it park on the gate */
         zk_yield();
     cr_assert_not(zk_task_is_finished(h));
     cr_assert_eq(zk_task_abort(h), 0);
@@ -544,7 +544,15 @@ ZK_TEST(task, yield_lets_the_other_tasks_run) {
     trace t;
     memset(&t, 0, sizeof t);
     zk_test_run(yield_root, &t);
+#if ZK_TEST_MT
+    /* Two workers run both at once: the order is free, the count is not. */
+    int a = 0, b = 0;
+    for (int i = 0; t.order[i]; i++)
+        a += t.order[i] == 'a', b += t.order[i] == 'b';
+    cr_assert(a == 4 && b == 4, "order %s", t.order);
+#else
     cr_assert_str_eq(t.order, "abababab");
+#endif
 }
 
 typedef struct budget_probe {
@@ -603,7 +611,9 @@ static int64_t million_futures_root(void *arg) {
         countdown c = {{&countdown_ops}, i % 3, 1, NULL};
         cr_assert_eq(zk_spawn_future(NULL, &c.base, sizeof c, &h[i]), 0);
     }
+#if !ZK_TEST_MT /* workers finish tasks while this one spawns */
     cr_assert_eq(zk_runtime_live_tasks(zk_runtime_current()), MILLION + 1);
+#endif
     int64_t sum = zk_test_join_all(h, MILLION);
     free(h);
     return sum;

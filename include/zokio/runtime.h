@@ -1,8 +1,8 @@
 /*
  * zokio/runtime.h - building, driving and shutting down a runtime.
  *
- *     zk_builder *b = zk_builder_new();
- *     zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
+ *     zk_builder *b = zk_builder_new();      // multi-thread by default
+ *     zk_builder_set_workers(b, 4);
  *     zk_runtime *rt;
  *     int rc = zk_builder_build(b, &rt);   // configuration errors show here
  *     zk_builder_free(b);
@@ -37,9 +37,9 @@ typedef enum zk_runtime_kind {
 typedef struct zk_builder zk_builder;
 
 /*
- * Returns a new builder holding the defaults: current-thread kind, one
- * worker per CPU for multi-thread, thread name "zokio-worker",
- * ZK_STACK_DEFAULT stacks. Returns NULL when out of memory.
+ * Returns a new builder holding the defaults: multi-thread kind with one
+ * worker per online CPU, thread name "zokio-worker", ZK_STACK_DEFAULT
+ * stacks. Returns NULL when out of memory.
  */
 ZK_EXTERN zk_builder *zk_builder_new(void);
 
@@ -53,8 +53,8 @@ ZK_EXTERN void zk_builder_set_kind(zk_builder *b, zk_runtime_kind kind);
 /* Worker threads of a multi-thread runtime; must be 1..ZK_WORKERS_MAX
  * (a current-thread runtime accepts only 1). */
 ZK_EXTERN void zk_builder_set_workers(zk_builder *b, size_t workers);
-/* Name given to the runtime's threads (at most 15 bytes are used). The
- * string is copied; NULL is rejected by build. */
+/* Name given to the runtime's worker threads, followed by "-N" (at most 10
+ * bytes of it are used). The string is copied; NULL is rejected by build. */
 ZK_EXTERN void zk_builder_set_thread_name(zk_builder *b, const char *name);
 /* Default stack size of coroutine tasks; must lie within
  * [ZK_STACK_MIN, ZK_STACK_MAX]. Rounded up to whole pages. */
@@ -68,7 +68,6 @@ ZK_EXTERN void zk_builder_set_stack_size(zk_builder *b, size_t bytes);
  *              kind, worker count 0 or above ZK_WORKERS_MAX (or not 1 for
  *              a current-thread runtime), NULL thread name, stack size
  *              outside [ZK_STACK_MIN, ZK_STACK_MAX].
- * -ENOTSUP     the kind is not available in this build.
  * -ENOMEM      out of memory.
  * -EAGAIN      a thread could not be started.
  * On error nothing was created.
@@ -84,15 +83,19 @@ ZK_EXTERN int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out);
 /*
  * Runs fn(arg) as a coroutine task on `rt` and blocks the calling thread
  * (sleeping, not spinning) until it finishes; `*result` (may be NULL)
- * receives its return value. On a current-thread runtime the calling thread
- * runs the runtime's tasks while it waits; tasks still pending when the
- * root finishes stay in the runtime and run at the next zk_block_on().
+ * receives its return value. On a multi-thread runtime the task runs on the
+ * workers and any number of threads may block on the runtime at once. On a
+ * current-thread runtime the calling thread runs the runtime's tasks while
+ * it waits; tasks still pending when the root finishes stay in the runtime
+ * and run at the next zk_block_on().
  *
  * Returns 0, or:
  * -EINVAL      `rt` or `fn` is NULL.
  * -EPERM       called from inside a task (it would block a worker).
  * -EBUSY       another thread is already driving this current-thread
  *              runtime.
+ * A multi-thread runtime's tasks run on its workers whether or not a thread
+ * is in zk_block_on().
  * -ESHUTDOWN   the runtime is shutting down.
  * -ENOMEM      no memory for the task or its stack.
  */

@@ -265,6 +265,7 @@ static void zk__coro_spend_budget(zk__coro *c) {
     zk__worker *w = zk__worker_current();
     if (--w->budget > 0)
         return;
+    ZK__COUNT(w->metrics.budget_yields);
     zk__coro_yield_now(c);
 }
 

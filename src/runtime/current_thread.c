@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "common/util.h"
+#include "inject.h"
 #include "park.h"
 #include "queue.h"
 #include "runtime.h"
@@ -26,9 +27,7 @@ typedef struct zk__ct {
     uint32_t tick;
     void *altstack;
 
-    pthread_mutex_t inject_lock;
-    zk__task_fifo inject;
-    _Atomic size_t inject_len; /* lets the driver skip the lock when 0 */
+    zk__inject inject;
 
     zk__parker parker;
     _Atomic bool driving;
@@ -38,43 +37,29 @@ static void zk__ct_schedule(zk_runtime *rt, zk__task *t, bool yield) {
     zk__ct *ct = rt->sched;
     (void)yield; /* both go to the back: the local queue is FIFO */
     if (zk__worker_current() == &ct->worker) {
+        ZK__COUNT(ct->worker.metrics.local_schedules);
         zk__fifo_push(&ct->local, t);
         return;
     }
-    pthread_mutex_lock(&ct->inject_lock);
-    zk__fifo_push(&ct->inject, t);
-    atomic_store_explicit(&ct->inject_len, ct->inject.len,
-                          memory_order_release);
-    pthread_mutex_unlock(&ct->inject_lock);
+    atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_relaxed);
+    zk__inject_push(&ct->inject, t);
     zk__parker_unpark(&ct->parker);
-}
-
-static zk__task *zk__ct_pop_inject(zk__ct *ct) {
-    if (atomic_load_explicit(&ct->inject_len, memory_order_acquire) == 0)
-        return NULL;
-    pthread_mutex_lock(&ct->inject_lock);
-    zk__task *t = zk__fifo_pop(&ct->inject);
-    atomic_store_explicit(&ct->inject_len, ct->inject.len,
-                          memory_order_release);
-    pthread_mutex_unlock(&ct->inject_lock);
-    return t;
 }
 
 static zk__task *zk__ct_next(zk__ct *ct) {
     zk__task *t;
     if (++ct->tick % ZK__INJECT_INTERVAL == 0 &&
-        (t = zk__ct_pop_inject(ct)) != NULL)
+        (t = zk__inject_pop(&ct->inject)) != NULL)
         return t;
     t = zk__fifo_pop(&ct->local);
-    return t ? t : zk__ct_pop_inject(ct);
+    return t ? t : zk__inject_pop(&ct->inject);
 }
 
 static int zk__ct_enter(zk_runtime *rt) {
     zk__ct *ct = rt->sched;
     if (atomic_exchange(&ct->driving, true))
         return -EBUSY;
-    zk__worker_init(&ct->worker, rt, ct);
-    zk__worker_set(&ct->worker);
+    zk__worker_attach(&ct->worker);
     ct->altstack = zk__overflow_thread_enter();
     return 0;
 }
@@ -96,6 +81,7 @@ static void zk__ct_run_until(zk_runtime *rt, zk__task *root) {
             zk__task_run(t);
         } else {
             zk__stack_pool_trim(&rt->stacks);
+            ZK__COUNT(ct->worker.metrics.parks);
             zk__parker_park(&ct->parker);
         }
     }
@@ -124,26 +110,51 @@ static int zk__ct_shutdown(zk_runtime *rt) {
 
 static void zk__ct_destroy(zk_runtime *rt) {
     zk__ct *ct = rt->sched;
-    pthread_mutex_destroy(&ct->inject_lock);
+    zk__inject_destroy(&ct->inject);
     free(ct);
 }
 
-static const zk__sched_ops zk__ct_ops = {zk__ct_schedule,  zk__ct_enter,
-                                         zk__ct_run_until, zk__ct_leave,
-                                         zk__ct_shutdown,  zk__ct_destroy};
+static zk__worker *zk__ct_worker(zk_runtime *rt, size_t i) {
+    (void)i;
+    return &((zk__ct *)rt->sched)->worker;
+}
+
+static size_t zk__ct_inject_len(zk_runtime *rt) {
+    return zk__inject_len(&((zk__ct *)rt->sched)->inject);
+}
+
+/* The local FIFO belongs to the driving thread: its length is read only
+ * there (0 from anywhere else). */
+static size_t zk__ct_local_len(zk_runtime *rt, size_t i) {
+    zk__ct *ct = rt->sched;
+    (void)i;
+    return zk__worker_current() == &ct->worker ? ct->local.len : 0;
+}
+
+static const zk__sched_ops zk__ct_ops = {
+    .schedule = zk__ct_schedule,
+    .enter = zk__ct_enter,
+    .run_until = zk__ct_run_until,
+    .leave = zk__ct_leave,
+    .shutdown = zk__ct_shutdown,
+    .destroy = zk__ct_destroy,
+    .worker = zk__ct_worker,
+    .inject_len = zk__ct_inject_len,
+    .local_len = zk__ct_local_len,
+};
 
 int zk__current_thread_create(zk_runtime *rt) {
     zk__ct *ct = calloc(1, sizeof *ct);
     if (!ct)
         return -ENOMEM;
-    int rc = -pthread_mutex_init(&ct->inject_lock, NULL);
+    int rc = zk__inject_init(&ct->inject);
     if (rc != 0) {
         free(ct);
         return rc;
     }
     zk__parker_init(&ct->parker);
+    zk__worker_init(&ct->worker, rt, ct, 0);
     atomic_init(&ct->driving, false);
-    atomic_init(&ct->inject_len, 0);
     rt->sched = ct;
     rt->sched_ops = &zk__ct_ops;
     return 0;

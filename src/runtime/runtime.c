@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "task_state.h"
 #include "worker.h"
+#include "zokio/metrics.h"
 
 /* ---------------------------------------------------------------------- */
 /* Builder                                                                */
@@ -34,7 +35,7 @@ zk_builder *zk_builder_new(void) {
     zk_builder *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
-    b->kind = ZK_RUNTIME_CURRENT_THREAD;
+    b->kind = ZK_RUNTIME_MULTI_THREAD;
     b->workers = 0; /* 0: the kind's default */
     b->stack_size = ZK_STACK_DEFAULT;
     strcpy(b->thread_name, "zokio-worker");
@@ -88,8 +89,6 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         return -EINVAL;
     if (b->stack_size < ZK_STACK_MIN || b->stack_size > ZK_STACK_MAX)
         return -EINVAL;
-    if (b->kind == ZK_RUNTIME_MULTI_THREAD)
-        return -ENOTSUP; /* the work-stealing scheduler is not built yet */
 
     zk_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
@@ -101,6 +100,8 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     memcpy(rt->thread_name, b->thread_name, sizeof rt->thread_name);
     atomic_init(&rt->live, 0);
     atomic_init(&rt->shutting_down, false);
+    atomic_init(&rt->remote_schedules, 0);
+    zk__parker_init(&rt->drained);
     int rc = -pthread_mutex_init(&rt->owned_lock, NULL);
     if (rc == 0) {
         rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
@@ -108,7 +109,9 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
             pthread_mutex_destroy(&rt->owned_lock);
     }
     if (rc == 0) {
-        rc = zk__current_thread_create(rt);
+        rc = rt->kind == ZK_RUNTIME_CURRENT_THREAD
+                 ? zk__current_thread_create(rt)
+                 : zk__multi_thread_create(rt);
         if (rc != 0) {
             zk__stack_pool_destroy(&rt->stacks);
             pthread_mutex_destroy(&rt->owned_lock);
@@ -163,8 +166,15 @@ void zk__runtime_release(zk_runtime *rt, zk__task *t) {
     if (core->owned_next)
         zk__task_core_of(core->owned_next)->owned_prev = core->owned_prev;
     core->owned_prev = core->owned_next = NULL;
-    atomic_fetch_sub_explicit(&rt->live, 1, memory_order_release);
+    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1 &&
+        rt->closed)
+        zk__parker_unpark(&rt->drained);
     pthread_mutex_unlock(&rt->owned_lock);
+}
+
+void zk__runtime_wait_drained(zk_runtime *rt) {
+    while (atomic_load_explicit(&rt->live, memory_order_acquire) > 0)
+        zk__parker_park(&rt->drained);
 }
 
 void zk__runtime_close_and_cancel(zk_runtime *rt) {
@@ -192,6 +202,9 @@ zk_runtime *zk__runtime_current(void) {
 /* The common end of every spawn: hand out or drop the join reference and
  * give the task its first run. */
 static void zk__spawned(zk_runtime *rt, zk__task *t, zk_task **handle) {
+    zk__worker *w = zk__worker_current();
+    if (w != NULL && w->rt == rt)
+        ZK__COUNT(w->metrics.tasks_spawned);
     if (handle) {
         *handle = (zk_task *)t;
     } else {
@@ -327,4 +340,40 @@ size_t zk_runtime_live_tasks(const zk_runtime *rt) {
     return rt ? atomic_load_explicit(&((zk_runtime *)rt)->live,
                                      memory_order_acquire)
               : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Metrics                                                                */
+/* ---------------------------------------------------------------------- */
+
+#define ZK__READ(c) atomic_load_explicit(&(c), memory_order_relaxed)
+
+int zk_runtime_metrics_get(zk_runtime *rt, zk_runtime_metrics *out) {
+    if (rt == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    out->workers = rt->workers;
+    out->live_tasks = zk_runtime_live_tasks(rt);
+    out->inject_queue_depth = rt->sched_ops->inject_len(rt);
+    out->remote_schedules = ZK__READ(rt->remote_schedules);
+    return 0;
+}
+
+int zk_runtime_worker_metrics(zk_runtime *rt, size_t index,
+                              zk_worker_metrics *out) {
+    if (rt == NULL || out == NULL || index >= rt->workers)
+        return -EINVAL;
+    zk__counters *c = &rt->sched_ops->worker(rt, index)->metrics;
+    out->polls = ZK__READ(c->polls);
+    out->tasks_spawned = ZK__READ(c->tasks_spawned);
+    out->tasks_completed = ZK__READ(c->tasks_completed);
+    out->local_schedules = ZK__READ(c->local_schedules);
+    out->lifo_hits = ZK__READ(c->lifo_hits);
+    out->steals = ZK__READ(c->steals);
+    out->steal_operations = ZK__READ(c->steal_operations);
+    out->parks = ZK__READ(c->parks);
+    out->budget_yields = ZK__READ(c->budget_yields);
+    out->overflows = ZK__READ(c->overflows);
+    out->local_queue_depth = rt->sched_ops->local_len(rt, index);
+    return 0;
 }

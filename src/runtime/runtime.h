@@ -8,8 +8,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "park.h"
 #include "stack.h"
 #include "task.h"
+#include "worker.h"
 #include "zokio/runtime.h"
 
 typedef struct zk__sched_ops {
@@ -30,6 +32,11 @@ typedef struct zk__sched_ops {
     int (*shutdown)(struct zk_runtime *rt);
     /* Frees the scheduler's memory. */
     void (*destroy)(struct zk_runtime *rt);
+    /* For metrics: worker `i` (i < rt->workers), the depth of the global
+     * queue and of worker `i`'s local queue. */
+    zk__worker *(*worker)(struct zk_runtime *rt, size_t i);
+    size_t (*inject_len)(struct zk_runtime *rt);
+    size_t (*local_len)(struct zk_runtime *rt, size_t i);
 } zk__sched_ops;
 
 struct zk_runtime {
@@ -50,6 +57,12 @@ struct zk_runtime {
     /* True from the start of shutdown: coroutines are then resumed at most
      * ZK_SHUTDOWN_POLLS_MAX times. */
     _Atomic bool shutting_down;
+    /* Unparked when the last live task of a closed runtime finishes: the
+     * thread shutting down a multi-thread runtime waits on it. */
+    zk__parker drained;
+
+    /* Wakes and spawns that came from outside the runtime's workers. */
+    _Atomic uint64_t remote_schedules;
 
     zk__stack_pool stacks;
 };
@@ -73,8 +86,13 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
 int zk__spawn_future(struct zk_runtime *rt, const zk_future *fut, size_t size,
                      zk__task **out);
 
-/* The current-thread scheduler. */
+/* The schedulers. */
 int zk__current_thread_create(struct zk_runtime *rt);
+int zk__multi_thread_create(struct zk_runtime *rt);
+
+/* Blocks the calling (plain) thread until every task of the closed runtime
+ * has finished. */
+void zk__runtime_wait_drained(struct zk_runtime *rt);
 
 /* Installs the stack-overflow reporter for the process (once) and an
  * alternate signal stack for the calling thread if it has none; the

@@ -44,10 +44,15 @@ bool zk__task_is_cancelled(const zk__task *t) {
 /* Running                                                                */
 /* ---------------------------------------------------------------------- */
 
-/* The body finished (result stored, body released): publish COMPLETE, wake
- * the joiner, leave the live list and drop the running reference. */
+/* The body finished (result stored, body released): leave the live list,
+ * publish COMPLETE, wake the joiner and drop the running reference. The
+ * live list goes first so that whoever sees the task complete also sees
+ * it gone from zk_runtime_live_tasks(). */
 static void zk__task_complete(zk__task *t) {
-    struct zk_runtime *rt = t->rt;
+    zk__worker *w = zk__worker_current();
+    if (w != NULL)
+        ZK__COUNT(w->metrics.tasks_completed);
+    zk__runtime_release(t->rt, t);
     zk__task_core *core = zk__task_core_of(t);
     uint64_t s = zk__transition_to_complete(t);
     if ((s & ZK__JOIN_INTEREST) && (s & ZK__JOIN_WAKER)) {
@@ -57,7 +62,6 @@ static void zk__task_complete(zk__task *t) {
             zk_waker_drop(&core->join_waker);
     }
     /* The running reference and the live list's. */
-    zk__runtime_release(rt, t);
     if (zk__ref_dec_n(t, 2))
         zk__task_dealloc(t);
 }
@@ -88,6 +92,7 @@ void zk__task_run(zk__task *t) {
     zk__worker *w = zk__worker_current();
     w->current = t;
     w->budget = ZK__BUDGET;
+    ZK__COUNT(w->metrics.polls);
     zk__run_outcome r = t->vtable->poll(t);
     w->current = NULL;
     struct zk_runtime *rt = t->rt;

@@ -26,12 +26,19 @@ __attribute__((noinline)) zk__worker *zk__worker_set(zk__worker *w) {
     return prev;
 }
 
-void zk__worker_init(zk__worker *w, struct zk_runtime *rt, void *sched) {
+void zk__worker_init(zk__worker *w, struct zk_runtime *rt, void *sched,
+                     size_t index) {
     memset(w, 0, sizeof *w);
     w->rt = rt;
     w->sched = sched;
+    w->index = index;
     w->budget = ZK__BUDGET;
+}
+
+void zk__worker_attach(zk__worker *w) {
+    w->current = NULL;
 #if defined(ZK__TSAN)
     w->tsan_fiber = __tsan_get_current_fiber();
 #endif
+    zk__worker_set(w);
 }

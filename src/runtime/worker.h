@@ -10,6 +10,7 @@
 #ifndef ZK__WORKER_H
 #define ZK__WORKER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,20 @@ struct zk_runtime;
 /* Polls in a row that a task may find ready before it must yield. */
 #define ZK__BUDGET 128
 
+/* A worker's counters (see zk_worker_metrics). Only the worker's own thread
+ * writes them, with ZK__COUNT: a relaxed load and store, no locked
+ * instruction; any thread may read them. */
+typedef struct zk__counters {
+    _Atomic uint64_t polls, tasks_spawned, tasks_completed, local_schedules,
+        lifo_hits, steals, steal_operations, parks, budget_yields, overflows;
+} zk__counters;
+
+#define ZK__COUNT_N(c, n)                                                      \
+    atomic_store_explicit(                                                     \
+        &(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n),          \
+        memory_order_relaxed)
+#define ZK__COUNT(c) ZK__COUNT_N(c, 1)
+
 typedef struct zk__worker {
     struct zk_runtime *rt;
     /* The task being run on this thread, NULL between tasks. */
@@ -32,6 +47,9 @@ typedef struct zk__worker {
     int budget;
     /* Scheduler-specific worker state. */
     void *sched;
+    /* Index among the runtime's workers. */
+    size_t index;
+    zk__counters metrics;
 #if defined(ZK__TSAN)
     void *tsan_fiber;
 #endif
@@ -47,7 +65,11 @@ zk__worker *zk__worker_current(void);
 /* Sets (or clears, with NULL) the calling thread's worker; returns the
  * previous one. */
 zk__worker *zk__worker_set(zk__worker *w);
-/* Prepares a worker for the calling thread (sanitizer bookkeeping). */
-void zk__worker_init(zk__worker *w, struct zk_runtime *rt, void *sched);
+/* Initialises a worker once, when its scheduler is created. */
+void zk__worker_init(zk__worker *w, struct zk_runtime *rt, void *sched,
+                     size_t index);
+/* Makes `w` the calling thread's worker and prepares the per-thread parts
+ * (sanitizer bookkeeping). Undo with zk__worker_set(NULL). */
+void zk__worker_attach(zk__worker *w);
 
 #endif
