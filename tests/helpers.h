@@ -106,6 +106,21 @@ static inline int64_t zk_test_join_all(zk_task **h, int n) {
     return sum;
 }
 
+/* pthread_self() and errno's address are "const" to the compiler, which
+ * may reuse a value read before an await after it: read them through a
+ * function it cannot see through. */
+static __attribute__((noinline, unused)) pthread_t zk_test_thread(void) {
+    pthread_t t = pthread_self();
+    __asm__ volatile("" ::: "memory");
+    return t;
+}
+
+static __attribute__((noinline, unused)) int zk_test_errno(void) {
+    int e = errno;
+    __asm__ volatile("" ::: "memory");
+    return e;
+}
+
 /* ---- a "gate": a future that is pending until opened; opening wakes the
  * stored waker. Safe to open from any thread. ---- */
 typedef struct zk_gate {

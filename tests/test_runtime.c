@@ -223,8 +223,10 @@ ZK_TEST(runtime, spawn_from_a_plain_thread_onto_a_runtime) {
     zk_runtime *rt = zk_test_runtime();
     zk_task *h;
     cr_assert_eq(zk_runtime_spawn(rt, forty_two, NULL, &h), 0);
+#if !ZK_TEST_MT /* multi-thread workers may have run it already */
     cr_assert_eq(zk_runtime_live_tasks(rt), 1);
     cr_assert_not(zk_task_is_finished(h), "nobody drives the runtime yet");
+#endif
     int64_t r = -1;
     cr_assert_eq(zk_block_on(rt, joins_given_handle, &h, &r), 0);
     cr_assert_eq(r, 42);

@@ -92,7 +92,7 @@ static int64_t sets_errno(void *arg) {
     errno = mine;
     for (int i = 0; i < 10; i++) {
         zk_yield();
-        if (errno != mine)
+        if (zk_test_errno() != mine) /* this thread's errno, read afresh */
             return 0;
         errno = mine;
     }

@@ -169,6 +169,13 @@ ZK_EXTERN void zk_future_drop(zk_future *f);
  *
  * A task whose awaits keep completing immediately yields to other tasks
  * after a bounded number of them (cooperative budget), transparently.
+ *
+ * On a multi-thread runtime the task may resume on another worker thread.
+ * zokio saves errno before the task suspends and restores it on the thread
+ * that resumes it. Do not keep the address of a thread-local variable
+ * across an await, and note that compilers treat pthread_self() and the
+ * address of errno as constant within a function: if a value read before
+ * the await matters after it, read it again from a non-inlined function.
  */
 ZK_EXTERN int64_t zk_await(zk_future *f);
 

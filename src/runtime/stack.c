@@ -67,6 +67,11 @@ static void zk__guard_budget_init(void) {
     /* Half of what is free goes to guard pages, two mappings per stack;
      * the other half stays for the application and for slabs. */
     long stacks = free_maps > 0 ? free_maps / 4 : 0;
+#if defined(ZK__TSAN)
+    /* ThreadSanitizer maps a shadow stack for every coroutine's fiber:
+     * leave it most of the process's mappings. */
+    stacks /= 4;
+#endif
     const char *env = getenv("ZOKIO_GUARD_STACKS");
     if (env && *env) {
         char *end;

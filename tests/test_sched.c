@@ -1,0 +1,415 @@
+/* test_sched.c - scheduler behaviour: fairness, stealing, migration,
+ * parking without lost wake-ups, idle CPU, shutdown under load. */
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+ZK_SUITE(sched);
+
+/* ---------------------------------------------------------------------- */
+/* fairness                                                               */
+/* ---------------------------------------------------------------------- */
+
+static atomic_int flag;
+
+static int64_t yields_until_flag(void *arg) {
+    (void)arg;
+    int64_t n = 0;
+    while (!atomic_load(&flag)) {
+        zk_yield();
+        n++;
+    }
+    return n;
+}
+
+static int64_t sets_flag(void *arg) {
+    (void)arg;
+    atomic_store(&flag, 1);
+    return 0;
+}
+
+static int64_t yield_fairness_root(void *arg) {
+    (void)arg;
+    /* As many yield loops as workers, then a task that ends them: it only
+     * runs if the yielders let it. */
+    zk_task *h[3];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(zk_spawn(yields_until_flag, NULL, &h[i]), 0);
+    cr_assert_eq(zk_spawn(sets_flag, NULL, &h[2]), 0);
+    return zk_test_join_all(h, 3);
+}
+
+ZK_TEST(sched, yielding_loops_do_not_starve_other_tasks) {
+    atomic_store(&flag, 0);
+    zk_test_run(yield_fairness_root, NULL);
+    cr_assert_eq(atomic_load(&flag), 1);
+}
+
+/* A task keeps its worker's local queue full of woken tasks while a plain
+ * thread spawns a task from outside (the inject queue): the flood ends only
+ * when that task has run. */
+typedef struct flood {
+    zk_future base;
+    int64_t runs;
+} flood;
+
+static zk_poll flood_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    flood *fl = (flood *)f;
+    if (atomic_load(&flag)) {
+        *out = fl->runs;
+        return ZK_READY;
+    }
+    fl->runs++;
+    zk_waker_wake_by_ref(zk_context_waker(cx));
+    return ZK_PENDING;
+}
+static const zk_future_ops flood_ops = {flood_poll, NULL};
+
+static int64_t flood_root(void *arg) {
+    zk_runtime *rt = zk_runtime_current();
+    zk_task *h[64];
+    (void)arg;
+    for (int i = 0; i < 64; i++) {
+        flood f = {{&flood_ops}, 0};
+        cr_assert_eq(zk_spawn_future(rt, &f.base, sizeof f, &h[i]), 0);
+    }
+    return zk_test_join_all(h, 64);
+}
+
+static void *spawns_flag_setter(void *arg) {
+    zk_runtime *rt = arg;
+    zk_task *h = NULL;
+    int rc = zk_runtime_spawn(rt, sets_flag, NULL, &h);
+    if (rc == 0)
+        zk_task_detach(&h);
+    return (void *)(intptr_t)rc;
+}
+
+ZK_TEST(sched, a_flooded_local_queue_does_not_starve_the_inject_queue) {
+    atomic_store(&flag, 0);
+    zk_runtime *rt = zk_test_runtime();
+    pthread_t th;
+    pthread_create(&th, NULL, spawns_flag_setter, rt);
+    int64_t runs = 0;
+    cr_assert_eq(zk_block_on(rt, flood_root, NULL, &runs), 0);
+    void *rc;
+    pthread_join(th, &rc);
+    cr_assert_eq((intptr_t)rc, 0);
+    cr_assert_eq(atomic_load(&flag), 1);
+    zk_runtime_metrics m;
+    cr_assert_eq(zk_runtime_metrics_get(rt, &m), 0);
+    cr_assert_geq(m.remote_schedules, 1, "the setter came from outside");
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* counters                                                               */
+/* ---------------------------------------------------------------------- */
+
+static int64_t counts_to(void *arg) {
+    volatile int64_t x = 0;
+    for (intptr_t i = 0; i < (intptr_t)arg; i++)
+        x += i;
+    return x > 0;
+}
+
+static int64_t spread_root(void *arg) {
+    (void)arg;
+    enum { N = 2000 };
+    static zk_task *h[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(zk_spawn(counts_to, (void *)(intptr_t)20000, &h[i]), 0);
+    return zk_test_join_all(h, N);
+}
+
+ZK_TEST(sched, counters_add_up) {
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_block_on(rt, spread_root, NULL, NULL), 0);
+    zk_worker_metrics total = {0}, w;
+    for (size_t i = 0; i < zk_runtime_workers(rt); i++) {
+        cr_assert_eq(zk_runtime_worker_metrics(rt, i, &w), 0);
+        total.polls += w.polls;
+        total.tasks_spawned += w.tasks_spawned;
+        total.tasks_completed += w.tasks_completed;
+        total.steals += w.steals;
+        total.steal_operations += w.steal_operations;
+    }
+    cr_assert_eq(total.tasks_spawned, 2000, "spawned from inside a task");
+    /* 2000 children and the root (block_on's root is spawned from
+     * outside, so not counted as spawned by a worker). */
+    cr_assert_eq(total.tasks_completed, 2001);
+    cr_assert_geq(total.polls, 2001);
+    cr_assert_eq(zk_runtime_worker_metrics(rt, 99, &w), -EINVAL);
+    cr_assert_eq(zk_runtime_worker_metrics(NULL, 0, &w), -EINVAL);
+    cr_assert_eq(zk_runtime_worker_metrics(rt, 0, NULL), -EINVAL);
+    cr_assert_eq(zk_runtime_metrics_get(NULL, NULL), -EINVAL);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+#if ZK_TEST_MT
+static atomic_int ran;
+
+static int64_t counts_a_run(void *arg) {
+    (void)arg;
+    atomic_fetch_add(&ran, 1);
+    return 1;
+}
+
+static int64_t holds_its_worker(void *arg) {
+    (void)arg;
+    enum { N = 64 };
+    zk_task *h[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(zk_spawn(counts_a_run, NULL, &h[i]), 0);
+    /* This worker stays busy here: the tasks in its queue can only run
+     * if the other worker steals them (the newest waits in the LIFO slot,
+     * which is not stolen). */
+    while (atomic_load(&ran) < N - 1)
+        ;
+    return zk_test_join_all(h, N);
+}
+
+ZK_TEST(sched, an_idle_worker_steals_from_a_busy_one) {
+    atomic_store(&ran, 0);
+    zk_runtime *rt = zk_test_runtime();
+    int64_t r = 0;
+    cr_assert_eq(zk_block_on(rt, holds_its_worker, NULL, &r), 0);
+    cr_assert_eq(r, 64);
+    uint64_t steals = 0, ops = 0;
+    for (size_t i = 0; i < 2; i++) {
+        zk_worker_metrics w;
+        cr_assert_eq(zk_runtime_worker_metrics(rt, i, &w), 0);
+        steals += w.steals;
+        ops += w.steal_operations;
+    }
+    cr_assert_geq(steals, 63, "every queued task was stolen");
+    cr_assert(ops >= 1 && ops <= steals);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* parking without lost wake-ups                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Each plain thread plays ping-pong with its own task through two gates,
+ * 2,000 rounds: the workers park and are woken across threads all the
+ * time. A lost wake-up leaves a task parked forever (the test times out). */
+#define PAIRS  4
+#define ROUNDS 2000
+
+typedef struct pair {
+    zk_gate to_task, to_thread_gate;
+    atomic_int to_thread;
+} pair;
+
+static int64_t pair_task(void *arg) {
+    pair *p = arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        zk_gate_wait w = zk_gate_waiter(&p->to_task, NULL);
+        if (zk_await(&w.base) != 7)
+            return -1;
+        pthread_mutex_lock(&p->to_task.lock);
+        p->to_task.open = false;
+        pthread_mutex_unlock(&p->to_task.lock);
+        atomic_store(&p->to_thread, i + 1);
+    }
+    return ROUNDS;
+}
+
+static void *pair_thread(void *arg) {
+    pair *p = arg;
+    for (int i = 0; i < ROUNDS; i++) {
+        zk_gate_open(&p->to_task);
+        while (atomic_load(&p->to_thread) != i + 1)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static int64_t pairs_root(void *arg) {
+    pair *ps = arg;
+    zk_task *h[PAIRS];
+    pthread_t th[PAIRS];
+    for (int i = 0; i < PAIRS; i++) {
+        cr_assert_eq(zk_spawn(pair_task, &ps[i], &h[i]), 0);
+        pthread_create(&th[i], NULL, pair_thread, &ps[i]);
+    }
+    int64_t total = zk_test_join_all(h, PAIRS);
+    for (int i = 0; i < PAIRS; i++)
+        pthread_join(th[i], NULL);
+    return total;
+}
+
+ZK_TEST(sched, cross_thread_wakes_with_parking_lose_nothing) {
+    pair ps[PAIRS];
+    memset(ps, 0, sizeof ps);
+    for (int i = 0; i < PAIRS; i++)
+        zk_gate_init(&ps[i].to_task);
+    cr_assert_eq(zk_test_run(pairs_root, ps), (int64_t)PAIRS * ROUNDS);
+    for (int i = 0; i < PAIRS; i++)
+        zk_gate_destroy(&ps[i].to_task);
+}
+
+/* ---------------------------------------------------------------------- */
+/* idle                                                                   */
+/* ---------------------------------------------------------------------- */
+
+static double process_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+ZK_TEST(sched, an_idle_runtime_with_a_parked_task_uses_no_cpu) {
+    zk_gate gate;
+    zk_gate_init(&gate);
+    zk_runtime *rt = zk_test_runtime();
+    zk_task *h;
+    zk_gate_wait w = zk_gate_waiter(&gate, NULL);
+    cr_assert_eq(zk_spawn_future(rt, &w.base, sizeof w, &h), 0);
+#if ZK_TEST_MT
+    while (zk_gate_polls(&gate) == 0) /* the workers pick it up and park */
+        sched_yield();
+#endif
+    double c0 = process_cpu_s();
+    struct timespec ts = {0, 300 * 1000 * 1000}; /* the idle period */
+    nanosleep(&ts, NULL);
+    double used = process_cpu_s() - c0;
+    /* Spinning workers would burn 0.3 s each; parked ones nearly 0. */
+    cr_assert_lt(used, 0.05, "the process used %.3f s of CPU while idle", used);
+    zk_gate_open(&gate);
+#if !ZK_TEST_MT
+    /* A current-thread runtime runs tasks inside block_on only. */
+    cr_assert_eq(zk_block_on(rt, counts_to, (void *)1, NULL), 0);
+#endif
+    int64_t r = 0;
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    cr_assert(zk_task_join(&h, &r) == 0 || r == -ECANCELED);
+    zk_gate_destroy(&gate);
+}
+
+/* ---------------------------------------------------------------------- */
+/* shutdown under load                                                    */
+/* ---------------------------------------------------------------------- */
+
+static atomic_int finished;
+
+static int64_t busy_until_cancelled(void *arg) {
+    (void)arg;
+    while (zk_yield() == 0)
+        ; /* keeps a worker busy */
+    atomic_fetch_add(&finished, 1);
+    return 0;
+}
+
+static int64_t parked_until_cancelled(void *arg) {
+    zk_gate_wait w = zk_gate_waiter(arg, NULL);
+    zk_await(&w.base);
+    atomic_fetch_add(&finished, 1);
+    return 0;
+}
+
+static int64_t spawner(void *arg) {
+    (void)arg;
+    /* Keeps spawning short tasks (workers keep searching) until the
+     * runtime shuts down. */
+    int rc;
+    do {
+        zk_task *h = NULL;
+        rc = zk_spawn(counts_to, (void *)10, &h);
+        if (rc == 0)
+            zk_task_detach(&h);
+    } while (rc == 0 && zk_yield() == 0);
+    atomic_fetch_add(&finished, 1);
+    return 0;
+}
+
+ZK_TEST(sched, shutdown_while_busy_parked_and_searching) {
+    atomic_store(&finished, 0);
+    zk_gate gates[8];
+    zk_runtime *rt = zk_test_runtime();
+    zk_task *h;
+    for (int i = 0; i < 8; i++) {
+        zk_gate_init(&gates[i]);
+        cr_assert_eq(
+            zk_runtime_spawn(rt, parked_until_cancelled, &gates[i], &h), 0);
+        zk_task_detach(&h);
+    }
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(zk_runtime_spawn(rt, busy_until_cancelled, NULL, &h), 0);
+        zk_task_detach(&h);
+    }
+    cr_assert_eq(zk_runtime_spawn(rt, spawner, NULL, &h), 0);
+    zk_task_detach(&h);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    cr_assert_eq(atomic_load(&finished), 11, "every task ended");
+    for (int i = 0; i < 8; i++)
+        zk_gate_destroy(&gates[i]);
+}
+
+/* ---------------------------------------------------------------------- */
+/* migration                                                              */
+/* ---------------------------------------------------------------------- */
+
+#if ZK_TEST_MT
+static atomic_int resumed;
+
+static int64_t spins_until_resumed(void *arg) {
+    (void)arg;
+    while (!atomic_load(&resumed))
+        ; /* holds the worker it was spawned on */
+    return 0;
+}
+
+typedef struct migrate {
+    zk_gate gate;
+    pthread_t first, second;
+    int errno_after;
+} migrate;
+
+static int64_t migrates(void *arg) {
+    migrate *m = arg;
+    m->first = zk_test_thread();
+    zk_task *spinner;
+    /* The spinner takes this worker's LIFO slot: it runs here as soon as
+     * this task parks, so the wake-up must be served by the other
+     * worker. */
+    cr_assert_eq(zk_spawn(spins_until_resumed, NULL, &spinner), 0);
+    errno = 4242;
+    zk_gate_wait w = zk_gate_waiter(&m->gate, NULL);
+    zk_await(&w.base);
+    m->second = zk_test_thread();
+    m->errno_after = zk_test_errno();
+    atomic_store(&resumed, 1);
+    return zk_task_join(&spinner, NULL);
+}
+
+static void *opens_gate(void *arg) {
+    migrate *m = arg;
+    while (zk_gate_polls(&m->gate) == 0)
+        sched_yield();
+    zk_gate_open(&m->gate);
+    return NULL;
+}
+
+ZK_TEST(sched, a_coroutine_resumes_on_another_worker) {
+    atomic_store(&resumed, 0);
+    migrate m;
+    memset(&m, 0, sizeof m);
+    zk_gate_init(&m.gate);
+    zk_runtime *rt = zk_test_runtime();
+    pthread_t th;
+    pthread_create(&th, NULL, opens_gate, &m);
+    int64_t r = -1;
+    cr_assert_eq(zk_block_on(rt, migrates, &m, &r), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(r, 0);
+    cr_assert(!pthread_equal(m.first, m.second),
+              "it resumed on the other worker");
+    cr_assert_eq(m.errno_after, 4242, "its errno came along");
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    zk_gate_destroy(&m.gate);
+}
+#endif
