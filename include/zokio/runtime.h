@@ -60,6 +60,24 @@ ZK_EXTERN void zk_builder_set_thread_name(zk_builder *b, const char *name);
  * [ZK_STACK_MIN, ZK_STACK_MAX]. Rounded up to whole pages. */
 ZK_EXTERN void zk_builder_set_stack_size(zk_builder *b, size_t bytes);
 
+/* The blocking pool's defaults and limits. */
+#define ZK_BLOCKING_THREADS_DEFAULT       512
+#define ZK_BLOCKING_THREADS_MAX           10000
+#define ZK_BLOCKING_KEEP_ALIVE_DEFAULT_NS ((int64_t)10 * 1000 * 1000 * 1000)
+#define ZK_BLOCKING_KEEP_ALIVE_MAX_NS     ((int64_t)24 * 3600 * 1000 * 1000 * 1000)
+
+/* Most threads the blocking pool may run at once (1..ZK_BLOCKING_THREADS_MAX,
+ * default 512); further blocking calls wait in its queue. */
+ZK_EXTERN void zk_builder_set_blocking_threads(zk_builder *b,
+                                               size_t max_threads);
+/* How long an idle blocking thread waits for work before it exits, in
+ * nanoseconds (0..ZK_BLOCKING_KEEP_ALIVE_MAX_NS, default 10 s). */
+ZK_EXTERN void zk_builder_set_blocking_keep_alive(zk_builder *b, int64_t ns);
+/* How long zk_runtime_free() waits for blocking calls that are running, in
+ * nanoseconds; negative (the default) waits for them however long they
+ * take. Past the timeout they are left to finish on their own. */
+ZK_EXTERN void zk_builder_set_shutdown_timeout(zk_builder *b, int64_t ns);
+
 /*
  * Builds a runtime from the builder's settings; the builder can be reused
  * or freed afterwards.
@@ -67,7 +85,8 @@ ZK_EXTERN void zk_builder_set_stack_size(zk_builder *b, size_t bytes);
  * -EINVAL      `b` or `out` is NULL, or a setting is invalid: unknown
  *              kind, worker count 0 or above ZK_WORKERS_MAX (or not 1 for
  *              a current-thread runtime), NULL thread name, stack size
- *              outside [ZK_STACK_MIN, ZK_STACK_MAX].
+ *              outside [ZK_STACK_MIN, ZK_STACK_MAX], blocking threads or
+ *              keep-alive out of range.
  * -ENOMEM      out of memory.
  * -EAGAIN      a thread could not be started.
  * On error nothing was created.
@@ -120,8 +139,14 @@ ZK_EXTERN int zk_block_on_future(zk_runtime *rt, const zk_future *fut,
  * ZK_SHUTDOWN_POLLS_MAX resumptions, then abandoned with a message on
  * stderr naming it (whatever its stack referenced is leaked).
  *
- * Returns 0 (NULL is a no-op), or -EBUSY when called from inside a task of
- * this runtime (nothing happens then).
+ * Then the blocking pool: blocking calls that have not started are
+ * cancelled (they never run), running ones are waited for up to the
+ * builder's shutdown timeout; past it, a message says how many were left
+ * running and they finish on their own (they must not use the runtime any
+ * more).
+ *
+ * Returns 0 (NULL is a no-op), or -EBUSY when called from inside a task or
+ * a blocking call of this runtime (nothing happens then).
  */
 ZK_EXTERN int zk_runtime_free(zk_runtime *rt);
 

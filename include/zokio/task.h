@@ -95,6 +95,28 @@ ZK_EXTERN int zk_spawn_future(zk_runtime *rt, const zk_future *fut, size_t size,
                               zk_task **handle);
 
 /*
+ * Runs fn(arg) on the runtime's blocking pool: a separate set of threads for
+ * calls that block (file system, DNS, CPU-heavy work), so the workers keep
+ * running tasks. The pool starts threads on demand up to its bound and
+ * retires idle ones (zk_builder_set_blocking_threads/_keep_alive). `rt`
+ * NULL means the caller's runtime (a task, or a blocking call, of it).
+ * The handle is joined, detached and aborted like any task's: join parks a
+ * task, or blocks a plain thread, until fn returns. A blocking call cannot
+ * be interrupted: an abort before it starts means fn never runs (join then
+ * gives -ECANCELED and `arg` stays the caller's); after it started, fn runs
+ * to its end. Inside fn, zk_runtime_current() is the pool's runtime, so fn
+ * may spawn tasks; zk_await() is refused (-EPERM): fn is not a task.
+ *
+ * Returns 0, or:
+ * -EINVAL      `fn` is NULL.
+ * -EPERM       `rt` is NULL and the caller is not inside a runtime.
+ * -ESHUTDOWN   the runtime is shutting down.
+ * -ENOMEM      no memory for the task.
+ */
+ZK_EXTERN int zk_spawn_blocking(zk_runtime *rt, zk_task_fn fn, void *arg,
+                                zk_task **handle);
+
+/*
  * Waits for the task to finish, stores its result in `*result` (may be
  * NULL) and releases the handle, setting `*handle` to NULL.
  *

@@ -194,7 +194,7 @@ static void zk__coro_dealloc(zk__task *t) {
 }
 
 static const zk__task_vtable zk__coro_vtable = {zk__coro_poll, zk__coro_cancel,
-                                                zk__coro_dealloc, true};
+                                                zk__coro_dealloc, true, true};
 
 bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
                        const char **name) {

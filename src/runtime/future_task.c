@@ -46,7 +46,7 @@ static void zk__future_task_dealloc(zk__task *t) {
 
 static const zk__task_vtable zk__future_task_vtable = {
     zk__future_task_poll, zk__future_task_cancel, zk__future_task_dealloc,
-    false};
+    false, true};
 
 int zk__spawn_future(struct zk_runtime *rt, const zk_future *fut, size_t size,
                      zk__task **out) {

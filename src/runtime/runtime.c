@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blocking.h"
 #include "common/util.h"
 #include "task_state.h"
 #include "worker.h"
@@ -22,6 +23,9 @@ struct zk_builder {
     zk_runtime_kind kind;
     size_t workers;
     size_t stack_size;
+    size_t blocking_threads;
+    int64_t blocking_keep_alive_ns;
+    int64_t shutdown_timeout_ns;
     bool name_set_null;
     char thread_name[16];
 };
@@ -38,6 +42,9 @@ zk_builder *zk_builder_new(void) {
     b->kind = ZK_RUNTIME_MULTI_THREAD;
     b->workers = 0; /* 0: the kind's default */
     b->stack_size = ZK_STACK_DEFAULT;
+    b->blocking_threads = ZK_BLOCKING_THREADS_DEFAULT;
+    b->blocking_keep_alive_ns = ZK_BLOCKING_KEEP_ALIVE_DEFAULT_NS;
+    b->shutdown_timeout_ns = -1;
     strcpy(b->thread_name, "zokio-worker");
     return b;
 }
@@ -71,6 +78,21 @@ void zk_builder_set_stack_size(zk_builder *b, size_t bytes) {
         b->stack_size = bytes;
 }
 
+void zk_builder_set_blocking_threads(zk_builder *b, size_t max_threads) {
+    if (b)
+        b->blocking_threads = max_threads;
+}
+
+void zk_builder_set_blocking_keep_alive(zk_builder *b, int64_t ns) {
+    if (b)
+        b->blocking_keep_alive_ns = ns;
+}
+
+void zk_builder_set_shutdown_timeout(zk_builder *b, int64_t ns) {
+    if (b)
+        b->shutdown_timeout_ns = ns;
+}
+
 int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     if (b == NULL || out == NULL)
         return -EINVAL;
@@ -89,6 +111,12 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         return -EINVAL;
     if (b->stack_size < ZK_STACK_MIN || b->stack_size > ZK_STACK_MAX)
         return -EINVAL;
+    if (b->blocking_threads == 0 ||
+        b->blocking_threads > ZK_BLOCKING_THREADS_MAX)
+        return -EINVAL;
+    if (b->blocking_keep_alive_ns < 0 ||
+        b->blocking_keep_alive_ns > ZK_BLOCKING_KEEP_ALIVE_MAX_NS)
+        return -EINVAL;
 
     zk_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
@@ -98,6 +126,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     rt->workers = workers;
     rt->stack_size = (b->stack_size + page - 1) & ~(page - 1);
     memcpy(rt->thread_name, b->thread_name, sizeof rt->thread_name);
+    rt->shutdown_timeout_ns = b->shutdown_timeout_ns;
     atomic_init(&rt->live, 0);
     atomic_init(&rt->shutting_down, false);
     atomic_init(&rt->remote_schedules, 0);
@@ -109,10 +138,19 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
             pthread_mutex_destroy(&rt->owned_lock);
     }
     if (rc == 0) {
+        rc = zk__blocking_pool_create(rt, b->blocking_threads,
+                                      b->blocking_keep_alive_ns, &rt->blocking);
+        if (rc != 0) {
+            zk__stack_pool_destroy(&rt->stacks);
+            pthread_mutex_destroy(&rt->owned_lock);
+        }
+    }
+    if (rc == 0) {
         rc = rt->kind == ZK_RUNTIME_CURRENT_THREAD
                  ? zk__current_thread_create(rt)
                  : zk__multi_thread_create(rt);
         if (rc != 0) {
+            zk__blocking_pool_shutdown(rt->blocking, -1);
             zk__stack_pool_destroy(&rt->stacks);
             pthread_mutex_destroy(&rt->owned_lock);
         }
@@ -192,7 +230,7 @@ void zk__runtime_submit(zk_runtime *rt, zk__task *t) {
 
 zk_runtime *zk__runtime_current(void) {
     zk__worker *w = zk__worker_current();
-    return w ? w->rt : NULL;
+    return w ? w->rt : zk__blocking_thread_runtime();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -238,6 +276,26 @@ int zk_runtime_spawn(zk_runtime *rt, zk_task_fn fn, void *arg,
     if (rt == NULL)
         return -EINVAL;
     return zk_spawn_ex(rt, NULL, fn, arg, handle);
+}
+
+int zk_spawn_blocking(zk_runtime *rt, zk_task_fn fn, void *arg,
+                      zk_task **handle) {
+    if (fn == NULL)
+        return -EINVAL;
+    if (rt == NULL && (rt = zk__runtime_current()) == NULL)
+        return -EPERM;
+    if (atomic_load(&rt->shutting_down))
+        return -ESHUTDOWN;
+    zk__task *t;
+    int rc = zk__blocking_spawn(rt->blocking, fn, arg, &t);
+    if (rc != 0)
+        return rc;
+    zk_task *h = (zk_task *)t;
+    if (handle)
+        *handle = h;
+    else
+        zk_task_detach(&h);
+    return 0;
 }
 
 int zk_spawn_future(zk_runtime *rt, const zk_future *fut, size_t size,
@@ -311,12 +369,21 @@ int zk_runtime_free(zk_runtime *rt) {
     if (rt == NULL)
         return 0;
     zk__worker *w = zk__worker_current();
-    if (w != NULL && w->rt == rt)
+    if ((w != NULL && w->rt == rt) || zk__blocking_thread_runtime() == rt)
         return -EBUSY;
     int rc = rt->sched_ops->shutdown(rt);
     if (rc != 0)
         return rc;
     ZK__ASSERT(atomic_load(&rt->live) == 0);
+    /* Blocking work that outlives the timeout keeps running on its own:
+     * blocking tasks and the pool do not need the runtime. */
+    size_t left =
+        zk__blocking_pool_shutdown(rt->blocking, rt->shutdown_timeout_ns);
+    if (left > 0)
+        fprintf(stderr,
+                "zokio: shutdown timed out with %zu blocking call(s) still "
+                "running; they are left to finish on their own\n",
+                left);
     rt->sched_ops->destroy(rt);
     zk__stack_pool_destroy(&rt->stacks);
     pthread_mutex_destroy(&rt->owned_lock);
@@ -356,6 +423,13 @@ int zk_runtime_metrics_get(zk_runtime *rt, zk_runtime_metrics *out) {
     out->live_tasks = zk_runtime_live_tasks(rt);
     out->inject_queue_depth = rt->sched_ops->inject_len(rt);
     out->remote_schedules = ZK__READ(rt->remote_schedules);
+    zk__blocking_stats b;
+    zk__blocking_pool_stats(rt->blocking, &b);
+    out->blocking_threads = b.threads;
+    out->blocking_idle_threads = b.idle;
+    out->blocking_queue_depth = b.queued;
+    out->blocking_threads_started = b.started;
+    out->blocking_threads_retired = b.retired;
     return 0;
 }
 

@@ -65,6 +65,11 @@ struct zk_runtime {
     _Atomic uint64_t remote_schedules;
 
     zk__stack_pool stacks;
+
+    struct zk__blocking_pool *blocking;
+    /* How long zk_runtime_free() waits for running blocking calls (< 0:
+     * without limit). */
+    int64_t shutdown_timeout_ns;
 };
 
 /* Adds a new task to the live list; -ESHUTDOWN once the runtime closed. */

@@ -52,7 +52,9 @@ static void zk__task_complete(zk__task *t) {
     zk__worker *w = zk__worker_current();
     if (w != NULL)
         ZK__COUNT(w->metrics.tasks_completed);
-    zk__runtime_release(t->rt, t);
+    bool owned = t->vtable->owned;
+    if (owned)
+        zk__runtime_release(t->rt, t);
     zk__task_core *core = zk__task_core_of(t);
     uint64_t s = zk__transition_to_complete(t);
     if ((s & ZK__JOIN_INTEREST) && (s & ZK__JOIN_WAKER)) {
@@ -62,7 +64,7 @@ static void zk__task_complete(zk__task *t) {
             zk_waker_drop(&core->join_waker);
     }
     /* The running reference and the live list's. */
-    if (zk__ref_dec_n(t, 2))
+    if (zk__ref_dec_n(t, owned ? 2 : 1))
         zk__task_dealloc(t);
 }
 
@@ -90,11 +92,14 @@ void zk__task_run(zk__task *t) {
     }
 
     zk__worker *w = zk__worker_current();
-    w->current = t;
-    w->budget = ZK__BUDGET;
-    ZK__COUNT(w->metrics.polls);
+    if (w != NULL) {
+        w->current = t;
+        w->budget = ZK__BUDGET;
+        ZK__COUNT(w->metrics.polls);
+    }
     zk__run_outcome r = t->vtable->poll(t);
-    w->current = NULL;
+    if (w != NULL)
+        w->current = NULL;
     struct zk_runtime *rt = t->rt;
     if (r == ZK__RUN_READY) {
         zk__task_complete(t);

@@ -41,6 +41,10 @@ typedef struct zk__task_vtable {
     /* True for coroutine tasks: cancellation wakes them instead of dropping
      * them. */
     bool coroutine;
+    /* True when the task is in its runtime's live list (holding a
+     * reference) from spawn to completion. Blocking tasks are not: they
+     * belong to the blocking pool, which may outlive the runtime. */
+    bool owned;
 } zk__task_vtable;
 
 /* The part the scheduler touches, kept within one cache line. */
@@ -84,7 +88,8 @@ void zk__task_init(zk__task *t, const zk__task_vtable *vt,
                    struct zk_runtime *rt);
 
 /* Runs a task whose notification the caller popped from a run queue (the
- * caller's queue reference is consumed). */
+ * caller's queue reference is consumed). Called by workers, and by
+ * blocking-pool threads (no worker) for blocking tasks. */
 void zk__task_run(zk__task *t);
 
 /* Wakes the task: schedules it unless it is running, complete or already
