@@ -26,6 +26,15 @@
             ZK__BUG("invariant failed: " #cond);                               \
     } while (0)
 
+/* A hint to the CPU inside a bounded spin. */
+static inline void zk__cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
 #define ZK__ASAN 1

@@ -31,6 +31,7 @@
 
 #define ZK__INJECT_INTERVAL 61
 #define ZK__LIFO_MAX        3
+#define ZK__SEARCH_SPINS    64
 
 typedef struct zk__mt zk__mt;
 
@@ -211,8 +212,16 @@ static void *zk__mt_worker_main(void *arg) {
 
     while (!atomic_load_explicit(&mt->stop, memory_order_acquire)) {
         zk__task *t = zk__mt_next_task(mw);
-        if (t == NULL)
+        /* Before sleeping, a searcher looks again for a few microseconds:
+         * work that arrives meanwhile is picked up without a futex sleep and
+         * wake-up (a bounded spin before the park, not a way of waiting). */
+        for (int spin = 0; t == NULL && spin < ZK__SEARCH_SPINS; spin++) {
             t = zk__mt_steal(mw);
+            if (t == NULL && !mw->searching)
+                break; /* enough others search already */
+            if (t == NULL)
+                zk__cpu_relax();
+        }
         if (t != NULL)
             zk__mt_run(mw, t);
         else

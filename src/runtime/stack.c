@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -173,6 +174,13 @@ static zk__stack *zk__stack_carve(zk__stack_pool *p) {
 /* The pool                                                               */
 /* ---------------------------------------------------------------------- */
 
+/* A clock cheap enough for every stack return (a few ms of resolution). */
+static int64_t zk__coarse_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int zk__stack_pool_init(zk__stack_pool *p, size_t default_size) {
     p->default_size = default_size;
     p->free = NULL;
@@ -180,6 +188,7 @@ int zk__stack_pool_init(zk__stack_pool *p, size_t default_size) {
     p->hot_count = 0;
     p->slabs = NULL;
     p->slab_partial = NULL;
+    atomic_init(&p->last_put_ns, 0);
     return -pthread_mutex_init(&p->lock, NULL);
 }
 
@@ -248,12 +257,18 @@ void zk__stack_put(zk__stack_pool *p, zk__stack *s) {
     p->free_count++;
     p->hot_count++;
     pthread_mutex_unlock(&p->lock);
+    atomic_store_explicit(&p->last_put_ns, zk__coarse_now_ns(),
+                          memory_order_relaxed);
 }
 
 void zk__stack_pool_trim(zk__stack_pool *p) {
     if (atomic_load_explicit(&p->hot_count, memory_order_relaxed) <=
         ZK__STACK_HOT)
         return;
+    if (zk__coarse_now_ns() -
+            atomic_load_explicit(&p->last_put_ns, memory_order_relaxed) <
+        ZK__STACK_TRIM_AFTER_NS)
+        return; /* still busy: keep the stacks warm */
     pthread_mutex_lock(&p->lock);
     /* The first ZK__STACK_HOT free stacks stay as they are; the pages of
      * the rest go back to the kernel, and guarded ones are unmapped (which

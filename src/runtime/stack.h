@@ -15,8 +15,10 @@
  * first runtime started); past it, stacks come unguarded from slabs of
  * ZK__SLAB_STACKS, one mapping each.
  * Freed stacks of the runtime's default size are kept for reuse with no
- * system call; when the runtime goes idle, zk__stack_pool_trim() gives the
- * pages of all but ZK__STACK_HOT of them back to the kernel.
+ * system call. When a worker goes to sleep and no stack has come back to the
+ * pool for ZK__STACK_TRIM_AFTER_NS, zk__stack_pool_trim() gives the pages of
+ * all but ZK__STACK_HOT of them back to the kernel: a bursty load keeps its
+ * stacks warm, a quiet runtime gives the memory back at its next sleep.
  */
 #ifndef ZK__STACK_H
 #define ZK__STACK_H
@@ -24,9 +26,11 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#define ZK__SLAB_STACKS 32
-#define ZK__STACK_HOT   64
+#define ZK__SLAB_STACKS         32
+#define ZK__STACK_HOT           64
+#define ZK__STACK_TRIM_AFTER_NS ((int64_t)1000 * 1000 * 1000)
 
 typedef struct zk__stack_slab zk__stack_slab;
 
@@ -54,6 +58,8 @@ typedef struct zk__stack_pool {
     _Atomic size_t hot_count;
     zk__stack_slab *slabs;
     zk__stack_slab *slab_partial; /* a slab with stacks never handed out */
+    /* When a stack last came back (coarse monotonic clock, ns). */
+    _Atomic int64_t last_put_ns;
 } zk__stack_pool;
 
 int zk__stack_pool_init(zk__stack_pool *p, size_t default_size);
@@ -63,7 +69,8 @@ void zk__stack_pool_destroy(zk__stack_pool *p);
 /* Gets a stack of `size` bytes (page multiple); 0 on success or -ENOMEM. */
 int zk__stack_get(zk__stack_pool *p, size_t size, zk__stack **out);
 void zk__stack_put(zk__stack_pool *p, zk__stack *s);
-/* Gives back the pages of surplus free stacks. Call when idle. */
+/* Gives back the pages of surplus free stacks if the pool has been quiet
+ * for ZK__STACK_TRIM_AFTER_NS. Call when a worker goes to sleep. */
 void zk__stack_pool_trim(zk__stack_pool *p);
 
 /* Bytes at the top of the red zone scanned by a thorough check. */

@@ -229,6 +229,20 @@ static zk_poll zk__join_future_poll(zk_future *f, zk_context *cx,
 
 static const zk_future_ops zk__join_future_ops = {zk__join_future_poll, NULL};
 
+/* A plain thread about to sleep until a task completes first watches it
+ * for a few microseconds: short tasks then cost no futex sleep and wake-up
+ * (a bounded spin before a park, never a way of waiting). */
+#define ZK__JOIN_SPIN 2000
+
+static bool zk__join_spin(zk__task *t) {
+    for (int i = 0; i < ZK__JOIN_SPIN; i++) {
+        if (zk__task_is_complete(t))
+            return true;
+        zk__cpu_relax();
+    }
+    return false;
+}
+
 int zk_task_join(zk_task **handle, int64_t *result) {
     if (handle == NULL || *handle == NULL)
         return -EINVAL;
@@ -244,7 +258,7 @@ int zk_task_join(zk_task **handle, int64_t *result) {
         int64_t r = zk_await(&jf.base);
         if (r < 0 && !zk__task_is_complete(t))
             return (int)r; /* the joiner itself was cancelled */
-    } else if (!zk__task_is_complete(t)) {
+    } else if (!zk__task_is_complete(t) && !zk__join_spin(t)) {
         zk__thread_waiter *tw = zk__thread_waiter_current();
         if (tw == NULL)
             return -ENOMEM;
