@@ -215,3 +215,68 @@ ZK_TEST(stack, overflow_into_the_red_zone_names_the_task) {
     cr_assert_not_null(strstr(buf, "\"red-zone\""), "%s", buf);
     cr_assert_not_null(strstr(buf, "red zone"), "%s", buf);
 }
+
+#if !defined(ZK_TEST_ASAN) && !defined(ZK_TEST_TSAN)
+/* (The sanitizers reserve terabytes of shadow memory: no address-space
+ * limit for them.) */
+#include <sys/resource.h>
+
+static long vm_size_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    if (f == NULL || fscanf(f, "%ld", &pages) != 1)
+        pages = 0;
+    if (f)
+        fclose(f);
+    return pages * sysconf(_SC_PAGESIZE);
+}
+
+static int64_t stack_exhaustion_root(void *arg) {
+    (void)arg;
+    struct rlimit lim = {(rlim_t)vm_size_bytes() + 64 * 1024 * 1024,
+                         RLIM_INFINITY};
+    if (setrlimit(RLIMIT_AS, &lim) != 0)
+        return 10;
+    zk_spawn_opts huge = {.stack_size = 512 * 1024 * 1024, .name = "huge"};
+    zk_task *h;
+    if (zk_spawn_ex(NULL, &huge, uses_its_stack, (void *)(intptr_t)1024, &h) !=
+        0)
+        return 11; /* spawning takes no stack: it succeeds */
+    int64_t r = 0;
+    if (zk_task_join(&h, &r) != 0 || r != -ENOMEM)
+        return 12;
+    /* The runtime is still usable. */
+    if (zk_spawn(uses_its_stack, (void *)(intptr_t)1024, &h) != 0 ||
+        zk_task_join(&h, &r) != 0 || r != 1)
+        return 13;
+    return 0;
+}
+
+ZK_TEST(stack, no_address_space_for_a_stack_ends_the_task_with_enomem) {
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        zk_runtime *rt = zk_test_runtime();
+        int64_t r = -1;
+        int rc = zk_block_on(rt, stack_exhaustion_root, NULL, &r);
+        zk_runtime_free(rt);
+        _exit(rc == 0 ? (int)r : 20);
+    }
+    close(fds[1]);
+    char buf[2048];
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof buf - 1 &&
+           (k = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)k;
+    buf[n] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "status %d, stderr: %s", status, buf);
+    cr_assert_not_null(strstr(buf, "\"huge\" could not start"), "%s", buf);
+}
+#endif

@@ -116,7 +116,7 @@ ZK_EXTERN int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out);
  * A multi-thread runtime's tasks run on its workers whether or not a thread
  * is in zk_block_on().
  * -ESHUTDOWN   the runtime is shutting down.
- * -ENOMEM      no memory for the task or its stack.
+ * -ENOMEM      no memory for the task.
  */
 ZK_EXTERN int zk_block_on(zk_runtime *rt, zk_task_fn fn, void *arg,
                           int64_t *result);

@@ -51,13 +51,16 @@ typedef struct zk_spawn_opts {
  * detached.
  *
  * The function always runs, even when the task is aborted before it starts
- * (its awaits then return -ECANCELED), so it can release `arg`.
+ * (its awaits then return -ECANCELED), so it can release `arg`. The task
+ * takes its stack when it first runs; in the rare case that no stack can be
+ * had then (out of memory or address space), it ends without running,
+ * with the result -ENOMEM and a message on stderr.
  *
  * Returns 0, or:
  * -EINVAL      `fn` is NULL.
  * -EPERM       the caller is not inside a runtime (use zk_runtime_spawn()).
  * -ESHUTDOWN   the runtime is shutting down.
- * -ENOMEM      no memory for the task or its stack.
+ * -ENOMEM      no memory for the task.
  * On error nothing was spawned and `*handle` is left unchanged.
  */
 ZK_EXTERN int zk_spawn(zk_task_fn fn, void *arg, zk_task **handle);

@@ -29,7 +29,10 @@
 typedef struct zk__coro {
     zk__task_base base;
     zk__ctx ctx;
+    /* Taken when the task first runs (a task that has not started holds no
+     * stack), given back when its function returns. */
     zk__stack *stack;
+    size_t stack_size;
     zk_task_fn fn;
     void *arg;
     const char *name;
@@ -142,12 +145,34 @@ static void zk__coro_suspend(zk__coro *c) {
 /* ---------------------------------------------------------------------- */
 
 static void zk__coro_release_stack(zk__coro *c) {
+    if (c->stack == NULL)
+        return;
 #if defined(ZK__TSAN)
     __tsan_destroy_fiber(c->tsan_fiber);
     c->tsan_fiber = NULL;
 #endif
     zk__stack_put(&c->base.header.rt->stacks, c->stack);
     c->stack = NULL;
+}
+
+/* First run: take a stack and prepare the context. False when no stack
+ * could be had: the task then ends with -ENOMEM without running. */
+static bool zk__coro_start(zk__coro *c) {
+    zk__task *t = &c->base.header;
+    if (zk__stack_get(&t->rt->stacks, c->stack_size, &c->stack) != 0) {
+        fprintf(stderr,
+                "zokio: task %llu \"%s\" could not start: no memory for its "
+                "%zu-byte stack\n",
+                (unsigned long long)t->id, c->name ? c->name : "",
+                c->stack_size);
+        zk__task_core_of(t)->result = -ENOMEM;
+        return false;
+    }
+#if defined(ZK__TSAN)
+    c->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    zk__ctx_make(&c->ctx, c->stack->lo, c->stack->size, zk__coro_entry, c);
+    return true;
 }
 
 static zk__run_outcome zk__coro_poll(zk__task *t) {
@@ -164,6 +189,8 @@ static zk__run_outcome zk__coro_poll(zk__task *t) {
         zk__coro_release_stack(c);
         return ZK__RUN_READY;
     }
+    if (c->stack == NULL && !zk__coro_start(c))
+        return ZK__RUN_READY;
     zk__worker *w = zk__worker_current();
     zk__san_enter_coro(w, c);
     zk__ctx_switch(&w->sched_ctx, &c->ctx);
@@ -221,10 +248,8 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
     if (c == NULL)
         return -ENOMEM;
     zk__task_init(&c->base.header, &zk__coro_vtable, rt);
-    if (zk__stack_get(&rt->stacks, size, &c->stack) != 0) {
-        free(c);
-        return -ENOMEM;
-    }
+    c->stack = NULL;
+    c->stack_size = size;
     c->fn = fn;
     c->arg = arg;
     c->name = opts ? opts->name : NULL;
@@ -233,15 +258,13 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
     c->yielding = false;
     c->suspend_sp = NULL;
 #if defined(ZK__TSAN)
-    c->tsan_fiber = __tsan_create_fiber(0);
+    c->tsan_fiber = NULL;
 #endif
 #if defined(ZK__ASAN)
     c->asan_fake_stack = NULL;
 #endif
-    zk__ctx_make(&c->ctx, c->stack->lo, c->stack->size, zk__coro_entry, c);
     int rc = zk__runtime_own(rt, &c->base.header);
     if (rc != 0) {
-        zk__coro_release_stack(c);
         free(c);
         return rc;
     }

@@ -30,6 +30,11 @@ struct zk_builder {
     char thread_name[16];
 };
 
+static void zk__runtime_destroy_shards(zk_runtime *rt) {
+    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
+        pthread_mutex_destroy(&rt->owned[i].lock);
+}
+
 static size_t zk__default_workers(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n : 1;
@@ -118,9 +123,10 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         b->blocking_keep_alive_ns > ZK_BLOCKING_KEEP_ALIVE_MAX_NS)
         return -EINVAL;
 
-    zk_runtime *rt = calloc(1, sizeof *rt);
+    zk_runtime *rt = aligned_alloc(64, sizeof *rt);
     if (!rt)
         return -ENOMEM;
+    memset(rt, 0, sizeof *rt);
     size_t page = zk__page_size();
     rt->kind = b->kind;
     rt->workers = workers;
@@ -131,18 +137,15 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     atomic_init(&rt->shutting_down, false);
     atomic_init(&rt->remote_schedules, 0);
     zk__parker_init(&rt->drained);
-    int rc = -pthread_mutex_init(&rt->owned_lock, NULL);
-    if (rc == 0) {
-        rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
-        if (rc != 0)
-            pthread_mutex_destroy(&rt->owned_lock);
-    }
+    int rc = 0;
+    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
+        pthread_mutex_init(&rt->owned[i].lock, NULL); /* cannot fail */
+    rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
     if (rc == 0) {
         rc = zk__blocking_pool_create(rt, b->blocking_threads,
                                       b->blocking_keep_alive_ns, &rt->blocking);
         if (rc != 0) {
             zk__stack_pool_destroy(&rt->stacks);
-            pthread_mutex_destroy(&rt->owned_lock);
         }
     }
     if (rc == 0) {
@@ -152,10 +155,10 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         if (rc != 0) {
             zk__blocking_pool_shutdown(rt->blocking, -1);
             zk__stack_pool_destroy(&rt->stacks);
-            pthread_mutex_destroy(&rt->owned_lock);
         }
     }
     if (rc != 0) {
+        zk__runtime_destroy_shards(rt);
         free(rt);
         return rc;
     }
@@ -177,37 +180,44 @@ int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out) {
 /* The live-task list                                                     */
 /* ---------------------------------------------------------------------- */
 
+static zk__owned_shard *zk__shard_of(zk_runtime *rt, const zk__task *t) {
+    return &rt->owned[t->id & (ZK__OWNED_SHARDS - 1)];
+}
+
 int zk__runtime_own(zk_runtime *rt, zk__task *t) {
     zk__task_core *core = zk__task_core_of(t);
-    pthread_mutex_lock(&rt->owned_lock);
-    if (rt->closed) {
-        pthread_mutex_unlock(&rt->owned_lock);
+    zk__owned_shard *sh = zk__shard_of(rt, t);
+    pthread_mutex_lock(&sh->lock);
+    if (sh->closed) {
+        pthread_mutex_unlock(&sh->lock);
         return -ESHUTDOWN;
     }
     core->owned_prev = NULL;
-    core->owned_next = rt->owned_head;
-    if (rt->owned_head)
-        zk__task_core_of(rt->owned_head)->owned_prev = t;
-    rt->owned_head = t;
+    core->owned_next = sh->head;
+    if (sh->head)
+        zk__task_core_of(sh->head)->owned_prev = t;
+    sh->head = t;
+    pthread_mutex_unlock(&sh->lock);
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&rt->owned_lock);
     return 0;
 }
 
 void zk__runtime_release(zk_runtime *rt, zk__task *t) {
     zk__task_core *core = zk__task_core_of(t);
-    pthread_mutex_lock(&rt->owned_lock);
+    zk__owned_shard *sh = zk__shard_of(rt, t);
+    pthread_mutex_lock(&sh->lock);
     if (core->owned_prev)
         zk__task_core_of(core->owned_prev)->owned_next = core->owned_next;
     else
-        rt->owned_head = core->owned_next;
+        sh->head = core->owned_next;
     if (core->owned_next)
         zk__task_core_of(core->owned_next)->owned_prev = core->owned_prev;
     core->owned_prev = core->owned_next = NULL;
-    if (atomic_fetch_sub_explicit(&rt->live, 1, memory_order_acq_rel) == 1 &&
-        rt->closed)
+    pthread_mutex_unlock(&sh->lock);
+    /* The last task of a runtime that shuts down wakes the thread waiting
+     * in zk__runtime_wait_drained() (an unpark before its park counts). */
+    if (atomic_fetch_sub(&rt->live, 1) == 1 && atomic_load(&rt->shutting_down))
         zk__parker_unpark(&rt->drained);
-    pthread_mutex_unlock(&rt->owned_lock);
 }
 
 void zk__runtime_wait_drained(zk_runtime *rt) {
@@ -217,11 +227,14 @@ void zk__runtime_wait_drained(zk_runtime *rt) {
 
 void zk__runtime_close_and_cancel(zk_runtime *rt) {
     atomic_store(&rt->shutting_down, true);
-    pthread_mutex_lock(&rt->owned_lock);
-    rt->closed = true;
-    for (zk__task *t = rt->owned_head; t; t = zk__task_core_of(t)->owned_next)
-        zk__task_cancel(t);
-    pthread_mutex_unlock(&rt->owned_lock);
+    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++) {
+        zk__owned_shard *sh = &rt->owned[i];
+        pthread_mutex_lock(&sh->lock);
+        sh->closed = true;
+        for (zk__task *t = sh->head; t; t = zk__task_core_of(t)->owned_next)
+            zk__task_cancel(t);
+        pthread_mutex_unlock(&sh->lock);
+    }
 }
 
 void zk__runtime_submit(zk_runtime *rt, zk__task *t) {
@@ -386,7 +399,7 @@ int zk_runtime_free(zk_runtime *rt) {
                 left);
     rt->sched_ops->destroy(rt);
     zk__stack_pool_destroy(&rt->stacks);
-    pthread_mutex_destroy(&rt->owned_lock);
+    zk__runtime_destroy_shards(rt);
     free(rt);
     return 0;
 }

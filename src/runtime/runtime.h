@@ -6,6 +6,7 @@
 #define ZK__RUNTIME_H
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 
 #include "park.h"
@@ -13,6 +14,16 @@
 #include "task.h"
 #include "worker.h"
 #include "zokio/runtime.h"
+
+#define ZK__OWNED_SHARDS 64
+
+/* One shard of a runtime's live-task list. `closed` is set at shutdown: no
+ * task may be added after it. */
+typedef struct zk__owned_shard {
+    alignas(64) pthread_mutex_t lock;
+    zk__task *head;
+    bool closed;
+} zk__owned_shard;
 
 typedef struct zk__sched_ops {
     /* Schedules a task whose notification reference the caller hands over.
@@ -47,11 +58,9 @@ struct zk_runtime {
     size_t stack_size;
     char thread_name[16];
 
-    /* Live tasks (spawned, not yet complete). `closed` is set at shutdown:
-     * no task may be added after it. Guarded by owned_lock. */
-    pthread_mutex_t owned_lock;
-    zk__task *owned_head;
-    bool closed;
+    /* Live tasks (spawned, not yet complete), sharded by task id so that
+     * spawns and completions on different workers rarely share a lock. */
+    zk__owned_shard owned[ZK__OWNED_SHARDS];
     _Atomic size_t live;
 
     /* True from the start of shutdown: coroutines are then resumed at most

@@ -74,12 +74,13 @@ void zk__stack_put(zk__stack_pool *p, zk__stack *s);
 void zk__stack_pool_trim(zk__stack_pool *p);
 
 /* Bytes at the top of the red zone scanned by a thorough check. */
-#define ZK__REDZONE_SCAN 1024
+#define ZK__REDZONE_SCAN 256
 
 /* True when an unguarded stack shows no sign of overflow: `sp` (the stack
- * pointer the task suspended with, or NULL) is not below the stack, and the
- * red zone still reads as zeros (a few sampled words; with `thorough`, its
- * top ZK__REDZONE_SCAN bytes). Always true for guarded stacks. */
+ * pointer the task suspended with, or NULL) is not below the stack, and,
+ * with `thorough` (when the task finished), the top ZK__REDZONE_SCAN bytes
+ * of the red zone and two sampled words still read as zeros. Always true
+ * for guarded stacks. */
 bool zk__stack_redzone_ok(const zk__stack *s, const void *sp, bool thorough);
 
 /* The page size, cached. */
