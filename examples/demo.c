@@ -7,7 +7,10 @@
  *  2. 100,000 future tasks (stackless state machines) that count down and
  *     yield at every step;
  *  3. a ping-pong between two coroutines through a one-slot mailbox made of
- *     a future and wakers, 100,000 round trips.
+ *     a future and wakers, 100,000 round trips (on a current-thread runtime:
+ *     the mailbox has no locks, so both tasks must share one thread);
+ *  4. blocking calls on the blocking pool, off the workers.
+ * Parts 1, 2 and 4 run on the default multi-thread runtime.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +130,34 @@ static int64_t ponger(void *arg) {
     return 0;
 }
 
-static int64_t root(void *arg) {
+/* A blocking call: plain C that does not await (it runs on the blocking
+ * pool, where blocking is allowed). */
+static int64_t blocking_sum(void *arg) {
+    const unsigned char *p =
+        data + (size_t)(intptr_t)arg * (SLICES / 8) * SLICE_BYTES;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < (size_t)(SLICES / 8) * SLICE_BYTES; i++)
+        sum += p[i];
+    return (int64_t)sum;
+}
+
+static int64_t ping_pong_root(void *arg) {
+    (void)arg;
+    double t0 = now_s();
+    zk_task *a, *b;
+    zk_spawn(pinger, NULL, &a);
+    zk_spawn(ponger, NULL, &b);
+    int64_t ra = -1, rb = -1;
+    zk_task_join(&a, &ra);
+    zk_task_join(&b, &rb);
+    double t1 = now_s();
+    printf("ping-pong: %lld round trips between two coroutines, %.1f ms "
+           "(%.0f ns per round trip)\n",
+           (long long)ra, (t1 - t0) * 1e3, (t1 - t0) * 1e9 / ROUNDS);
+    return ra != ROUNDS || rb != 0;
+}
+
+static int64_t fan_out_root(void *arg) {
     (void)arg;
     int failures = 0;
 
@@ -169,17 +199,24 @@ static int64_t root(void *arg) {
            (long long)done, NFUT, (t2 - t1) * 1e3);
     failures += done != NFUT;
 
-    zk_task *a, *b;
-    zk_spawn(pinger, NULL, &a);
-    zk_spawn(ponger, NULL, &b);
-    int64_t ra = -1, rb = -1;
-    zk_task_join(&a, &ra);
-    zk_task_join(&b, &rb);
+    /* 4. Blocking calls: each sums a slice with a deliberately blocking
+     * loop on the blocking pool while the workers stay free. */
+    zk_task *bh[8];
+    for (intptr_t i = 0; i < 8; i++)
+        if (zk_spawn_blocking(NULL, blocking_sum, (void *)i, &bh[i]) < 0)
+            return -1;
+    uint64_t blocking_total = 0;
+    for (int i = 0; i < 8; i++) {
+        int64_t r;
+        if (zk_task_join(&bh[i], &r) < 0)
+            failures++;
+        else
+            blocking_total += (uint64_t)r;
+    }
     double t3 = now_s();
-    printf("ping-pong: %lld round trips between two coroutines, %.1f ms "
-           "(%.0f ns per round trip)\n",
-           (long long)ra, (t3 - t2) * 1e3, (t3 - t2) * 1e9 / ROUNDS);
-    failures += ra != ROUNDS || rb != 0;
+    printf("blocking pool: 8 blocking calls summed %llu bytes' values, "
+           "%.1f ms\n",
+           (unsigned long long)blocking_total, (t3 - t2) * 1e3);
     return failures;
 }
 
@@ -191,22 +228,41 @@ int main(void) {
     for (size_t i = 0; i < (size_t)SLICES * SLICE_BYTES; i++)
         data[i] = (unsigned char)rand();
 
-    zk_runtime *rt;
-    int rc = zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &rt);
+    zk_runtime *mt, *ct;
+    int rc = zk_runtime_new(ZK_RUNTIME_MULTI_THREAD, &mt);
+    if (rc == 0)
+        rc = zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &ct);
     if (rc < 0) {
         fprintf(stderr, "zk_runtime_new: %s\n", zk_strerror(rc));
         return 1;
     }
-    printf("zokio %s demo: current-thread runtime\n", zk_version());
-    int64_t failures = -1;
+    printf("zokio %s demo: multi-thread runtime with %zu workers\n",
+           zk_version(), zk_runtime_workers(mt));
+    int64_t failures = -1, pp_failures = -1;
     double t0 = now_s();
-    rc = zk_block_on(rt, root, NULL, &failures);
+    rc = zk_block_on(mt, fan_out_root, NULL, &failures);
+    if (rc == 0)
+        rc = zk_block_on(ct, ping_pong_root, NULL, &pp_failures);
     double t1 = now_s();
-    zk_runtime_free(rt);
+    zk_runtime_metrics m;
+    zk_runtime_metrics_get(mt, &m);
+    uint64_t steals = 0, polls = 0;
+    for (size_t i = 0; i < m.workers; i++) {
+        zk_worker_metrics w;
+        zk_runtime_worker_metrics(mt, i, &w);
+        steals += w.steals;
+        polls += w.polls;
+    }
+    printf("multi-thread runtime: %llu polls, %llu tasks stolen between "
+           "workers, %llu blocking threads started\n",
+           (unsigned long long)polls, (unsigned long long)steals,
+           (unsigned long long)m.blocking_threads_started);
+    zk_runtime_free(mt);
+    zk_runtime_free(ct);
     free(data);
-    if (rc < 0 || failures != 0) {
-        fprintf(stderr, "demo failed: rc=%s failures=%lld\n", zk_strerror(rc),
-                (long long)failures);
+    if (rc < 0 || failures != 0 || pp_failures != 0) {
+        fprintf(stderr, "demo failed: rc=%s failures=%lld/%lld\n",
+                zk_strerror(rc), (long long)failures, (long long)pp_failures);
         return 1;
     }
     printf("all done in %.1f ms, no task left behind\n", (t1 - t0) * 1e3);
