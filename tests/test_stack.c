@@ -216,9 +216,10 @@ ZK_TEST(stack, overflow_into_the_red_zone_names_the_task) {
     cr_assert_not_null(strstr(buf, "red zone"), "%s", buf);
 }
 
-#if !defined(ZK_TEST_ASAN) && !defined(ZK_TEST_TSAN)
-/* (The sanitizers reserve terabytes of shadow memory: no address-space
- * limit for them.) */
+#if !defined(ZK_TEST_ASAN) && !defined(ZK_TEST_TSAN) &&                        \
+    !defined(ZK_TEST_EMULATED)
+/* (The sanitizers reserve terabytes of shadow memory, and under qemu-user
+ * the limit would apply to the emulator: no address-space limit there.) */
 #include <sys/resource.h>
 
 static long vm_size_bytes(void) {
