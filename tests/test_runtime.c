@@ -251,7 +251,14 @@ static int64_t parked_then_cleans_up(void *arg) {
     int64_t r = zk_await(&w.base);
     if (r == -ECANCELED && zk_task_cancelled()) {
         zk_task *h = NULL;
-        atomic_store(&p->spawn_rc, zk_spawn(noop, NULL, &h));
+        int rc = zk_spawn(noop, NULL, &h);
+        if (rc == 0)
+            zk_task_detach(&h);
+        /* Every cancelled task's spawn must fail: keep the first success. */
+        int expect = 0;
+        atomic_compare_exchange_strong(&p->spawn_rc, &expect, rc);
+        if (rc == 0)
+            atomic_store(&p->spawn_rc, 1);
         atomic_fetch_add(&p->cleaned, 1);
     }
     return r;

@@ -187,6 +187,11 @@ static zk__owned_shard *zk__shard_of(zk_runtime *rt, const zk__task *t) {
 int zk__runtime_own(zk_runtime *rt, zk__task *t) {
     zk__task_core *core = zk__task_core_of(t);
     zk__owned_shard *sh = zk__shard_of(rt, t);
+    /* The shards close one after another; the flag is set before the
+     * first one, so a spawn that follows the start of shutdown (say, from
+     * a task that saw its cancellation) fails whatever its shard. */
+    if (atomic_load(&rt->shutting_down))
+        return -ESHUTDOWN;
     pthread_mutex_lock(&sh->lock);
     if (sh->closed) {
         pthread_mutex_unlock(&sh->lock);
