@@ -115,6 +115,11 @@ static __attribute__((noinline, unused)) pthread_t zk_test_thread(void) {
     return t;
 }
 
+static __attribute__((noinline, unused)) void zk_test_set_errno(int e) {
+    errno = e;
+    __asm__ volatile("" ::: "memory");
+}
+
 static __attribute__((noinline, unused)) int zk_test_errno(void) {
     int e = errno;
     __asm__ volatile("" ::: "memory");

@@ -377,7 +377,7 @@ static int64_t migrates(void *arg) {
      * this task parks, so the wake-up must be served by the other
      * worker. */
     cr_assert_eq(zk_spawn(spins_until_resumed, NULL, &spinner), 0);
-    errno = 4242;
+    zk_test_set_errno(4242);
     zk_gate_wait w = zk_gate_waiter(&m->gate, NULL);
     zk_await(&w.base);
     m->second = zk_test_thread();

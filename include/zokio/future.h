@@ -174,8 +174,10 @@ ZK_EXTERN void zk_future_drop(zk_future *f);
  * zokio saves errno before the task suspends and restores it on the thread
  * that resumes it. Do not keep the address of a thread-local variable
  * across an await, and note that compilers treat pthread_self() and the
- * address of errno as constant within a function: if a value read before
- * the await matters after it, read it again from a non-inlined function.
+ * address of errno as constant within a function: code after the await may
+ * still read or write the errno of the thread the function started on. If
+ * errno or the thread identity matters across an await, read and write them
+ * in a separate non-inlined function.
  */
 ZK_EXTERN int64_t zk_await(zk_future *f);
 
