@@ -42,6 +42,8 @@ typedef struct zk__stack {
     bool guarded;
     /* In the pool with its pages already given back (trim skips it). */
     bool cold;
+    /* Valgrind's id for the stack (0 when not built with valgrind.h). */
+    unsigned valgrind_id;
     /* The slab this stack was carved from, or NULL if it has its own
      * mapping (which starts one page below lo). */
     zk__stack_slab *slab;

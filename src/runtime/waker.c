@@ -142,3 +142,15 @@ __attribute__((noinline)) zk__thread_waiter *zk__thread_waiter_current(void) {
     zk__tls_waiter = tw;
     return tw;
 }
+
+/* At exit, glibc runs thread-key destructors for other threads but not for
+ * the main thread: release its waiter here (wakers still holding it keep
+ * it alive through the reference count). */
+__attribute__((destructor)) static void zk__waiter_at_exit(void) {
+    zk__thread_waiter *tw = zk__tls_waiter;
+    if (tw == NULL)
+        return;
+    zk__tls_waiter = NULL;
+    pthread_setspecific(zk__waiter_key, NULL);
+    zk__waiter_release(tw);
+}
