@@ -28,7 +28,13 @@ struct zk__blocking_pool {
     size_t idle;     /* waiting for work and not yet handed any */
     size_t notified; /* wake-ups handed to idle threads, not yet taken */
     bool shutdown;
+    /* Set when shutdown stopped waiting: threads still running then detach
+     * themselves instead of waiting to be joined. */
+    bool orphaned;
     uint64_t started, retired;
+    /* Threads that exited and still have to be joined. */
+    pthread_t *exited;
+    size_t nexited, exited_cap;
 };
 
 static __thread struct zk_runtime *zk__tls_blocking_rt;
@@ -76,7 +82,40 @@ static void zk__pool_release(zk__blocking_pool *p) {
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->all_gone);
     pthread_mutex_destroy(&p->lock);
+    free(p->exited);
     free(p);
+}
+
+/* With the lock held: records the calling, exiting thread for a later
+ * join. False when nobody will join it (the pool was orphaned, or no
+ * memory for the record): the thread then detaches itself. */
+static bool zk__pool_note_exit(zk__blocking_pool *p) {
+    if (p->orphaned)
+        return false;
+    if (p->nexited == p->exited_cap) {
+        size_t cap = p->exited_cap ? 2 * p->exited_cap : 8;
+        pthread_t *grown = realloc(p->exited, cap * sizeof *grown);
+        if (grown == NULL)
+            return false;
+        p->exited = grown;
+        p->exited_cap = cap;
+    }
+    p->exited[p->nexited++] = pthread_self();
+    return true;
+}
+
+/* Joins the threads that exited so far (without the lock: a join waits
+ * for the last instructions of a thread that just recorded itself). */
+static void zk__pool_join_exited(zk__blocking_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    pthread_t *list = p->exited;
+    size_t n = p->nexited;
+    p->exited = NULL;
+    p->nexited = p->exited_cap = 0;
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < n; i++)
+        pthread_join(list[i], NULL);
+    free(list);
 }
 
 static struct timespec zk__deadline_after(int64_t ns) {
@@ -127,6 +166,8 @@ static void *zk__pool_thread(void *arg) {
     }
     p->threads--;
     p->retired++;
+    if (!zk__pool_note_exit(p))
+        pthread_detach(pthread_self());
     if (p->threads == 0)
         pthread_cond_broadcast(&p->all_gone);
     pthread_mutex_unlock(&p->lock);
@@ -146,19 +187,15 @@ static void zk__pool_dispatch(zk__blocking_pool *p) {
     }
     if (p->threads >= p->max_threads)
         return;
-    pthread_attr_t attr;
     pthread_t th;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
-    if (pthread_create(&th, &attr, zk__pool_thread, p) == 0) {
+    if (pthread_create(&th, NULL, zk__pool_thread, p) == 0) {
         p->threads++;
         p->started++;
     } else {
         /* No thread now: the task waits for a running one (if any). */
         atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);
     }
-    pthread_attr_destroy(&attr);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -211,7 +248,10 @@ int zk__blocking_spawn(zk__blocking_pool *p, zk_task_fn fn, void *arg,
     }
     zk__fifo_push(&p->queue, t); /* the first notification's reference */
     zk__pool_dispatch(p);
+    bool reap = p->nexited > 0;
     pthread_mutex_unlock(&p->lock);
+    if (reap)
+        zk__pool_join_exited(p); /* threads that retired meanwhile */
     *out = t;
     return 0;
 }
@@ -242,7 +282,9 @@ size_t zk__blocking_pool_shutdown(zk__blocking_pool *p, int64_t timeout_ns) {
             ;
     }
     size_t left = p->threads;
+    p->orphaned = left > 0;
     pthread_mutex_unlock(&p->lock);
+    zk__pool_join_exited(p);
     zk__pool_release(p);
     return left;
 }
