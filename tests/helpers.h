@@ -65,9 +65,8 @@ static inline void zk_test_leak_check(void) {}
 #define ZK_TEST_MT 0
 #endif
 
-/* Builds the runtime kind under test or fails the test. */
-static inline zk_runtime *zk_test_runtime(void) {
-    zk_runtime *rt = NULL;
+/* A builder set to the runtime kind under test. */
+static inline zk_builder *zk_test_builder(void) {
     zk_builder *b = zk_builder_new();
     cr_assert_not_null(b);
 #if ZK_TEST_MT
@@ -76,6 +75,13 @@ static inline zk_runtime *zk_test_runtime(void) {
 #else
     zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
 #endif
+    return b;
+}
+
+/* Builds the runtime kind under test or fails the test. */
+static inline zk_runtime *zk_test_runtime(void) {
+    zk_runtime *rt = NULL;
+    zk_builder *b = zk_test_builder();
     int rc = zk_builder_build(b, &rt);
     zk_builder_free(b);
     cr_assert_eq(rc, 0, "zk_builder_build: %s", zk_strerror(rc));

@@ -10,13 +10,7 @@ ZK_SUITE(blocking);
 
 static zk_runtime *runtime_with(size_t threads, int64_t keep_alive_ns,
                                 int64_t shutdown_timeout_ns) {
-    zk_builder *b = zk_builder_new();
-#if ZK_TEST_MT
-    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
-    zk_builder_set_workers(b, 2);
-#else
-    zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
-#endif
+    zk_builder *b = zk_test_builder();
     zk_builder_set_blocking_threads(b, threads);
     zk_builder_set_blocking_keep_alive(b, keep_alive_ns);
     zk_builder_set_shutdown_timeout(b, shutdown_timeout_ns);
