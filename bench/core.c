@@ -14,25 +14,11 @@
 #include <unistd.h>
 #include <zokio.h>
 
+#include "bench.h"
+
 #include "arch/context.h"
 
 #define RUNS 5
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
 
 static zk_runtime *new_runtime(void) {
     zk_runtime *rt;
@@ -100,23 +86,11 @@ static int64_t spawn_join_each_coro(void *arg) {
     return 0;
 }
 
-typedef struct ready_fut {
-    zk_future base;
-    int64_t v;
-} ready_fut;
-
-static zk_poll ready_poll(zk_future *f, zk_context *cx, int64_t *out) {
-    (void)cx;
-    *out = ((ready_fut *)f)->v;
-    return ZK_READY;
-}
-static const zk_future_ops ready_ops = {ready_poll, NULL};
-
 static int64_t spawn_join_batch_future(void *arg) {
     timed *t = arg;
     double t0 = now_ns();
     for (int i = 0; i < SPAWNS; i++) {
-        ready_fut f = {{&ready_ops}, i};
+        ready_future f = {{&ready_ops}, i};
         zk_spawn_future(NULL, &f.base, sizeof f, &handles[i]);
     }
     for (int i = 0; i < SPAWNS; i++)
@@ -145,7 +119,7 @@ static int64_t await_ready(void *arg) {
     int64_t sum = 0;
     double t0 = now_ns();
     for (int i = 0; i < ITERS * 10; i++) {
-        ready_fut f = {{&ready_ops}, i};
+        ready_future f = {{&ready_ops}, i};
         sum += zk_await(&f.base);
     }
     t->elapsed = now_ns() - t0;

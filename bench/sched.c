@@ -15,21 +15,12 @@
 #include <unistd.h>
 #include <zokio.h>
 
+#include "bench.h"
+
 #include "oneshot.h"
 
 #define RUNS    5
 #define WORKERS 2
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static zk_runtime *new_runtime(void) {
     zk_builder *b = zk_builder_new();
@@ -44,8 +35,7 @@ static zk_runtime *new_runtime(void) {
 
 static void report(const char *workload, const char *variant, double *v,
                    const char *unit) {
-    qsort(v, RUNS, sizeof *v, cmp_double);
-    printf("RESULT %s %s %.1f %s\n", workload, variant, v[RUNS / 2], unit);
+    printf("RESULT %s %s %.1f %s\n", workload, variant, median(v, RUNS), unit);
     fflush(stdout);
 }
 
@@ -131,18 +121,6 @@ static void bench_spawn_many(zk_runtime *rt) {
 static int64_t trivial(void *arg) {
     return (intptr_t)arg;
 }
-
-typedef struct ready_future {
-    zk_future base;
-    int64_t v;
-} ready_future;
-
-static zk_poll ready_poll(zk_future *f, zk_context *cx, int64_t *out) {
-    (void)cx;
-    *out = ((ready_future *)f)->v;
-    return ZK_READY;
-}
-static const zk_future_ops ready_ops = {ready_poll, NULL};
 
 static void bench_spawn_join(zk_runtime *rt) {
     for (int fut = 0; fut <= 1; fut++) {

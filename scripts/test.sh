@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start, command 2: builds everything and runs the whole test suite:
-#   1. gcc, warnings as errors: the suite (Criterion), the examples
+#   1. gcc, warnings as errors: the suite (Criterion), the examples, and
+#      the benchmarks built (bench/compare.sh and bench/run.sh run them)
 #   2. clang + AddressSanitizer + UndefinedBehaviorSanitizer: the suite,
 #      each test ending with a LeakSanitizer check
 #   3. clang + ThreadSanitizer: the suite
@@ -27,8 +28,8 @@ suite() { # dir, cmake args...
   (cd "$dir" && ctest -j2 --output-on-failure)
 }
 
-step "1/8 gcc -Werror: test suite and examples"
-CC=gcc suite "$out/gcc" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+step "1/8 gcc -Werror: test suite, examples, benchmarks built"
+CC=gcc suite "$out/gcc" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZOKIO_BUILD_BENCH=ON
 "$out/gcc/examples/hello"
 "$out/gcc/examples/demo"
 
