@@ -144,6 +144,13 @@ static void zk__coro_suspend(zk__coro *c) {
 /* The task vtable                                                        */
 /* ---------------------------------------------------------------------- */
 
+/* The stack cache of the worker running `c`, if it is one of its
+ * runtime's workers. */
+static zk__stack_cache *zk__coro_stack_cache(zk__coro *c) {
+    zk__worker *w = zk__worker_current();
+    return w != NULL && w->rt == c->base.header.rt ? &w->stacks : NULL;
+}
+
 static void zk__coro_release_stack(zk__coro *c) {
     if (c->stack == NULL)
         return;
@@ -151,7 +158,8 @@ static void zk__coro_release_stack(zk__coro *c) {
     __tsan_destroy_fiber(c->tsan_fiber);
     c->tsan_fiber = NULL;
 #endif
-    zk__stack_put(&c->base.header.rt->stacks, c->stack);
+    zk__stack_put(&c->base.header.rt->stacks, zk__coro_stack_cache(c),
+                  c->stack);
     c->stack = NULL;
 }
 
@@ -159,7 +167,8 @@ static void zk__coro_release_stack(zk__coro *c) {
  * could be had: the task then ends with -ENOMEM without running. */
 static bool zk__coro_start(zk__coro *c) {
     zk__task *t = &c->base.header;
-    if (zk__stack_get(&t->rt->stacks, c->stack_size, &c->stack) != 0) {
+    if (zk__stack_get(&t->rt->stacks, zk__coro_stack_cache(c), c->stack_size,
+                      &c->stack) != 0) {
         fprintf(stderr,
                 "zokio: task %llu \"%s\" could not start: no memory for its "
                 "%zu-byte stack\n",

@@ -110,6 +110,7 @@ static int zk__ct_shutdown(zk_runtime *rt) {
 
 static void zk__ct_destroy(zk_runtime *rt) {
     zk__ct *ct = rt->sched;
+    zk__stack_cache_flush(&rt->stacks, &ct->worker.stacks);
     zk__inject_destroy(&ct->inject);
     free(ct);
 }

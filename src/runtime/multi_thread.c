@@ -237,6 +237,7 @@ static void *zk__mt_worker_main(void *arg) {
     while ((t = zk__local_queue_pop(&mw->queue)) != NULL)
         zk__task_run(t);
 
+    zk__stack_cache_flush(&mt->rt->stacks, &mw->w.stacks);
     zk__overflow_thread_leave(altstack);
     zk__worker_set(NULL);
     return NULL;

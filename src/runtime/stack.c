@@ -228,31 +228,57 @@ void zk__stack_pool_destroy(zk__stack_pool *p) {
     pthread_mutex_destroy(&p->lock);
 }
 
-int zk__stack_get(zk__stack_pool *p, size_t size, zk__stack **out) {
+/* With the lock held: pops a free default-size stack, or NULL. */
+static zk__stack *zk__pool_pop_locked(zk__stack_pool *p) {
+    zk__stack *s = p->free;
+    if (s) {
+        p->free = s->next_free;
+        p->free_count--;
+        /* Hot stacks are on top of the list; cold ones below. */
+        if (p->hot_count > 0)
+            p->hot_count--;
+    }
+    return s;
+}
+
+/* With the lock held: pushes a free default-size stack on top. */
+static void zk__pool_push_locked(zk__stack_pool *p, zk__stack *s) {
+    s->next_free = p->free;
+    p->free = s;
+    p->free_count++;
+    p->hot_count++;
+}
+
+static zk__stack *zk__stack_fresh(zk__stack_pool *p) {
+    /* Guarded while the budget lasts, then carved from slabs. */
+    if (zk__guard_take())
+        return zk__stack_map_single(p->default_size, true);
+    pthread_mutex_lock(&p->lock);
+    zk__stack *s = zk__stack_carve(p);
+    pthread_mutex_unlock(&p->lock);
+    return s;
+}
+
+int zk__stack_get(zk__stack_pool *p, zk__stack_cache *cache, size_t size,
+                  zk__stack **out) {
     zk__stack *s = NULL;
-    if (size == p->default_size) {
+    if (size != p->default_size) {
+        s = zk__stack_map_single(size, zk__guard_take());
+    } else if (cache != NULL && cache->n > 0) {
+        s = cache->stacks[--cache->n];
+    } else {
         pthread_mutex_lock(&p->lock);
-        s = p->free;
-        if (s) {
-            p->free = s->next_free;
-            p->free_count--;
-            /* Hot stacks are on top of the list; cold ones below. */
-            if (p->hot_count > 0)
-                p->hot_count--;
+        s = zk__pool_pop_locked(p);
+        /* Refill the worker's cache in the same visit. */
+        while (s != NULL && cache != NULL && cache->n < ZK__STACK_BATCH) {
+            zk__stack *more = zk__pool_pop_locked(p);
+            if (more == NULL)
+                break;
+            cache->stacks[cache->n++] = more;
         }
         pthread_mutex_unlock(&p->lock);
-        if (s == NULL) {
-            /* A fresh one: guarded while the budget lasts, then slabs. */
-            if (zk__guard_take()) {
-                s = zk__stack_map_single(size, true);
-            } else {
-                pthread_mutex_lock(&p->lock);
-                s = zk__stack_carve(p);
-                pthread_mutex_unlock(&p->lock);
-            }
-        }
-    } else {
-        s = zk__stack_map_single(size, zk__guard_take());
+        if (s == NULL)
+            s = zk__stack_fresh(p);
     }
     if (s == NULL)
         return -ENOMEM;
@@ -262,21 +288,37 @@ int zk__stack_get(zk__stack_pool *p, size_t size, zk__stack **out) {
     return 0;
 }
 
-void zk__stack_put(zk__stack_pool *p, zk__stack *s) {
+void zk__stack_put(zk__stack_pool *p, zk__stack_cache *cache, zk__stack *s) {
     if (s->size != p->default_size) {
         zk__stack_unmap_single(s);
         return;
     }
     /* No system call here: surplus pages are given back by
-     * zk__stack_pool_trim() when the runtime is idle. */
-    pthread_mutex_lock(&p->lock);
-    s->next_free = p->free;
-    p->free = s;
-    p->free_count++;
-    p->hot_count++;
-    pthread_mutex_unlock(&p->lock);
+     * zk__stack_pool_trim() once the runtime is quiet. */
     atomic_store_explicit(&p->last_put_ns, zk__coarse_now_ns(),
                           memory_order_relaxed);
+    if (cache != NULL && cache->n < ZK__STACK_CACHE) {
+        cache->stacks[cache->n++] = s;
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    zk__pool_push_locked(p, s);
+    /* A full cache hands its oldest half to the pool in the same visit. */
+    if (cache != NULL) {
+        for (size_t i = 0; i < ZK__STACK_BATCH; i++)
+            zk__pool_push_locked(p, cache->stacks[i]);
+        for (size_t i = ZK__STACK_BATCH; i < cache->n; i++)
+            cache->stacks[i - ZK__STACK_BATCH] = cache->stacks[i];
+        cache->n -= ZK__STACK_BATCH;
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void zk__stack_cache_flush(zk__stack_pool *p, zk__stack_cache *cache) {
+    pthread_mutex_lock(&p->lock);
+    while (cache->n > 0)
+        zk__pool_push_locked(p, cache->stacks[--cache->n]);
+    pthread_mutex_unlock(&p->lock);
 }
 
 void zk__stack_pool_trim(zk__stack_pool *p) {

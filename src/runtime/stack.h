@@ -64,13 +64,29 @@ typedef struct zk__stack_pool {
     _Atomic int64_t last_put_ns;
 } zk__stack_pool;
 
+/* A worker's private stock of free default-size stacks: the common case
+ * (a task finishing, another starting on the same worker) takes no lock.
+ * It is refilled from and flushed to the pool ZK__STACK_BATCH at a time. */
+#define ZK__STACK_CACHE 32
+#define ZK__STACK_BATCH 16
+
+typedef struct zk__stack_cache {
+    zk__stack *stacks[ZK__STACK_CACHE];
+    size_t n;
+} zk__stack_cache;
+
 int zk__stack_pool_init(zk__stack_pool *p, size_t default_size);
 /* Frees every stack; all of them must have been returned. */
 void zk__stack_pool_destroy(zk__stack_pool *p);
 
-/* Gets a stack of `size` bytes (page multiple); 0 on success or -ENOMEM. */
-int zk__stack_get(zk__stack_pool *p, size_t size, zk__stack **out);
-void zk__stack_put(zk__stack_pool *p, zk__stack *s);
+/* Gets a stack of `size` bytes (page multiple); 0 on success or -ENOMEM.
+ * `cache` (the calling worker's, or NULL) is used for default-size
+ * stacks. */
+int zk__stack_get(zk__stack_pool *p, zk__stack_cache *cache, size_t size,
+                  zk__stack **out);
+void zk__stack_put(zk__stack_pool *p, zk__stack_cache *cache, zk__stack *s);
+/* Returns every stack of a cache to the pool (a worker that stops). */
+void zk__stack_cache_flush(zk__stack_pool *p, zk__stack_cache *cache);
 /* Gives back the pages of surplus free stacks if the pool has been quiet
  * for ZK__STACK_TRIM_AFTER_NS. Call when a worker goes to sleep. */
 void zk__stack_pool_trim(zk__stack_pool *p);

@@ -16,6 +16,7 @@
 
 #include "arch/context.h"
 #include "common/util.h"
+#include "stack.h"
 #include "task.h"
 
 struct zk_runtime;
@@ -50,6 +51,8 @@ typedef struct zk__worker {
     /* Index among the runtime's workers. */
     size_t index;
     zk__counters metrics;
+    /* Free stacks this worker keeps for the coroutines it starts. */
+    zk__stack_cache stacks;
 #if defined(ZK__TSAN)
     void *tsan_fiber;
 #endif
