@@ -12,5 +12,6 @@
 #include "zokio/metrics.h"
 #include "zokio/runtime.h"
 #include "zokio/task.h"
+#include "zokio/time.h"
 
 #endif

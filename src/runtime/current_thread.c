@@ -48,9 +48,11 @@ static void zk__ct_schedule(zk_runtime *rt, zk__task *t, bool yield) {
 
 static zk__task *zk__ct_next(zk__ct *ct) {
     zk__task *t;
-    if (++ct->tick % ZK__INJECT_INTERVAL == 0 &&
-        (t = zk__inject_pop(&ct->inject)) != NULL)
-        return t;
+    if (++ct->tick % ZK__INJECT_INTERVAL == 0) {
+        zk__time_process(&ct->worker.rt->time);
+        if ((t = zk__inject_pop(&ct->inject)) != NULL)
+            return t;
+    }
     t = zk__fifo_pop(&ct->local);
     return t ? t : zk__inject_pop(&ct->inject);
 }
@@ -73,17 +75,35 @@ static void zk__ct_leave(zk_runtime *rt) {
     atomic_store(&ct->driving, false);
 }
 
+/* Nothing to run: fire due timers, jump a paused clock, or sleep until
+ * the next deadline (or a wake-up from another thread). */
+static void zk__ct_idle(zk_runtime *rt, zk__ct *ct) {
+    zk__time *time = &rt->time;
+    zk__time_process(time);
+    if (ct->local.len > 0 || zk__inject_len(&ct->inject) > 0)
+        return;
+    if (zk__time_auto_advance(time))
+        return;
+    zk__stack_pool_trim(&rt->stacks);
+    ZK__COUNT(ct->worker.metrics.parks);
+    int64_t next = zk__time_next(time);
+    if (next == INT64_MAX) {
+        zk__parker_park(&ct->parker);
+    } else {
+        int64_t wait = next - zk__time_now(time);
+        if (wait > 0)
+            zk__parker_park_timeout(&ct->parker, wait);
+    }
+}
+
 static void zk__ct_run_until(zk_runtime *rt, zk__task *root) {
     zk__ct *ct = rt->sched;
     while (!zk__task_is_complete(root)) {
         zk__task *t = zk__ct_next(ct);
-        if (t) {
+        if (t)
             zk__task_run(t);
-        } else {
-            zk__stack_pool_trim(&rt->stacks);
-            ZK__COUNT(ct->worker.metrics.parks);
-            zk__parker_park(&ct->parker);
-        }
+        else
+            zk__ct_idle(rt, ct);
     }
 }
 
@@ -99,7 +119,7 @@ static int zk__ct_shutdown(zk_runtime *rt) {
         if (t)
             zk__task_run(t);
         else
-            zk__parker_park(&ct->parker);
+            zk__ct_idle(rt, ct);
     }
     zk__task *t;
     while ((t = zk__ct_next(ct)) != NULL)
@@ -132,6 +152,10 @@ static size_t zk__ct_local_len(zk_runtime *rt, size_t i) {
     return zk__worker_current() == &ct->worker ? ct->local.len : 0;
 }
 
+static void zk__ct_timers_changed(zk_runtime *rt) {
+    zk__parker_unpark(&((zk__ct *)rt->sched)->parker);
+}
+
 static const zk__sched_ops zk__ct_ops = {
     .schedule = zk__ct_schedule,
     .enter = zk__ct_enter,
@@ -142,6 +166,7 @@ static const zk__sched_ops zk__ct_ops = {
     .worker = zk__ct_worker,
     .inject_len = zk__ct_inject_len,
     .local_len = zk__ct_local_len,
+    .timers_changed = zk__ct_timers_changed,
 };
 
 int zk__current_thread_create(zk_runtime *rt) {

@@ -81,3 +81,18 @@ bool zk__idle_is_parked(zk__idle *idle, size_t index) {
     pthread_mutex_unlock(&idle->lock);
     return parked;
 }
+
+bool zk__idle_unpark_worker_by_id(zk__idle *idle, size_t index) {
+    pthread_mutex_lock(&idle->lock);
+    bool found = false;
+    for (size_t i = 0; i < idle->nsleepers; i++) {
+        if (idle->sleepers[i] == index) {
+            idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
+            atomic_fetch_add(&idle->state, ZK__UNPARK_ONE);
+            found = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&idle->lock);
+    return found;
+}

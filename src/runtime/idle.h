@@ -51,6 +51,12 @@ bool zk__idle_transition_from_searching(zk__idle *idle);
 bool zk__idle_transition_to_parked(zk__idle *idle, size_t index,
                                    bool searching);
 
+/* Worker `index`, registered as sleeping, found work of its own (timers it
+ * fired while parked woke tasks into its queue): takes it off the sleepers
+ * and counts it unparked. Returns false if a notification had already
+ * picked it (it is then counted as unparked and searching). */
+bool zk__idle_unpark_worker_by_id(zk__idle *idle, size_t index);
+
 /* True while worker `index` is still registered as sleeping (it woke up
  * spuriously or was not picked). */
 bool zk__idle_is_parked(zk__idle *idle, size_t index);

@@ -59,6 +59,9 @@ struct zk__mt {
     zk__inject inject;
     zk__idle idle;
     _Atomic bool stop;
+    /* The worker that sleeps with the next timer's deadline as its
+     * timeout (SIZE_MAX: none); the others sleep without one. */
+    _Atomic size_t timer_keeper;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -121,9 +124,17 @@ static void zk__mt_schedule(zk_runtime *rt, zk__task *t, bool yield) {
 
 static zk__task *zk__mt_next_task(zk__mt_worker *mw) {
     zk__task *t;
-    if (++mw->tick % ZK__INJECT_INTERVAL == 0 &&
-        (t = zk__inject_pop(&mw->mt->inject)) != NULL)
+    if (++mw->tick % ZK__INJECT_INTERVAL == 0) {
+        zk__time_process(&mw->mt->rt->time);
+        if ((t = zk__inject_pop(&mw->mt->inject)) != NULL)
+            return t;
+    }
+    /* A task woken outside a run (by timers this worker fired) waits in
+     * the LIFO slot. */
+    if ((t = mw->lifo) != NULL) {
+        mw->lifo = NULL;
         return t;
+    }
     t = zk__local_queue_pop(&mw->queue);
     return t ? t : zk__inject_pop(&mw->mt->inject);
 }
@@ -182,7 +193,8 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
 
 static void zk__mt_park(zk__mt_worker *mw) {
     zk__mt *mt = mw->mt;
-    if (zk__local_queue_len(&mw->queue) > 0)
+    zk__time_process(&mt->rt->time);
+    if (zk__local_queue_len(&mw->queue) > 0 || mw->lifo != NULL)
         return;
     zk__stack_pool_trim(&mt->rt->stacks);
     bool last =
@@ -191,8 +203,33 @@ static void zk__mt_park(zk__mt_worker *mw) {
     if (last)
         zk__mt_notify_if_work_pending(mt);
     ZK__COUNT(mw->w.metrics.parks);
+    zk__time *time = &mt->rt->time;
     while (!atomic_load_explicit(&mt->stop, memory_order_acquire)) {
-        zk__parker_park(&mw->parker);
+        /* One sleeper keeps the timers: it wakes at the next deadline.
+         * (Keeper first, deadline second: a timer added meanwhile sees the
+         * keeper and unparks it.) */
+        size_t none = SIZE_MAX;
+        bool keeper = atomic_compare_exchange_strong(&mt->timer_keeper, &none,
+                                                     mw->w.index);
+        int64_t next = keeper ? zk__time_next(time) : INT64_MAX;
+        if (next == INT64_MAX) {
+            zk__parker_park(&mw->parker);
+        } else {
+            int64_t wait = next - zk__time_now(time);
+            if (wait > 0)
+                zk__parker_park_timeout(&mw->parker, wait);
+        }
+        if (keeper) {
+            atomic_store(&mt->timer_keeper, SIZE_MAX);
+            zk__time_process(time);
+            /* Tasks its timers woke went to this worker's own queue: it
+             * must get up and run them. */
+            if (mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0) {
+                if (!zk__idle_unpark_worker_by_id(&mt->idle, mw->w.index))
+                    mw->searching = true; /* a notification got here first */
+                break;
+            }
+        }
         if (!zk__idle_is_parked(&mt->idle, mw->w.index)) {
             /* Picked by a notification: counted as searching. */
             mw->searching = true;
@@ -306,6 +343,13 @@ static size_t zk__mt_local_len(zk_runtime *rt, size_t i) {
     return zk__local_queue_len(&((zk__mt *)rt->sched)->workers[i].queue);
 }
 
+static void zk__mt_timers_changed(zk_runtime *rt) {
+    zk__mt *mt = rt->sched;
+    size_t keeper = atomic_load(&mt->timer_keeper);
+    if (keeper != SIZE_MAX)
+        zk__parker_unpark(&mt->workers[keeper].parker);
+}
+
 static const zk__sched_ops zk__mt_ops = {
     .schedule = zk__mt_schedule,
     .enter = zk__mt_enter,
@@ -316,6 +360,7 @@ static const zk__sched_ops zk__mt_ops = {
     .worker = zk__mt_worker_at,
     .inject_len = zk__mt_inject_len,
     .local_len = zk__mt_local_len,
+    .timers_changed = zk__mt_timers_changed,
 };
 
 int zk__multi_thread_create(zk_runtime *rt) {
@@ -325,6 +370,7 @@ int zk__multi_thread_create(zk_runtime *rt) {
     mt->rt = rt;
     mt->n = rt->workers;
     atomic_init(&mt->stop, false);
+    atomic_init(&mt->timer_keeper, SIZE_MAX);
     mt->workers = aligned_alloc(64, sizeof(zk__mt_worker) * mt->n);
     int rc = mt->workers ? 0 : -ENOMEM;
     if (rc == 0 && (rc = zk__inject_init(&mt->inject)) != 0) {

@@ -5,13 +5,15 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { ZK__PARK_EMPTY = 0, ZK__PARK_PARKED = 1, ZK__PARK_NOTIFIED = 2 };
 
-static void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, NULL, NULL,
-            0);
+static void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
+                           const struct timespec *timeout) {
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, timeout,
+            NULL, 0);
 }
 
 static void zk__futex_wake(_Atomic uint32_t *addr) {
@@ -22,7 +24,10 @@ void zk__parker_init(zk__parker *p) {
     atomic_init(&p->state, ZK__PARK_EMPTY);
 }
 
-void zk__parker_park(zk__parker *p) {
+/* Parks until unparked or, with a timeout, until it passes (one futex
+ * wait; a spurious return before either is treated as the end of the wait
+ * only when a timeout was given, which callers tolerate: they recheck). */
+static void zk__parker_wait(zk__parker *p, const struct timespec *timeout) {
     uint32_t expect = ZK__PARK_NOTIFIED;
     /* Fast path: an unpark already happened. */
     if (atomic_compare_exchange_strong_explicit(
@@ -39,14 +44,33 @@ void zk__parker_park(zk__parker *p) {
         return;
     }
     for (;;) {
-        zk__futex_wait(&p->state, ZK__PARK_PARKED);
-        expect = ZK__PARK_NOTIFIED;
-        if (atomic_compare_exchange_strong_explicit(
-                &p->state, &expect, ZK__PARK_EMPTY, memory_order_acquire,
-                memory_order_relaxed))
+        zk__futex_wait(&p->state, ZK__PARK_PARKED, timeout);
+        /* Leave PARKED, consuming an unpark if one came. */
+        if (atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
+                                     memory_order_acquire) ==
+                ZK__PARK_NOTIFIED ||
+            timeout != NULL)
             return;
         /* Spurious wake-up (EINTR, or a stale wake): sleep again. */
+        expect = ZK__PARK_EMPTY;
+        if (!atomic_compare_exchange_strong_explicit(
+                &p->state, &expect, ZK__PARK_PARKED, memory_order_acquire,
+                memory_order_relaxed)) {
+            atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
+                                     memory_order_acquire);
+            return;
+        }
     }
+}
+
+void zk__parker_park(zk__parker *p) {
+    zk__parker_wait(p, NULL);
+}
+
+void zk__parker_park_timeout(zk__parker *p, int64_t timeout_ns) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000),
+                          (long)(timeout_ns % 1000000000)};
+    zk__parker_wait(p, &ts);
 }
 
 void zk__parker_unpark(zk__parker *p) {

@@ -18,6 +18,9 @@ typedef struct zk__parker {
 void zk__parker_init(zk__parker *p);
 /* Sleeps until unparked; consumes one pending unpark. */
 void zk__parker_park(zk__parker *p);
+/* Like zk__parker_park(), but returns after `timeout_ns` (relative, > 0)
+ * at the latest. */
+void zk__parker_park_timeout(zk__parker *p, int64_t timeout_ns);
 /* Wakes the parked thread, or makes its next park() return at once. */
 void zk__parker_unpark(zk__parker *p);
 

@@ -141,10 +141,13 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
         pthread_mutex_init(&rt->owned[i].lock, NULL); /* cannot fail */
     rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
+    if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
+        zk__stack_pool_destroy(&rt->stacks);
     if (rc == 0) {
         rc = zk__blocking_pool_create(rt, b->blocking_threads,
                                       b->blocking_keep_alive_ns, &rt->blocking);
         if (rc != 0) {
+            zk__time_destroy(&rt->time);
             zk__stack_pool_destroy(&rt->stacks);
         }
     }
@@ -154,6 +157,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
                  : zk__multi_thread_create(rt);
         if (rc != 0) {
             zk__blocking_pool_shutdown(rt->blocking, -1);
+            zk__time_destroy(&rt->time);
             zk__stack_pool_destroy(&rt->stacks);
         }
     }
@@ -403,6 +407,7 @@ int zk_runtime_free(zk_runtime *rt) {
                 "running; they are left to finish on their own\n",
                 left);
     rt->sched_ops->destroy(rt);
+    zk__time_destroy(&rt->time);
     zk__stack_pool_destroy(&rt->stacks);
     zk__runtime_destroy_shards(rt);
     free(rt);

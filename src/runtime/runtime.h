@@ -12,6 +12,7 @@
 #include "park.h"
 #include "stack.h"
 #include "task.h"
+#include "time/driver.h"
 #include "worker.h"
 #include "zokio/runtime.h"
 
@@ -48,6 +49,10 @@ typedef struct zk__sched_ops {
     zk__worker *(*worker)(struct zk_runtime *rt, size_t i);
     size_t (*inject_len)(struct zk_runtime *rt);
     size_t (*local_len)(struct zk_runtime *rt, size_t i);
+    /* A timer earlier than all others was added (or the clock changed):
+     * a worker sleeping until the previous deadline must wake. Any
+     * thread. */
+    void (*timers_changed)(struct zk_runtime *rt);
 } zk__sched_ops;
 
 struct zk_runtime {
@@ -74,6 +79,7 @@ struct zk_runtime {
     _Atomic uint64_t remote_schedules;
 
     zk__stack_pool stacks;
+    zk__time time;
 
     struct zk__blocking_pool *blocking;
     /* How long zk_runtime_free() waits for running blocking calls (< 0:

@@ -1,0 +1,86 @@
+/*
+ * zokio/time.h - the runtime's clock and sleeping.
+ *
+ * Instants and durations are signed 64-bit nanoseconds. zk_now() reads the
+ * runtime's monotonic clock: CLOCK_MONOTONIC, unless the runtime's clock is
+ * paused (tests), in which case time moves only when told to or when every
+ * task waits on a timer. Timers have a resolution of 1 ms and never fire
+ * early: a sleep ends at or after its deadline.
+ */
+#ifndef ZOKIO_TIME_H
+#define ZOKIO_TIME_H
+
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int64_t zk_instant;  /* nanoseconds on the runtime's clock */
+typedef int64_t zk_duration; /* nanoseconds */
+
+#define ZK_US(n)  ((zk_duration)(n)*1000)
+#define ZK_MS(n)  ((zk_duration)(n)*1000 * 1000)
+#define ZK_SEC(n) ((zk_duration)(n)*1000 * 1000 * 1000)
+
+/* Returns the current instant of the caller's runtime clock, or of
+ * CLOCK_MONOTONIC outside a runtime. */
+ZK_EXTERN zk_instant zk_now(void);
+
+/*
+ * A future that is ready (output 0) once its deadline has passed. It keeps
+ * its timer inside itself: no allocation. Initialise with
+ * zk_sleep_future_init_until() or zk_sleep_future_init(), await it or poll it
+ * from a task of a runtime (polled outside a runtime its output is -EPERM).
+ * Dropping it cancels the timer; a cancelled timer never fires.
+ */
+typedef struct zk_sleep_future {
+    zk_future base;
+    zk_instant deadline;
+    /* Private: the runtime's timer state. */
+    void *_driver;
+    uint32_t _state;
+    zk_waker _waker;
+    uint64_t _timer[4];
+} zk_sleep_future;
+
+/* Initialises a sleep that ends at `deadline`. */
+ZK_EXTERN void zk_sleep_future_init_until(zk_sleep_future *s,
+                                          zk_instant deadline);
+
+/* Initialises a sleep that ends `d` after now (zk_now()); d <= 0 is ready
+ * at once. */
+ZK_EXTERN void zk_sleep_future_init(zk_sleep_future *s, zk_duration d);
+
+/*
+ * Suspends the calling coroutine task for `d` (at least; d <= 0 only
+ * yields to the budget). Returns 0, -ECANCELED if the task was aborted, or
+ * -EPERM outside a coroutine task.
+ */
+ZK_EXTERN int zk_sleep(zk_duration d);
+
+/* Like zk_sleep() until the instant `deadline`. */
+ZK_EXTERN int zk_sleep_until(zk_instant deadline);
+
+/*
+ * Pauses the clock of a current-thread runtime (for tests): zk_now() stops,
+ * and while the runtime has no task ready to run it jumps to the next
+ * timer's deadline instead of sleeping, so hour-long timeouts take
+ * microseconds. Returns 0, -EINVAL for NULL, -EALREADY if already paused,
+ * -ENOTSUP for a multi-thread runtime (whose workers never all agree they
+ * are idle at one instant; Tokio has the same rule).
+ */
+ZK_EXTERN int zk_time_pause(zk_runtime *rt);
+
+/* Moves a paused clock forward by `d` (>= 0); timers due by then fire.
+ * Returns 0, or -EINVAL (NULL, negative d, clock not paused). */
+ZK_EXTERN int zk_time_advance(zk_runtime *rt, zk_duration d);
+
+/* Lets a paused clock follow CLOCK_MONOTONIC again (from where it was, so
+ * it never goes backwards). Returns 0, or -EINVAL (NULL, not paused). */
+ZK_EXTERN int zk_time_resume(zk_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

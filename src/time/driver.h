@@ -1,0 +1,56 @@
+/*
+ * driver.h - a runtime's time driver: its clock and its timer wheel.
+ *
+ * One wheel per runtime behind a mutex. Sleep futures keep their timer
+ * entry in themselves (zk_sleep_future._timer) and register on first poll.
+ * Expired timers are found by the schedulers: every few scheduling ticks and
+ * before parking (zk__time_process), and a parked worker sleeps exactly
+ * until the next deadline (zk__time_next). Wakers are woken with the lock
+ * held: waking only schedules a task, which never takes this lock, and it
+ * keeps a sleep future from being freed while its timer fires.
+ */
+#ifndef ZK__TIME_DRIVER_H
+#define ZK__TIME_DRIVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "time/wheel.h"
+
+struct zk_runtime;
+
+typedef struct zk__time {
+    struct zk_runtime *rt;
+    pthread_mutex_t lock;
+    zk__wheel wheel; /* guarded by lock */
+    int64_t origin;  /* the clock at tick 0 */
+    /* The earliest deadline in the wheel (clock ns), INT64_MAX if none. */
+    _Atomic int64_t next_ns;
+    /* Clock = CLOCK_MONOTONIC + offset, or paused_now while paused. */
+    _Atomic bool paused;
+    _Atomic int64_t paused_now;
+    _Atomic int64_t offset;
+} zk__time;
+
+int zk__time_init(zk__time *t, struct zk_runtime *rt);
+void zk__time_destroy(zk__time *t);
+
+/* The runtime's clock. */
+int64_t zk__time_now(zk__time *t);
+
+/* Fires the timers that are due (cheap when none is). */
+void zk__time_process(zk__time *t);
+
+/* The earliest pending deadline, or INT64_MAX. */
+static inline int64_t zk__time_next(zk__time *t) {
+    return atomic_load(&t->next_ns);
+}
+
+/* With a paused clock and timers pending: moves the clock to the next
+ * deadline and fires what is due. Returns false when there is nothing to
+ * advance to (not paused, or no timer). */
+bool zk__time_auto_advance(zk__time *t);
+
+#endif

@@ -1,0 +1,293 @@
+/* test_time.c - sleeping, the runtime clock, the paused clock, cancelled
+ * timers, a million timers, and sleeping workers that wake only at the
+ * next deadline. */
+#include <time.h>
+
+#include "helpers.h"
+
+ZK_SUITE(time);
+
+static int64_t wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t sleeps_20ms(void *arg) {
+    (void)arg;
+    zk_instant t0 = zk_now();
+    int rc = zk_sleep(ZK_MS(20));
+    zk_instant t1 = zk_now();
+    cr_assert_eq(rc, 0);
+    return t1 - t0;
+}
+
+ZK_TEST(time, a_sleep_never_ends_early) {
+    int64_t slept = zk_test_run(sleeps_20ms, NULL);
+    cr_assert_geq(slept, ZK_MS(20), "slept %lld ns", (long long)slept);
+}
+
+static int64_t sleeps_until_past(void *arg) {
+    (void)arg;
+    int rc1 = zk_sleep_until(zk_now() - ZK_SEC(1));
+    int rc2 = zk_sleep(0);
+    int rc3 = zk_sleep(-5);
+    return rc1 == 0 && rc2 == 0 && rc3 == 0;
+}
+
+ZK_TEST(time, past_deadlines_are_ready_at_once) {
+    cr_assert_eq(zk_test_run(sleeps_until_past, NULL), 1);
+}
+
+ZK_TEST(time, bad_input) {
+    zk_sleep_future s;
+    zk_sleep_future_init(&s, ZK_MS(1));
+    cr_assert_eq(zk_await(&s.base), -EPERM, "no await outside a task");
+    zk_waker w = zk_waker_noop();
+    zk_context cx = {&w};
+    int64_t out = 0;
+    cr_assert_eq(zk_future_poll(&s.base, &cx, &out), ZK_READY);
+    cr_assert_eq(out, -EPERM, "polled outside a runtime");
+    zk_future_drop(&s.base);
+    cr_assert_eq(zk_sleep(ZK_MS(1)), -EPERM);
+    cr_assert_eq(zk_time_pause(NULL), -EINVAL);
+    cr_assert_eq(zk_time_advance(NULL, 1), -EINVAL);
+    cr_assert_eq(zk_time_resume(NULL), -EINVAL);
+    zk_runtime *rt = zk_test_runtime();
+#if ZK_TEST_MT
+    cr_assert_eq(zk_time_pause(rt), -ENOTSUP);
+#else
+    cr_assert_eq(zk_time_advance(rt, 1), -EINVAL, "not paused");
+    cr_assert_eq(zk_time_resume(rt), -EINVAL, "not paused");
+    cr_assert_eq(zk_time_pause(rt), 0);
+    cr_assert_eq(zk_time_pause(rt), -EALREADY);
+    cr_assert_eq(zk_time_advance(rt, -1), -EINVAL);
+    cr_assert_eq(zk_time_resume(rt), 0);
+#endif
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+/* A future task that sleeps, to check the stackless path. */
+static int64_t sleeper_future_root(void *arg) {
+    (void)arg;
+    zk_sleep_future s;
+    zk_sleep_future_init(&s, ZK_MS(5));
+    zk_instant deadline = s.deadline;
+    zk_task *h;
+    cr_assert_eq(zk_spawn_future(NULL, &s.base, sizeof s, &h), 0);
+    int64_t r = -1;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 0);
+    cr_assert_geq(zk_now(), deadline);
+    return 0;
+}
+
+ZK_TEST(time, a_future_task_sleeps_without_a_stack) {
+    zk_test_run(sleeper_future_root, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* cancellation                                                           */
+/* ---------------------------------------------------------------------- */
+
+static int64_t sleeps_an_hour(void *arg) {
+    (void)arg;
+    return zk_sleep(ZK_SEC(3600));
+}
+
+static int64_t abort_sleeper_root(void *arg) {
+    (void)arg;
+    zk_task *h;
+    cr_assert_eq(zk_spawn(sleeps_an_hour, NULL, &h), 0);
+    zk_sleep(ZK_MS(2)); /* let it register its timer */
+    cr_assert_eq(zk_task_abort(h), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&h, &r), -ECANCELED);
+    cr_assert_eq(r, -ECANCELED, "its sleep was cut short");
+    return 0;
+}
+
+ZK_TEST(time, an_aborted_sleep_returns_ecanceled_and_its_timer_goes) {
+    int64_t t0 = wall_ns();
+    zk_test_run(abort_sleeper_root, NULL);
+    /* (zk_runtime_free checks that no timer is left in the wheel.) */
+    cr_assert_lt(wall_ns() - t0, ZK_SEC(60), "did not wait for the hour");
+}
+
+static int64_t parks_an_hour_then_shutdown(void *arg) {
+    (void)arg;
+    zk_task *h;
+    cr_assert_eq(zk_spawn(sleeps_an_hour, NULL, &h), 0);
+    zk_sleep(ZK_MS(2));
+    zk_task_detach(&h);
+    return 0;
+}
+
+ZK_TEST(time, shutdown_cancels_sleeping_tasks) {
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_block_on(rt, parks_an_hour_then_shutdown, NULL, NULL), 0);
+    cr_assert_eq(zk_runtime_live_tasks(rt), 1);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* no periodic wake-ups                                                   */
+/* ---------------------------------------------------------------------- */
+
+static int64_t sleeps_300ms(void *arg) {
+    (void)arg;
+    return zk_sleep(ZK_MS(300));
+}
+
+ZK_TEST(time, sleeping_workers_wake_only_for_the_deadline) {
+    zk_runtime *rt = zk_test_runtime();
+    int64_t t0 = wall_ns();
+    cr_assert_eq(zk_block_on(rt, sleeps_300ms, NULL, NULL), 0);
+    cr_assert_geq(wall_ns() - t0, ZK_MS(300));
+    uint64_t parks = 0;
+    for (size_t i = 0; i < zk_runtime_workers(rt); i++) {
+        zk_worker_metrics m;
+        zk_runtime_worker_metrics(rt, i, &m);
+        parks += m.parks;
+    }
+    /* A worker waking every few ms would park ~100 times in 300 ms. */
+    cr_assert_leq(parks, 12, "workers parked %llu times",
+                  (unsigned long long)parks);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* many timers                                                            */
+/* ---------------------------------------------------------------------- */
+
+/* A future task around a sleep that checks it did not end early. */
+typedef struct timed_sleep {
+    zk_future base;
+    zk_sleep_future s;
+    atomic_long *early;
+} timed_sleep;
+
+static zk_poll timed_sleep_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    timed_sleep *t = (timed_sleep *)f;
+    int64_t r;
+    if (zk_future_poll(&t->s.base, cx, &r) == ZK_PENDING)
+        return ZK_PENDING;
+    if (zk_now() < t->s.deadline)
+        atomic_fetch_add(t->early, 1);
+    *out = r;
+    return ZK_READY;
+}
+static void timed_sleep_drop(zk_future *f) {
+    zk_future_drop(&((timed_sleep *)f)->s.base);
+}
+static const zk_future_ops timed_sleep_ops = {timed_sleep_poll,
+                                              timed_sleep_drop};
+
+#define MANY 1000000
+
+static int64_t many_timers_root(void *arg) {
+    atomic_long *early = arg;
+    zk_task **h = malloc(MANY * sizeof *h);
+    uint64_t x = 12345;
+    for (int i = 0; i < MANY; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        timed_sleep t;
+        t.base.ops = &timed_sleep_ops;
+        t.early = early;
+        zk_sleep_future_init(&t.s, ZK_MS(1 + (int64_t)(x % 50)));
+        cr_assert_eq(zk_spawn_future(NULL, &t.base, sizeof t, &h[i]), 0);
+    }
+    int64_t sum = zk_test_join_all(h, MANY);
+    free(h);
+    return sum;
+}
+
+ZK_TEST(time, one_million_timers_fire_never_early) {
+    atomic_long early = 0;
+    zk_runtime *rt = zk_test_runtime();
+#if !ZK_TEST_MT
+    cr_assert_eq(zk_time_pause(rt), 0); /* 50 ms of virtual time */
+#endif
+    int64_t r = -1;
+    cr_assert_eq(zk_block_on(rt, many_timers_root, &early, &r), 0);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(atomic_load(&early), 0);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the paused clock                                                       */
+/* ---------------------------------------------------------------------- */
+
+#if !ZK_TEST_MT
+typedef struct order {
+    char seq[8];
+    atomic_int n;
+} order;
+
+typedef struct sleeper_arg {
+    order *o;
+    char tag;
+    zk_duration d;
+} sleeper_arg;
+
+static int64_t sleeps_and_records(void *arg) {
+    sleeper_arg *a = arg;
+    zk_sleep(a->d);
+    a->o->seq[atomic_fetch_add(&a->o->n, 1)] = a->tag;
+    return 0;
+}
+
+static int64_t paused_root(void *arg) {
+    order *o = arg;
+    zk_instant t0 = zk_now();
+    sleeper_arg a[3] = {{o, 'c', ZK_SEC(3 * 3600)},
+                        {o, 'a', ZK_SEC(3600)},
+                        {o, 'b', ZK_SEC(2 * 3600)}};
+    zk_task *h[3];
+    for (int i = 0; i < 3; i++)
+        zk_spawn(sleeps_and_records, &a[i], &h[i]);
+    zk_test_join_all(h, 3);
+    return zk_now() - t0;
+}
+
+ZK_TEST(time, a_paused_clock_runs_hours_of_timers_in_no_time) {
+    order o;
+    memset(&o, 0, sizeof o);
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_time_pause(rt), 0);
+    int64_t t0 = wall_ns();
+    int64_t virtual_elapsed = 0;
+    cr_assert_eq(zk_block_on(rt, paused_root, &o, &virtual_elapsed), 0);
+    cr_assert_lt(wall_ns() - t0, ZK_SEC(10), "real time stayed short");
+    cr_assert_str_eq(o.seq, "abc", "fired in deadline order");
+    cr_assert_geq(virtual_elapsed, ZK_SEC(3 * 3600));
+    cr_assert_lt(virtual_elapsed, ZK_SEC(3 * 3600) + ZK_MS(2),
+                 "the clock jumped to the deadlines, not past them");
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+static int64_t advanced_by_hand_root(void *arg) {
+    zk_runtime *rt = arg;
+    zk_task *h;
+    cr_assert_eq(zk_spawn(sleeps_an_hour, NULL, &h), 0);
+    zk_yield(); /* it registers its timer */
+    cr_assert_not(zk_task_is_finished(h));
+    cr_assert_eq(zk_time_advance(rt, ZK_SEC(1800)), 0);
+    zk_yield();
+    cr_assert_not(zk_task_is_finished(h), "half an hour is not enough");
+    cr_assert_eq(zk_time_advance(rt, ZK_SEC(1800)), 0);
+    int64_t r = -1;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 0);
+    return 0;
+}
+
+ZK_TEST(time, a_paused_clock_advanced_by_hand) {
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_time_pause(rt), 0);
+    cr_assert_eq(zk_block_on(rt, advanced_by_hand_root, rt, NULL), 0);
+    cr_assert_eq(zk_time_resume(rt), 0);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+#endif
