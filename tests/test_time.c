@@ -291,3 +291,116 @@ ZK_TEST(time, a_paused_clock_advanced_by_hand) {
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
 #endif
+
+/* ---------------------------------------------------------------------- */
+/* timeouts and intervals                                                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct never {
+    zk_future base;
+    atomic_int *drops;
+} never;
+
+static zk_poll never_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    (void)f;
+    (void)cx;
+    (void)out;
+    return ZK_PENDING;
+}
+static void never_drop(zk_future *f) {
+    atomic_fetch_add(((never *)f)->drops, 1);
+}
+static const zk_future_ops never_ops = {never_poll, never_drop};
+
+static int64_t times_out(void *arg) {
+    atomic_int *drops = arg;
+    never n = {{&never_ops}, drops};
+    zk_instant t0 = zk_now();
+    int64_t r = zk_await_timeout(&n.base, ZK_MS(30));
+    cr_assert_eq(r, -ETIMEDOUT);
+    cr_assert_geq(zk_now() - t0, ZK_MS(30), "not before the deadline");
+    cr_assert_eq(atomic_load(drops), 1, "the inner future was dropped once");
+    /* Inner ready first: its output, and the timer is gone. */
+    zk_ready_future ready = zk_ready(41);
+    cr_assert_eq(zk_await_timeout(&ready.base, ZK_SEC(3600)), 41);
+    zk_ready_future again = zk_ready(5);
+    cr_assert_eq(zk_await_until(&again.base, zk_now() - 1), 5,
+                 "a ready future wins even past its deadline");
+    cr_assert_eq(zk_await_until(NULL, 0), -EINVAL);
+    return 0;
+}
+
+ZK_TEST(time, a_timeout_drops_the_inner_future_and_returns_etimedout) {
+    atomic_int drops = 0;
+    zk_test_run(times_out, &drops);
+    never n = {{&never_ops}, &drops};
+    cr_assert_eq(zk_await_timeout(&n.base, 1), -EPERM);
+    cr_assert_eq(atomic_load(&drops), 1, "refused outside: not dropped");
+}
+
+static int64_t bad_intervals(void *arg) {
+    (void)arg;
+    zk_interval iv;
+    cr_assert_eq(zk_interval_init(NULL, ZK_MS(1), ZK_MISSED_TICK_BURST),
+                 -EINVAL);
+    cr_assert_eq(zk_interval_init(&iv, 0, ZK_MISSED_TICK_BURST), -EINVAL);
+    cr_assert_eq(zk_interval_init(&iv, ZK_MS(1), (zk_missed_tick)9), -EINVAL);
+    cr_assert_eq(zk_interval_tick(NULL), -EINVAL);
+    cr_assert_eq(zk_interval_init(&iv, ZK_MS(2), ZK_MISSED_TICK_DELAY), 0);
+    zk_instant t0 = zk_now();
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(zk_interval_tick(&iv), 0);
+    cr_assert_geq(zk_now() - t0, ZK_MS(6), "ticks never come early");
+    return 0;
+}
+
+ZK_TEST(time, interval_bad_input_and_real_ticks) {
+    zk_test_run(bad_intervals, NULL);
+}
+
+#if !ZK_TEST_MT
+/* Paused clock: the consumer is 35 ms late after its first tick of a
+ * 10 ms interval; each behaviour then ticks at known instants. */
+typedef struct missed_case {
+    zk_missed_tick how;
+    zk_duration expect[5]; /* instants of the ticks, from the start */
+} missed_case;
+
+static int64_t runs_missed_case(void *arg) {
+    missed_case *c = arg;
+    zk_instant t0 = zk_now();
+    zk_interval iv;
+    cr_assert_eq(zk_interval_init(&iv, ZK_MS(10), c->how), 0);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(zk_interval_tick(&iv), 0);
+        /* Never early; timers have 1 ms ticks, and two roundings may add
+         * up before a tick. */
+        zk_duration at = zk_now() - t0;
+        cr_assert(at >= c->expect[i] && at < c->expect[i] + ZK_MS(2),
+                  "tick %d at %lld us", i, (long long)(at / ZK_US(1)));
+        if (i == 0)
+            zk_sleep(ZK_MS(35)); /* late: now at 45 ms */
+    }
+    return 0;
+}
+
+ZK_TEST(time, interval_missed_ticks_burst_delay_or_skip) {
+    missed_case cases[3] = {
+        /* burst: 20, 30, 40 at once at 45, then back on schedule */
+        {ZK_MISSED_TICK_BURST,
+         {ZK_MS(10), ZK_MS(45), ZK_MS(45), ZK_MS(45), ZK_MS(50)}},
+        /* delay: one tick at 45, then every 10 ms from there */
+        {ZK_MISSED_TICK_DELAY,
+         {ZK_MS(10), ZK_MS(45), ZK_MS(55), ZK_MS(65), ZK_MS(75)}},
+        /* skip: one tick at 45, then the original schedule */
+        {ZK_MISSED_TICK_SKIP,
+         {ZK_MS(10), ZK_MS(45), ZK_MS(50), ZK_MS(60), ZK_MS(70)}},
+    };
+    for (int i = 0; i < 3; i++) {
+        zk_runtime *rt = zk_test_runtime();
+        cr_assert_eq(zk_time_pause(rt), 0);
+        cr_assert_eq(zk_block_on(rt, runs_missed_case, &cases[i], NULL), 0);
+        cr_assert_eq(zk_runtime_free(rt), 0);
+    }
+}
+#endif

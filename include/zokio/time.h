@@ -63,6 +63,71 @@ ZK_EXTERN int zk_sleep(zk_duration d);
 ZK_EXTERN int zk_sleep_until(zk_instant deadline);
 
 /*
+ * A future that runs `inner` with a deadline: ready with inner's output if
+ * inner is ready first, or with -ETIMEDOUT once the deadline passes (inner
+ * is then dropped, which cancels whatever it was doing). It consumes
+ * `inner`: inner's drop runs exactly once, when the timeout future is done
+ * or dropped. `inner` is not copied: it must stay where it is while the
+ * timeout future lives (both on a coroutine's stack, typically).
+ */
+typedef struct zk_timeout_future {
+    zk_future base;
+    zk_future *inner;
+    zk_sleep_future sleep;
+    bool finished; /* inner dropped already */
+} zk_timeout_future;
+
+/* Initialises a timeout future ending at `deadline`. */
+ZK_EXTERN void zk_timeout_future_init_until(zk_timeout_future *t,
+                                            zk_future *inner,
+                                            zk_instant deadline);
+
+/* Initialises a timeout future ending `d` after now. */
+ZK_EXTERN void zk_timeout_future_init(zk_timeout_future *t, zk_future *inner,
+                                      zk_duration d);
+
+/*
+ * zk_await() with a deadline: the blocking-style form every call can take.
+ * Returns inner's output, -ETIMEDOUT when the deadline passed first (inner
+ * was dropped), -ECANCELED if the task was aborted, -EPERM outside a
+ * coroutine task, -EINVAL for a NULL future.
+ */
+ZK_EXTERN int64_t zk_await_until(zk_future *f, zk_instant deadline);
+
+/* zk_await_until(f, zk_now() + d). */
+ZK_EXTERN int64_t zk_await_timeout(zk_future *f, zk_duration d);
+
+/* What an interval does about ticks it missed (its owner was late). */
+typedef enum zk_missed_tick {
+    /* Fire the missed ticks at once, one per call, then keep the original
+     * schedule (the default: the count of ticks is kept). */
+    ZK_MISSED_TICK_BURST = 0,
+    /* Fire once now and schedule the next tick a period after now. */
+    ZK_MISSED_TICK_DELAY = 1,
+    /* Fire once now and skip to the next tick of the original schedule. */
+    ZK_MISSED_TICK_SKIP = 2
+} zk_missed_tick;
+
+/* Ticks every `period`, starting one period after initialisation. */
+typedef struct zk_interval {
+    zk_duration period;
+    zk_instant next;
+    zk_missed_tick missed;
+} zk_interval;
+
+/* Initialises an interval. Returns 0, or -EINVAL for NULL, a period
+ * <= 0, or an unknown missed-tick behaviour. */
+ZK_EXTERN int zk_interval_init(zk_interval *iv, zk_duration period,
+                               zk_missed_tick missed);
+
+/*
+ * Waits for the interval's next tick (in a coroutine task). Returns 0 on a
+ * tick, -ECANCELED if the task was aborted, -EPERM outside a coroutine
+ * task, -EINVAL for NULL. Ticks never come early.
+ */
+ZK_EXTERN int zk_interval_tick(zk_interval *iv);
+
+/*
  * Pauses the clock of a current-thread runtime (for tests): zk_now() stops,
  * and while the runtime has no task ready to run it jumps to the next
  * timer's deadline instead of sleeping, so hour-long timeouts take
