@@ -485,6 +485,108 @@ static void bench_idle_memory(void) {
     report("idle_memory_100k", "coro", v, "bytes/task");
 }
 
+/* ---------------------------------------------------------------------- */
+/* timers: 100,000 tasks sleeping 1-50 ms; total time and lateness        */
+/* ---------------------------------------------------------------------- */
+
+#ifndef TIMERS
+#define TIMERS 100000
+#endif
+
+static int64_t lateness[TIMERS];
+
+typedef struct timer_arg {
+    int index;
+    countdown *c;
+} timer_arg;
+
+static zk_duration timer_delay(int i) {
+    uint32_t x = (uint32_t)i * 2654435761u;
+    return ZK_MS(1 + (x >> 8) % 50);
+}
+
+static int64_t timer_coro(void *arg) {
+    timer_arg *a = arg;
+    zk_instant deadline = zk_now() + timer_delay(a->index);
+    zk_sleep_until(deadline);
+    lateness[a->index] = zk_now() - deadline;
+    countdown_hit(a->c);
+    return 0;
+}
+
+typedef struct timer_future {
+    zk_future base;
+    zk_sleep_future sleep;
+    timer_arg a;
+} timer_future;
+
+static zk_poll timer_future_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    timer_future *t = (timer_future *)f;
+    int64_t r;
+    if (t->sleep.base.ops == NULL) /* first poll: start timing now */
+        zk_sleep_future_init(&t->sleep, timer_delay(t->a.index));
+    if (zk_future_poll(&t->sleep.base, cx, &r) == ZK_PENDING)
+        return ZK_PENDING;
+    lateness[t->a.index] = zk_now() - t->sleep.deadline;
+    countdown_hit(t->a.c);
+    *out = 0;
+    return ZK_READY;
+}
+static void timer_future_drop(zk_future *f) {
+    timer_future *t = (timer_future *)f;
+    if (t->sleep.base.ops != NULL)
+        zk_future_drop(&t->sleep.base);
+}
+static const zk_future_ops timer_future_ops = {timer_future_poll,
+                                               timer_future_drop};
+
+static timer_arg timer_args[TIMERS];
+
+static int64_t timers_root(void *arg) {
+    double *elapsed = arg;
+    countdown c = {TIMERS, oneshot_new()};
+    oneshot *done = c.done;
+    double t0 = now_ns();
+    for (int i = 0; i < TIMERS; i++) {
+        timer_args[i] = (timer_arg){i, &c};
+        if (use_futures) {
+            timer_future f;
+            memset(&f, 0, sizeof f);
+            f.base.ops = &timer_future_ops;
+            f.a = timer_args[i];
+            zk_spawn_future(NULL, &f.base, sizeof f, NULL);
+        } else {
+            zk_spawn(timer_coro, &timer_args[i], NULL);
+        }
+    }
+    await_done(done);
+    *elapsed = now_ns() - t0;
+    return 0;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench_timers(zk_runtime *rt) {
+    for (use_futures = 0; use_futures <= 1; use_futures++) {
+        double total[RUNS], p50[RUNS], p99[RUNS];
+        for (int r = 0; r < RUNS; r++) {
+            double e;
+            zk_block_on(rt, timers_root, &e, NULL);
+            qsort(lateness, TIMERS, sizeof lateness[0], cmp_i64);
+            total[r] = e / 1e6;
+            p50[r] = (double)lateness[TIMERS / 2] / 1e3;
+            p99[r] = (double)lateness[TIMERS * 99 / 100] / 1e3;
+        }
+        const char *v = use_futures ? "future" : "coro";
+        report("timers_total", v, total, "ms");
+        report("timers_late_p50", v, p50, "us");
+        report("timers_late_p99", v, p99, "us");
+    }
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     zk_runtime *rt = new_runtime();
@@ -496,6 +598,7 @@ int main(int argc, char **argv) {
     RUN("yield_many", bench_yield_many(rt));
     RUN("ping_pong", bench_ping_pong(rt));
     RUN("chained_spawn", bench_chained(rt));
+    RUN("timers", bench_timers(rt));
     zk_runtime_free(rt);
     RUN("idle_memory", bench_idle_memory());
     return 0;

@@ -143,6 +143,35 @@ func chainedSpawn() {
 	report("chained_spawn", v, "us/chain")
 }
 
+func timers() {
+	const n = 100000
+	var total, p50, p99 []float64
+	for r := 0; r < runs; r++ {
+		late := make([]int64, n)
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			x := uint32(i) * 2654435761
+			d := time.Duration(1+(x>>8)%50) * time.Millisecond
+			go func(i int, d time.Duration) {
+				deadline := time.Now().Add(d)
+				time.Sleep(time.Until(deadline))
+				late[i] = int64(time.Since(deadline))
+				wg.Done()
+			}(i, d)
+		}
+		wg.Wait()
+		total = append(total, float64(time.Since(t0).Nanoseconds())/1e6)
+		sort.Slice(late, func(a, b int) bool { return late[a] < late[b] })
+		p50 = append(p50, float64(late[n/2])/1e3)
+		p99 = append(p99, float64(late[n*99/100])/1e3)
+	}
+	report("timers_total", total, "ms")
+	report("timers_late_p50", p50, "us")
+	report("timers_late_p99", p99, "us")
+}
+
 func rssBytes() float64 {
 	b, _ := os.ReadFile("/proc/self/statm")
 	f := strings.Fields(string(b))
@@ -202,6 +231,9 @@ func main() {
 	}
 	if want("chained_spawn") {
 		chainedSpawn()
+	}
+	if want("timers") {
+		timers()
 	}
 	if want("idle_memory") {
 		var v []float64

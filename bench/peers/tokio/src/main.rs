@@ -15,6 +15,7 @@ const RUNS: usize = 5;
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_time()
         .build()
         .unwrap()
 }
@@ -155,6 +156,39 @@ fn chained_spawn(rt: &tokio::runtime::Runtime) {
     report("chained_spawn", v, "us/chain");
 }
 
+fn timers(rt: &tokio::runtime::Runtime) {
+    const N: usize = 100_000;
+    let (mut total, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let (ms, mut late) = rt.block_on(async {
+            let t0 = Instant::now();
+            let handles: Vec<_> = (0..N)
+                .map(|i| {
+                    let x = (i as u32).wrapping_mul(2654435761u32);
+                    let d = std::time::Duration::from_millis(1 + ((x >> 8) % 50) as u64);
+                    tokio::spawn(async move {
+                        let deadline = tokio::time::Instant::now() + d;
+                        tokio::time::sleep_until(deadline).await;
+                        (tokio::time::Instant::now() - deadline).as_nanos() as i64
+                    })
+                })
+                .collect();
+            let mut late = Vec::with_capacity(N);
+            for h in handles {
+                late.push(h.await.unwrap());
+            }
+            (t0.elapsed().as_nanos() as f64 / 1e6, late)
+        });
+        late.sort();
+        total.push(ms);
+        p50.push(late[N / 2] as f64 / 1e3);
+        p99.push(late[N * 99 / 100] as f64 / 1e3);
+    }
+    report("timers_total", total, "ms");
+    report("timers_late_p50", p50, "us");
+    report("timers_late_p99", p99, "us");
+}
+
 fn rss_bytes() -> f64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
     let resident: f64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -218,6 +252,7 @@ fn main() {
     if want("yield_many") { yield_many(&rt); }
     if want("ping_pong") { ping_pong(&rt); }
     if want("chained_spawn") { chained_spawn(&rt); }
+    if want("timers") { timers(&rt); }
     drop(rt);
     if want("idle_memory") {
         let v: Vec<f64> = (0..RUNS).map(|_| idle_memory(1_000_000)).collect();
