@@ -1,10 +1,12 @@
-/* bench.h - what the benchmark programs share: a clock, medians and a
- * future that is ready at once. */
+/* bench.h - what the benchmark programs share: a clock, medians,
+ * resident memory and a future that is ready at once. */
 #ifndef ZK_BENCH_H
 #define ZK_BENCH_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 #include <zokio.h>
 
 static inline double now_ns(void) {
@@ -22,6 +24,17 @@ static inline int cmp_double(const void *a, const void *b) {
 static inline double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return v[n / 2];
+}
+
+/* The process's resident memory in bytes. */
+static inline long rss_bytes(void) {
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    if (f)
+        fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
 }
 
 typedef struct ready_future {

@@ -171,16 +171,6 @@ static double raw_switch_ns(void) {
 
 /* ---- resident memory per parked task ---- */
 
-static long rss_bytes(void) {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
-    if (f)
-        fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 #define PARKED 100000
 
 typedef struct lot {

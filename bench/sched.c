@@ -404,16 +404,6 @@ static void bench_chained(zk_runtime *rt) {
 /* idle memory: resident bytes per parked task                            */
 /* ---------------------------------------------------------------------- */
 
-static long rss_bytes(void) {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = 0;
-    if (f)
-        fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
-
 static _Atomic long parked;
 
 /* Pending forever: only shutdown ends it. */
