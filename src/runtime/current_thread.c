@@ -22,6 +22,7 @@
 
 typedef struct zk__ct {
     zk__worker worker;
+    zk__io_worker *io;
     /* Only touched by the driving thread. */
     zk__task_fifo local;
     uint32_t tick;
@@ -50,6 +51,7 @@ static zk__task *zk__ct_next(zk__ct *ct) {
     zk__task *t;
     if (++ct->tick % ZK__INJECT_INTERVAL == 0) {
         zk__time_process(&ct->worker.rt->time);
+        zk__io_poll(ct->io, 0);
         if ((t = zk__inject_pop(&ct->inject)) != NULL)
             return t;
     }
@@ -100,9 +102,10 @@ static void zk__ct_run_until(zk_runtime *rt, zk__task *root) {
     zk__ct *ct = rt->sched;
     while (!zk__task_is_complete(root)) {
         zk__task *t = zk__ct_next(ct);
-        if (t)
+        if (t) {
             zk__task_run(t);
-        else
+            zk__io_after_run(ct->io);
+        } else
             zk__ct_idle(rt, ct);
     }
 }
@@ -116,9 +119,10 @@ static int zk__ct_shutdown(zk_runtime *rt) {
     /* Run until every task finished; then drain stale notifications. */
     while (atomic_load_explicit(&rt->live, memory_order_acquire) > 0) {
         zk__task *t = zk__ct_next(ct);
-        if (t)
+        if (t) {
             zk__task_run(t);
-        else
+            zk__io_after_run(ct->io);
+        } else
             zk__ct_idle(rt, ct);
     }
     zk__task *t;
@@ -179,6 +183,8 @@ int zk__current_thread_create(zk_runtime *rt) {
         return rc;
     }
     zk__parker_init(&ct->parker);
+    ct->io = rt->io.workers[0];
+    ct->parker.io = ct->io;
     zk__worker_init(&ct->worker, rt, ct, 0);
     atomic_init(&ct->driving, false);
     rt->sched = ct;

@@ -45,6 +45,7 @@ typedef struct zk__mt_worker {
     /* The task woken last by the running task; owner thread only. */
     zk__task *lifo;
     zk__parker parker;
+    zk__io_worker *io;
     pthread_t thread;
     bool started;
     bool searching;
@@ -126,6 +127,7 @@ static zk__task *zk__mt_next_task(zk__mt_worker *mw) {
     zk__task *t;
     if (++mw->tick % ZK__INJECT_INTERVAL == 0) {
         zk__time_process(&mw->mt->rt->time);
+        zk__io_poll(mw->io, 0);
         if ((t = zk__inject_pop(&mw->mt->inject)) != NULL)
             return t;
     }
@@ -179,6 +181,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
             zk__mt_notify_parked(mw->mt);
     }
     zk__task_run(t);
+    zk__io_after_run(mw->io);
     for (int lifo_runs = 0; (t = mw->lifo) != NULL; lifo_runs++) {
         mw->lifo = NULL;
         if (lifo_runs == ZK__LIFO_MAX) {
@@ -188,6 +191,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
         }
         ZK__COUNT(mw->w.metrics.lifo_hits);
         zk__task_run(t);
+        zk__io_after_run(mw->io);
     }
 }
 
@@ -222,13 +226,13 @@ static void zk__mt_park(zk__mt_worker *mw) {
         if (keeper) {
             atomic_store(&mt->timer_keeper, SIZE_MAX);
             zk__time_process(time);
-            /* Tasks its timers woke went to this worker's own queue: it
-             * must get up and run them. */
-            if (mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0) {
-                if (!zk__idle_unpark_worker_by_id(&mt->idle, mw->w.index))
-                    mw->searching = true; /* a notification got here first */
-                break;
-            }
+        }
+        /* Tasks woken by its timers or by I/O it reaped while parked went
+         * to this worker's own queue: it must get up and run them. */
+        if (mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0) {
+            if (!zk__idle_unpark_worker_by_id(&mt->idle, mw->w.index))
+                mw->searching = true; /* a notification got here first */
+            break;
         }
         if (!zk__idle_is_parked(&mt->idle, mw->w.index)) {
             /* Picked by a notification: counted as searching. */
@@ -390,6 +394,8 @@ int zk__multi_thread_create(zk_runtime *rt) {
         mw->mt = mt;
         zk__local_queue_init(&mw->queue);
         zk__parker_init(&mw->parker);
+        mw->io = rt->io.workers[i];
+        mw->parker.io = mw->io;
         mw->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
     rt->sched = mt;

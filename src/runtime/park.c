@@ -1,6 +1,8 @@
 /* park.c - futex parker, see park.h. */
 #include "park.h"
 
+#include "io/io.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -22,12 +24,14 @@ static void zk__futex_wake(_Atomic uint32_t *addr) {
 
 void zk__parker_init(zk__parker *p) {
     atomic_init(&p->state, ZK__PARK_EMPTY);
+    p->io = NULL;
 }
 
 /* Parks until unparked or, with a timeout, until it passes (one futex
  * wait; a spurious return before either is treated as the end of the wait
  * only when a timeout was given, which callers tolerate: they recheck). */
-static void zk__parker_wait(zk__parker *p, const struct timespec *timeout) {
+static void zk__parker_wait(zk__parker *p, const struct timespec *timeout,
+                            int64_t timeout_ns) {
     uint32_t expect = ZK__PARK_NOTIFIED;
     /* Fast path: an unpark already happened. */
     if (atomic_compare_exchange_strong_explicit(
@@ -39,6 +43,14 @@ static void zk__parker_wait(zk__parker *p, const struct timespec *timeout) {
             &p->state, &expect, ZK__PARK_PARKED, memory_order_acquire,
             memory_order_relaxed)) {
         /* Only an unpark can have changed EMPTY: consume it. */
+        atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
+                                 memory_order_acquire);
+        return;
+    }
+    if (p->io != NULL) {
+        /* Any return of the driver's wait ends the park (completions and
+         * events woke tasks the caller must now run). */
+        zk__io_poll(p->io, timeout_ns);
         atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
                                  memory_order_acquire);
         return;
@@ -64,17 +76,21 @@ static void zk__parker_wait(zk__parker *p, const struct timespec *timeout) {
 }
 
 void zk__parker_park(zk__parker *p) {
-    zk__parker_wait(p, NULL);
+    zk__parker_wait(p, NULL, -1);
 }
 
 void zk__parker_park_timeout(zk__parker *p, int64_t timeout_ns) {
     struct timespec ts = {(time_t)(timeout_ns / 1000000000),
                           (long)(timeout_ns % 1000000000)};
-    zk__parker_wait(p, &ts);
+    zk__parker_wait(p, &ts, timeout_ns);
 }
 
 void zk__parker_unpark(zk__parker *p) {
     if (atomic_exchange_explicit(&p->state, ZK__PARK_NOTIFIED,
-                                 memory_order_release) == ZK__PARK_PARKED)
-        zk__futex_wake(&p->state);
+                                 memory_order_release) == ZK__PARK_PARKED) {
+        if (p->io != NULL)
+            p->io->ops->unpark(p->io);
+        else
+            zk__futex_wake(&p->state);
+    }
 }

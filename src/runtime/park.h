@@ -10,9 +10,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+struct zk__io_worker;
+
 typedef struct zk__parker {
     /* ZK__PARK_EMPTY, ZK__PARK_PARKED or ZK__PARK_NOTIFIED. */
     _Atomic uint32_t state;
+    /* A worker's parker sleeps in its I/O driver instance (and returns
+     * early when an I/O completion or event arrives); NULL: a futex. */
+    struct zk__io_worker *io;
 } zk__parker;
 
 void zk__parker_init(zk__parker *p);

@@ -28,6 +28,7 @@ struct zk_builder {
     int64_t shutdown_timeout_ns;
     bool name_set_null;
     char thread_name[16];
+    zk_io_backend io_backend;
 };
 
 static void zk__runtime_destroy_shards(zk_runtime *rt) {
@@ -98,6 +99,11 @@ void zk_builder_set_shutdown_timeout(zk_builder *b, int64_t ns) {
         b->shutdown_timeout_ns = ns;
 }
 
+void zk_builder_set_io_backend(zk_builder *b, zk_io_backend backend) {
+    if (b)
+        b->io_backend = backend;
+}
+
 int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     if (b == NULL || out == NULL)
         return -EINVAL;
@@ -143,10 +149,16 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
     if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
         zk__stack_pool_destroy(&rt->stacks);
+    if (rc == 0 &&
+        (rc = zk__io_init(&rt->io, rt, workers, b->io_backend)) != 0) {
+        zk__time_destroy(&rt->time);
+        zk__stack_pool_destroy(&rt->stacks);
+    }
     if (rc == 0) {
         rc = zk__blocking_pool_create(rt, b->blocking_threads,
                                       b->blocking_keep_alive_ns, &rt->blocking);
         if (rc != 0) {
+            zk__io_destroy(&rt->io);
             zk__time_destroy(&rt->time);
             zk__stack_pool_destroy(&rt->stacks);
         }
@@ -157,6 +169,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
                  : zk__multi_thread_create(rt);
         if (rc != 0) {
             zk__blocking_pool_shutdown(rt->blocking, -1);
+            zk__io_destroy(&rt->io);
             zk__time_destroy(&rt->time);
             zk__stack_pool_destroy(&rt->stacks);
         }
@@ -407,6 +420,7 @@ int zk_runtime_free(zk_runtime *rt) {
                 "running; they are left to finish on their own\n",
                 left);
     rt->sched_ops->destroy(rt);
+    zk__io_destroy(&rt->io);
     zk__time_destroy(&rt->time);
     zk__stack_pool_destroy(&rt->stacks);
     zk__runtime_destroy_shards(rt);

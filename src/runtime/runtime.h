@@ -9,6 +9,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 
+#include "io/io.h"
 #include "park.h"
 #include "stack.h"
 #include "task.h"
@@ -80,6 +81,7 @@ struct zk_runtime {
 
     zk__stack_pool stacks;
     zk__time time;
+    zk__io io;
 
     struct zk__blocking_pool *blocking;
     /* How long zk_runtime_free() waits for running blocking calls (< 0:

@@ -213,6 +213,18 @@ static void zk__join_handle_drop(zk__task *t) {
     zk__task_drop_ref(t);
 }
 
+bool zk__task_join_poll(zk__task *t, const zk_waker *w) {
+    return zk__join_poll(t, w);
+}
+
+void zk__task_join_take(zk__task *t, int64_t *result, bool *cancelled) {
+    uint64_t s = zk__state_load(t);
+    ZK__ASSERT(s & ZK__COMPLETE);
+    *result = zk__task_core_of(t)->result;
+    *cancelled = (s & ZK__CANCELLED) != 0;
+    zk__join_handle_drop(t);
+}
+
 typedef struct zk__join_future {
     zk_future base;
     zk__task *task;

@@ -114,4 +114,11 @@ bool zk__task_is_complete(const zk__task *t);
 /* True when the CANCELLED bit is set. */
 bool zk__task_is_cancelled(const zk__task *t);
 
+/* For futures that wait on a task through its join handle (the I/O
+ * driver's blocking-pool operations): true once `t` completed, else `w`
+ * will be woken when it does. Only the handle's owner calls these. */
+bool zk__task_join_poll(zk__task *t, const zk_waker *w);
+/* Reads a completed task's result and releases the join handle. */
+void zk__task_join_take(zk__task *t, int64_t *result, bool *cancelled);
+
 #endif

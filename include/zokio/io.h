@@ -1,0 +1,73 @@
+/*
+ * zokio/io.h - the I/O driver: which kernel interface a runtime uses, and
+ * the future type of every I/O operation.
+ *
+ * Two backends behave the same as seen from this API:
+ * - io_uring (through liburing): one ring per worker; operations are
+ *   submitted in batches and complete in the kernel (completion-based).
+ * - epoll: one epoll instance per worker; operations are tried, and retried
+ *   when the kernel reports readiness. File operations, which epoll cannot
+ *   wait for, run on the blocking pool.
+ * A runtime picks io_uring when the kernel allows it and epoll otherwise
+ * (seccomp filters, /proc/sys/kernel/io_uring_disabled, kernels older than
+ * 6.0, which lack the synchronous cancellation zokio relies on), unless the
+ * builder or the ZOKIO_IO_BACKEND environment variable ("io_uring" or
+ * "epoll") asks for one; the builder wins over the environment.
+ *
+ * Every I/O call has a blocking-style form for coroutine tasks, which
+ * suspends only the calling task, and a future form (a zk_io_future
+ * initialised by a *_future_init function) for future tasks and
+ * combinators. A deadline on any of them: zk_await_until(&f.base, when).
+ * An operation whose future is dropped before it finished (task aborted,
+ * timeout, a select that lost) is cancelled in the kernel before the drop
+ * returns: its buffer is never written after that.
+ */
+#ifndef ZOKIO_IO_H
+#define ZOKIO_IO_H
+
+#include "future.h"
+#include "runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum zk_io_backend {
+    ZK_IO_AUTO = 0,     /* io_uring when available, else epoll */
+    ZK_IO_IO_URING = 1, /* io_uring, or zk_builder_build() fails */
+    ZK_IO_EPOLL = 2     /* epoll */
+} zk_io_backend;
+
+/*
+ * Chooses the I/O backend of runtimes built from `b` (default ZK_IO_AUTO,
+ * which also honours ZOKIO_IO_BACKEND). zk_builder_build() returns
+ * -EINVAL for a value outside the enum and -ENOSYS when ZK_IO_IO_URING is
+ * asked for and the kernel (or this build) does not allow it.
+ */
+ZK_EXTERN void zk_builder_set_io_backend(zk_builder *b, zk_io_backend backend);
+
+/* Returns the backend `rt` runs: ZK_IO_IO_URING or ZK_IO_EPOLL (never
+ * ZK_IO_AUTO); ZK_IO_AUTO for NULL. */
+ZK_EXTERN zk_io_backend zk_runtime_io_backend(const zk_runtime *rt);
+
+/* Returns "io_uring", "epoll" or "auto" for a backend value, "?" for
+ * anything else. */
+ZK_EXTERN const char *zk_io_backend_name(zk_io_backend backend);
+
+/*
+ * The future of one I/O operation. Its state (and the kernel's reference
+ * to it) lives inside this struct: no allocation per operation. Initialise
+ * it with one of the *_future_init functions (zokio/net.h, zokio/fs.h),
+ * then zk_await() it, or poll it from a future and drop it with
+ * zk_future_drop(). Output: what the blocking-style form returns.
+ * After the first poll it must not move until it is dropped.
+ */
+typedef struct zk_io_future {
+    zk_future base;
+    uint64_t _opaque[30];
+} zk_io_future;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,396 @@
+/*
+ * epoll.c - the epoll backend: one epoll instance per worker, readiness
+ * based, edge-triggered.
+ *
+ * An operation tries its system call; when it would block it queues itself
+ * on its handle's registration (one waiter list per direction) and the
+ * worker whose epoll instance holds the handle wakes it when the kernel
+ * reports readiness. `seq` counts readiness events: an operation that saw
+ * EAGAIN queues only if no event came since it read `seq`, so no readiness
+ * is lost between the attempt and the queueing.
+ *
+ * Registrations are freed by the worker that owns the epoll instance,
+ * after the batch of events it is processing: the last user removes the
+ * descriptor from epoll, closes it and hands the registration over
+ * (`release`), so an event already returned by epoll_wait never points at
+ * freed memory.
+ *
+ * Files and path operations cannot be waited for with epoll: they run
+ * their system call on the blocking pool, and dropping one that already
+ * started waits for it, so its buffer is never written after the drop.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "io/op.h"
+#include "runtime/runtime.h"
+#include "runtime/task.h"
+#include "runtime/waiter.h"
+
+#define ZK__EPOLL_EVENTS 256
+
+typedef struct zk__epoll zk__epoll;
+
+typedef struct zk__epoll_reg {
+    pthread_mutex_t lock;
+    _Atomic uint64_t seq;
+    zk__io_op *waiters[2]; /* [0] readers, [1] writers; doubly linked */
+    zk__epoll *ep;
+    zk__io_handle *h;
+    struct zk__epoll_reg *release_next;
+} zk__epoll_reg;
+
+struct zk__epoll {
+    zk__io_worker base;
+    int epfd;
+    int efd;
+    pthread_mutex_t release_lock;
+    zk__epoll_reg *release;
+    bool no_pwait2; /* the kernel (or emulator) lacks epoll_pwait2 */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Waiter lists                                                           */
+/* ---------------------------------------------------------------------- */
+
+static int zk__op_dir(const zk__io_op *op) {
+    switch ((zk__op_code)op->code) {
+    case ZK__OP_WRITE:
+    case ZK__OP_WRITEV:
+    case ZK__OP_SEND:
+    case ZK__OP_SENDMSG:
+    case ZK__OP_CONNECT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void zk__waiter_push(zk__epoll_reg *r, zk__io_op *op) {
+    int d = zk__op_dir(op);
+    op->prev = NULL;
+    op->next = r->waiters[d];
+    if (op->next)
+        op->next->prev = op;
+    r->waiters[d] = op;
+    op->queued = true;
+}
+
+static void zk__waiter_remove(zk__epoll_reg *r, zk__io_op *op) {
+    int d = zk__op_dir(op);
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        r->waiters[d] = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    op->next = op->prev = NULL;
+    op->queued = false;
+}
+
+/* Wakes every waiter of direction `d`. Called with the lock. */
+static void zk__waiters_wake_locked(zk__epoll_reg *r, int d) {
+    zk__io_op *op;
+    while ((op = r->waiters[d]) != NULL) {
+        zk__waiter_remove(r, op);
+        zk_waker_wake(&op->waker);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Operations on the blocking pool                                        */
+/* ---------------------------------------------------------------------- */
+
+static int64_t zk__epoll_pool_run(void *arg) {
+    return zk__op_syscall(arg);
+}
+
+static zk_poll zk__epoll_pool_poll(zk__io_op *op, zk__io_worker *w,
+                                   zk_context *cx) {
+    if (op->state == ZK__OPS_INIT) {
+        zk_task *t;
+        int rc = zk_spawn_blocking(w->rt, zk__epoll_pool_run, op, &t);
+        if (rc != 0) {
+            zk__op_complete(op, rc);
+            return ZK_READY;
+        }
+        if (op->h)
+            zk__handle_ref(op->h);
+        op->blocking = (zk__task *)t;
+        op->iow = w;
+        op->state = ZK__OPS_WAITING;
+    }
+    if (!zk__task_join_poll(op->blocking, zk_context_waker(cx)))
+        return ZK_PENDING;
+    int64_t res;
+    bool cancelled;
+    zk__task_join_take(op->blocking, &res, &cancelled);
+    op->blocking = NULL;
+    if (op->h)
+        zk__handle_unref(op->h);
+    zk__op_complete(op, cancelled ? -ECANCELED : res);
+    return ZK_READY;
+}
+
+/* Dropped while on the pool: a call that has not started never will;
+ * one that has is waited for (its buffer is the caller's). */
+static void zk__epoll_pool_drop(zk__io_op *op) {
+    zk__task *t = op->blocking;
+    zk_task_abort((zk_task *)t);
+    zk__thread_waiter *tw = zk__thread_waiter_current();
+    ZK__ASSERT(tw != NULL);
+    zk_waker wk = zk__thread_waiter_waker(tw);
+    while (!zk__task_join_poll(t, &wk))
+        zk__parker_park(&tw->parker);
+    int64_t res;
+    bool cancelled;
+    zk__task_join_take(t, &res, &cancelled);
+    op->blocking = NULL;
+    if (op->h)
+        zk__handle_unref(op->h);
+    op->res = (int32_t)(cancelled ? -ECANCELED : res);
+    op->state = ZK__OPS_DONE; /* a descriptor it made is closed */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Operations on sockets and pipes                                        */
+/* ---------------------------------------------------------------------- */
+
+static zk_poll zk__epoll_op_poll(zk__io_op *op, zk__io_worker *w,
+                                 zk_context *cx) {
+    if (zk__op_needs_pool(op))
+        return zk__epoll_pool_poll(op, w, cx);
+    zk__io_handle *h = op->h;
+    zk__epoll_reg *r = h->reg;
+    op->iow = w;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&r->seq, memory_order_acquire);
+        int64_t res = atomic_load_explicit(&h->closed, memory_order_acquire)
+                          ? -EBADF
+                          : zk__op_syscall(op);
+        if (res != -EAGAIN) {
+            if (op->queued) {
+                pthread_mutex_lock(&r->lock);
+                if (op->queued)
+                    zk__waiter_remove(r, op);
+                zk_waker_drop(&op->waker);
+                pthread_mutex_unlock(&r->lock);
+            }
+            zk__op_complete(op, res);
+            return ZK_READY;
+        }
+        pthread_mutex_lock(&r->lock);
+        if (atomic_load_explicit(&r->seq, memory_order_relaxed) != seq ||
+            atomic_load_explicit(&h->closed, memory_order_acquire)) {
+            pthread_mutex_unlock(&r->lock);
+            continue; /* readiness (or a close) came meanwhile: retry */
+        }
+        if (!zk_waker_will_wake(&op->waker, zk_context_waker(cx))) {
+            zk_waker_drop(&op->waker);
+            op->waker = zk_waker_clone(zk_context_waker(cx));
+        }
+        if (!op->queued)
+            zk__waiter_push(r, op);
+        pthread_mutex_unlock(&r->lock);
+        op->state = ZK__OPS_WAITING;
+        return ZK_PENDING;
+    }
+}
+
+static void zk__epoll_op_drop(zk__io_op *op) {
+    if (op->blocking) {
+        zk__epoll_pool_drop(op);
+        return;
+    }
+    zk__epoll_reg *r = op->h->reg;
+    pthread_mutex_lock(&r->lock);
+    if (op->queued)
+        zk__waiter_remove(r, op);
+    zk_waker_drop(&op->waker);
+    pthread_mutex_unlock(&r->lock);
+    op->state = ZK__OPS_INIT; /* nothing to deliver */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Handles                                                                */
+/* ---------------------------------------------------------------------- */
+
+static int zk__epoll_handle_open(zk__io_handle *h, zk__io_worker *w) {
+    if (h->kind == ZK__HANDLE_FILE)
+        return 0; /* files go to the pool */
+    zk__epoll *ep = (zk__epoll *)w;
+    zk__epoll_reg *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    pthread_mutex_init(&r->lock, NULL);
+    atomic_init(&r->seq, 0);
+    r->ep = ep;
+    r->h = h;
+    struct epoll_event ev = {
+        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        .data.ptr = r,
+    };
+    if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, h->fd, &ev) != 0) {
+        int rc = -errno;
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return rc;
+    }
+    h->reg = r;
+    return 0;
+}
+
+static void zk__epoll_handle_close(zk__io_handle *h) {
+    zk__epoll_reg *r = h->reg;
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    atomic_fetch_add_explicit(&r->seq, 1, memory_order_release);
+    zk__waiters_wake_locked(r, 0);
+    zk__waiters_wake_locked(r, 1);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void zk__epoll_handle_free(zk__io_handle *h) {
+    zk__epoll_reg *r = h->reg;
+    if (r == NULL) {
+        close(h->fd);
+        free(h);
+        return;
+    }
+    zk__epoll *ep = r->ep;
+    epoll_ctl(ep->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+    close(h->fd);
+    pthread_mutex_lock(&ep->release_lock);
+    r->release_next = ep->release;
+    ep->release = r;
+    pthread_mutex_unlock(&ep->release_lock);
+}
+
+static void zk__epoll_release(zk__epoll *ep) {
+    pthread_mutex_lock(&ep->release_lock);
+    zk__epoll_reg *r = ep->release;
+    ep->release = NULL;
+    pthread_mutex_unlock(&ep->release_lock);
+    while (r) {
+        zk__epoll_reg *next = r->release_next;
+        free(r->h);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        r = next;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* The worker's epoll instance                                            */
+/* ---------------------------------------------------------------------- */
+
+static void zk__epoll_flush(zk__io_worker *w) {
+    (void)w;
+}
+
+static int zk__epoll_wait(zk__epoll *ep, struct epoll_event *evs, int max,
+                          int64_t timeout_ns) {
+    if (timeout_ns > 0 && !ep->no_pwait2) {
+        struct timespec ts = {(time_t)(timeout_ns / 1000000000),
+                              (long)(timeout_ns % 1000000000)};
+        int n = epoll_pwait2(ep->epfd, evs, max, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        ep->no_pwait2 = true;
+    }
+    int ms = timeout_ns < 0    ? -1
+             : timeout_ns == 0 ? 0
+                               : (int)((timeout_ns + 999999) / 1000000);
+    return epoll_wait(ep->epfd, evs, max, ms);
+}
+
+static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
+    zk__epoll *ep = (zk__epoll *)w;
+    struct epoll_event evs[ZK__EPOLL_EVENTS];
+    /* Events fetched from here on cannot name a released registration. */
+    zk__epoll_release(ep);
+    int n = zk__epoll_wait(ep, evs, ZK__EPOLL_EVENTS, timeout_ns);
+    for (int i = 0; i < n; i++) {
+        zk__epoll_reg *r = evs[i].data.ptr;
+        uint32_t e = evs[i].events;
+        if (r == NULL) {
+            uint64_t v;
+            while (read(ep->efd, &v, sizeof v) < 0 && errno == EINTR) {
+            }
+            continue;
+        }
+        pthread_mutex_lock(&r->lock);
+        atomic_fetch_add_explicit(&r->seq, 1, memory_order_release);
+        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI))
+            zk__waiters_wake_locked(r, 0);
+        if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+            zk__waiters_wake_locked(r, 1);
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+static void zk__epoll_unpark(zk__io_worker *w) {
+    zk__epoll *ep = (zk__epoll *)w;
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(ep->efd, &one, sizeof one);
+    while (r < 0 && errno == EINTR);
+}
+
+static void zk__epoll_destroy(zk__io_worker *w) {
+    zk__epoll *ep = (zk__epoll *)w;
+    zk__epoll_release(ep);
+    close(ep->epfd);
+    close(ep->efd);
+    pthread_mutex_destroy(&ep->release_lock);
+    free(ep);
+}
+
+static int zk__epoll_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
+    zk__epoll *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return -ENOMEM;
+    ep->base.ops = &zk__epoll_ops;
+    ep->base.rt = rt;
+    ep->base.index = index;
+    pthread_mutex_init(&ep->release_lock, NULL);
+    ep->epfd = epoll_create1(EPOLL_CLOEXEC);
+    ep->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (ep->epfd < 0 || ep->efd < 0 ||
+        epoll_ctl(ep->epfd, EPOLL_CTL_ADD, ep->efd, &ev) != 0) {
+        int rc = -errno;
+        if (ep->epfd >= 0)
+            close(ep->epfd);
+        if (ep->efd >= 0)
+            close(ep->efd);
+        pthread_mutex_destroy(&ep->release_lock);
+        free(ep);
+        return rc;
+    }
+    *out = &ep->base;
+    return 0;
+}
+
+const zk__io_backend_ops zk__epoll_ops = {
+    .kind = ZK_IO_EPOLL,
+    .create = zk__epoll_create,
+    .destroy = zk__epoll_destroy,
+    .flush = zk__epoll_flush,
+    .poll = zk__epoll_poll,
+    .unpark = zk__epoll_unpark,
+    .op_poll = zk__epoll_op_poll,
+    .op_drop = zk__epoll_op_drop,
+    .handle_open = zk__epoll_handle_open,
+    .handle_close = zk__epoll_handle_close,
+    .handle_free = zk__epoll_handle_free,
+};

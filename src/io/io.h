@@ -1,0 +1,98 @@
+/*
+ * io.h - the I/O driver's internal contract.
+ *
+ * Each worker of a runtime owns one backend instance (an io_uring ring or
+ * an epoll instance), created with the runtime. The schedulers call:
+ * - zk__io_after_run() after each task run: io_uring submits what the task
+ *   prepared (one batch per scheduling tick);
+ * - zk__io_poll(w, 0) every few ticks: completions/events are reaped and
+ *   their tasks woken, without sleeping;
+ * - the worker's parker, which sleeps inside the backend (zk__parker with
+ *   `io` set): a park returns on an unpark (eventfd), on the next timer
+ *   deadline or when any completion or event arrives.
+ *
+ * Operations (op.h) carry their whole state in the caller's future. Handles
+ * (zk__io_handle) wrap a file descriptor shared by a user and the
+ * operations in flight on it: reference counted, the descriptor is closed
+ * when the last reference goes, never while the kernel may still use it.
+ */
+#ifndef ZK__IO_H
+#define ZK__IO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "zokio/future.h"
+#include "zokio/io.h"
+
+struct zk_runtime;
+typedef struct zk__io_op zk__io_op;
+typedef struct zk__io_handle zk__io_handle;
+typedef struct zk__io_worker zk__io_worker;
+
+typedef struct zk__io_backend_ops {
+    zk_io_backend kind;
+    /* Creates worker `index`'s instance. */
+    int (*create)(struct zk_runtime *rt, size_t index, zk__io_worker **out);
+    /* Frees it; every operation has finished. */
+    void (*destroy)(zk__io_worker *w);
+    /* Hands prepared operations to the kernel. Owner thread. */
+    void (*flush)(zk__io_worker *w);
+    /* Reaps completions or events and wakes their tasks, first waiting up
+     * to `timeout_ns` for one (0: no wait, < 0: no limit) or for unpark().
+     * Owner thread. */
+    void (*poll)(zk__io_worker *w, int64_t timeout_ns);
+    /* Makes the owner's current or next poll() return. Any thread. */
+    void (*unpark)(zk__io_worker *w);
+    /* The operation future's poll and drop. */
+    zk_poll (*op_poll)(zk__io_op *op, zk__io_worker *w, zk_context *cx);
+    void (*op_drop)(zk__io_op *op);
+    /* A new handle (epoll registers it); its first user closes it, which
+     * wakes or cancels the operations in flight; the last reference frees
+     * it. */
+    int (*handle_open)(zk__io_handle *h, zk__io_worker *w);
+    void (*handle_close)(zk__io_handle *h);
+    void (*handle_free)(zk__io_handle *h);
+} zk__io_backend_ops;
+
+/* The part of every backend instance the rest of the runtime sees. */
+struct zk__io_worker {
+    const zk__io_backend_ops *ops;
+    struct zk_runtime *rt;
+    size_t index;
+};
+
+/* A runtime's driver: one instance per worker. */
+typedef struct zk__io {
+    const zk__io_backend_ops *ops;
+    size_t n;
+    zk__io_worker **workers;
+    /* Handles made outside a worker register with workers in turn. */
+    _Atomic size_t next;
+} zk__io;
+
+extern const zk__io_backend_ops zk__uring_ops; /* absent without liburing */
+extern const zk__io_backend_ops zk__epoll_ops;
+
+/* Chooses the backend (`want`, then ZOKIO_IO_BACKEND, then what the
+ * kernel allows) and creates `workers` instances. -ENOSYS when io_uring
+ * was required and is unavailable, -EINVAL for a bad `want`. */
+int zk__io_init(zk__io *io, struct zk_runtime *rt, size_t workers,
+                zk_io_backend want);
+void zk__io_destroy(zk__io *io);
+
+/* The instance of the calling worker thread when it belongs to `rt`'s
+ * driver, else NULL. */
+zk__io_worker *zk__io_current(struct zk_runtime *rt);
+
+static inline void zk__io_after_run(zk__io_worker *w) {
+    w->ops->flush(w);
+}
+
+static inline void zk__io_poll(zk__io_worker *w, int64_t timeout_ns) {
+    w->ops->poll(w, timeout_ns);
+}
+
+#endif

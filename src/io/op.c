@@ -1,0 +1,323 @@
+/*
+ * op.c - the operation future every I/O call awaits, handles, and the
+ * system call behind each operation (used by epoll and the blocking pool).
+ */
+#define _GNU_SOURCE
+#include "io/op.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "runtime/runtime.h"
+#include "runtime/worker.h"
+
+/* ---------------------------------------------------------------------- */
+/* The future                                                             */
+/* ---------------------------------------------------------------------- */
+
+static zk_poll zk__op_future_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    zk__io_op *op = (zk__io_op *)f;
+    if (op->state == ZK__OPS_DONE) {
+        *out = op->res;
+        return ZK_READY;
+    }
+    zk__io_worker *w = op->iow;
+    zk_runtime *rt = op->h ? op->h->rt : zk__runtime_current();
+    if (op->state == ZK__OPS_INIT) {
+        w = rt ? zk__io_current(rt) : NULL;
+        if (w == NULL) {
+            /* Not on a worker of the handle's runtime. */
+            *out = zk__op_complete(op, -EPERM);
+            return ZK_READY;
+        }
+        if (op->h &&
+            atomic_load_explicit(&op->h->closed, memory_order_acquire)) {
+            *out = zk__op_complete(op, -EBADF);
+            return ZK_READY;
+        }
+    }
+    zk_poll p = rt->io.ops->op_poll(op, w, cx);
+    if (p == ZK_READY)
+        *out = op->res;
+    return p;
+}
+
+/* A result the awaiting code never saw: a descriptor it made is closed. */
+static void zk__op_discard(zk__io_op *op, int64_t res) {
+    if (res >= 0 && (op->code == ZK__OP_ACCEPT || op->code == ZK__OP_OPENAT))
+        close((int)res);
+}
+
+static void zk__op_future_drop(zk_future *f) {
+    zk__io_op *op = (zk__io_op *)f;
+    if (op->state == ZK__OPS_KERNEL || op->state == ZK__OPS_WAITING) {
+        zk_runtime *rt = op->iow->rt;
+        rt->io.ops->op_drop(op);
+        /* op_drop leaves a result that arrived but was not delivered in
+         * op->res with state DONE. */
+        if (op->state == ZK__OPS_DONE)
+            zk__op_discard(op, op->res);
+    }
+    op->state = ZK__OPS_DONE;
+}
+
+static const zk_future_ops zk__op_future_ops = {zk__op_future_poll,
+                                                zk__op_future_drop};
+
+void zk__op_init(zk__io_op *op, zk__op_code code, zk__io_handle *h) {
+    memset(op, 0, sizeof *op);
+    op->base.ops = &zk__op_future_ops;
+    op->code = (uint8_t)code;
+    op->state = ZK__OPS_INIT;
+    op->h = h;
+    op->fd = h ? h->fd : AT_FDCWD;
+    op->a.rw.off = -1;
+}
+
+int64_t zk__op_complete(zk__io_op *op, int64_t res) {
+    if (res == -ECANCELED && op->h &&
+        atomic_load_explicit(&op->h->closed, memory_order_acquire))
+        res = -EBADF; /* cancelled because the handle was closed */
+    if (op->finish)
+        res = op->finish(op, res);
+    op->res = (int32_t)res;
+    op->state = ZK__OPS_DONE;
+    return res;
+}
+
+int64_t zk__op_await(zk__io_op *op) {
+    return zk_await(&op->base);
+}
+
+/* ---------------------------------------------------------------------- */
+/* System calls                                                           */
+/* ---------------------------------------------------------------------- */
+
+static int64_t zk__ret(ssize_t r) {
+    return r < 0 ? -errno : r;
+}
+
+bool zk__op_needs_pool(const zk__io_op *op) {
+    if (op->h == NULL)
+        return true; /* path operations */
+    return op->h->kind == ZK__HANDLE_FILE;
+}
+
+int64_t zk__op_syscall(zk__io_op *op) {
+    int fd = op->fd;
+    switch ((zk__op_code)op->code) {
+    case ZK__OP_READ:
+        if (op->a.rw.off >= 0)
+            return zk__ret(pread(fd, op->a.rw.buf, op->a.rw.len, op->a.rw.off));
+        return zk__ret(read(fd, op->a.rw.buf, op->a.rw.len));
+    case ZK__OP_WRITE:
+        if (op->a.rw.off >= 0)
+            return zk__ret(
+                pwrite(fd, op->a.rw.buf, op->a.rw.len, op->a.rw.off));
+        return zk__ret(write(fd, op->a.rw.buf, op->a.rw.len));
+    case ZK__OP_READV:
+        if (op->a.v.off >= 0)
+            return zk__ret(preadv(fd, op->a.v.iov, op->a.v.cnt, op->a.v.off));
+        return zk__ret(readv(fd, op->a.v.iov, op->a.v.cnt));
+    case ZK__OP_WRITEV:
+        if (op->h && op->h->kind == ZK__HANDLE_SOCKET) {
+            /* sendmsg: MSG_NOSIGNAL, so a vanished peer is -EPIPE. */
+            struct msghdr m = {.msg_iov = (struct iovec *)op->a.v.iov,
+                               .msg_iovlen = (size_t)op->a.v.cnt};
+            return zk__ret(sendmsg(fd, &m, MSG_NOSIGNAL));
+        }
+        if (op->a.v.off >= 0)
+            return zk__ret(pwritev(fd, op->a.v.iov, op->a.v.cnt, op->a.v.off));
+        return zk__ret(writev(fd, op->a.v.iov, op->a.v.cnt));
+    case ZK__OP_RECV:
+        return zk__ret(recv(fd, op->a.rw.buf, op->a.rw.len, 0));
+    case ZK__OP_SEND:
+        return zk__ret(send(fd, op->a.rw.buf, op->a.rw.len, MSG_NOSIGNAL));
+    case ZK__OP_RECVMSG:
+        return zk__ret(recvmsg(fd, &op->a.m.msg, 0));
+    case ZK__OP_SENDMSG:
+        return zk__ret(sendmsg(fd, &op->a.m.msg, MSG_NOSIGNAL));
+    case ZK__OP_ACCEPT: {
+        socklen_t len = op->a.sa.len;
+        return zk__ret(accept4(fd, (struct sockaddr *)op->a.sa.addr,
+                               op->a.sa.addr ? &len : NULL,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC));
+    }
+    case ZK__OP_CONNECT:
+        if (!op->connect_started) {
+            op->connect_started = true;
+            int r = connect(fd, (struct sockaddr *)op->a.sa.addr, op->a.sa.len);
+            if (r == 0)
+                return 0;
+            return errno == EINPROGRESS ? -EAGAIN : -errno;
+        } else {
+            /* Writable: the outcome is in SO_ERROR. */
+            int err = 0;
+            socklen_t len = sizeof err;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+                return -errno;
+            if (err != 0)
+                return -err;
+            struct sockaddr_storage peer;
+            len = sizeof peer;
+            if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
+                return errno == ENOTCONN ? -EAGAIN : -errno;
+            return 0;
+        }
+    case ZK__OP_POLL_IN: {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 0);
+        if (r < 0)
+            return -errno;
+        return r == 0 ? -EAGAIN : p.revents;
+    }
+    case ZK__OP_FSYNC:
+        return zk__ret(op->a.sync.datasync ? fdatasync(fd) : fsync(fd));
+    case ZK__OP_OPENAT:
+        return zk__ret(openat(fd, op->a.p.path, op->a.p.flags | O_CLOEXEC,
+                              (mode_t)op->a.p.mode));
+    case ZK__OP_STATX:
+        return zk__ret(statx(fd, op->a.p.path, op->a.p.flags, STATX_BASIC_STATS,
+                             (struct statx *)op->a.p.statx));
+    case ZK__OP_RENAMEAT:
+        return zk__ret(renameat(fd, op->a.p.path, fd, op->a.p.path2));
+    case ZK__OP_UNLINKAT:
+        return zk__ret(unlinkat(fd, op->a.p.path, op->a.p.flags));
+    case ZK__OP_MKDIRAT:
+        return zk__ret(mkdirat(fd, op->a.p.path, (mode_t)op->a.p.mode));
+    }
+    return -EINVAL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Handles                                                                */
+/* ---------------------------------------------------------------------- */
+
+int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
+                   zk__io_handle **out) {
+    if (rt == NULL)
+        return -EPERM;
+    zk__io_handle *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->fd = fd;
+    h->kind = kind;
+    h->rt = rt;
+    atomic_init(&h->refs, 1);
+    atomic_init(&h->closed, false);
+    zk__io_worker *w = zk__io_current(rt);
+    if (w == NULL) {
+        size_t i = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
+        w = rt->io.workers[i];
+    }
+    int rc = rt->io.ops->handle_open(h, w);
+    if (rc != 0) {
+        free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void zk__handle_unref(zk__io_handle *h) {
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        h->rt->io.ops->handle_free(h);
+}
+
+int zk__handle_close(zk__io_handle *h) {
+    if (atomic_exchange_explicit(&h->closed, true, memory_order_acq_rel))
+        return -EBADF;
+    h->rt->io.ops->handle_close(h);
+    zk__handle_unref(h);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The driver                                                             */
+/* ---------------------------------------------------------------------- */
+
+zk__io_worker *zk__io_current(zk_runtime *rt) {
+    zk__worker *w = zk__worker_current();
+    if (w == NULL || w->rt != rt || rt->io.workers == NULL)
+        return NULL;
+    return rt->io.workers[w->index];
+}
+
+#if defined(ZK__HAVE_URING)
+bool zk__uring_available(void);
+#else
+static bool zk__uring_available(void) {
+    return false;
+}
+#endif
+
+int zk__io_init(zk__io *io, zk_runtime *rt, size_t workers,
+                zk_io_backend want) {
+    memset(io, 0, sizeof *io);
+    if ((unsigned)want > ZK_IO_EPOLL)
+        return -EINVAL;
+    if (want == ZK_IO_AUTO) {
+        const char *env = getenv("ZOKIO_IO_BACKEND");
+        if (env && *env) {
+            if (strcmp(env, "io_uring") == 0 || strcmp(env, "uring") == 0)
+                want = ZK_IO_IO_URING;
+            else if (strcmp(env, "epoll") == 0)
+                want = ZK_IO_EPOLL;
+            else if (strcmp(env, "auto") != 0)
+                return -EINVAL;
+        }
+    }
+    if (want == ZK_IO_IO_URING && !zk__uring_available())
+        return -ENOSYS;
+    if (want == ZK_IO_AUTO)
+        want = zk__uring_available() ? ZK_IO_IO_URING : ZK_IO_EPOLL;
+#if defined(ZK__HAVE_URING)
+    io->ops = want == ZK_IO_IO_URING ? &zk__uring_ops : &zk__epoll_ops;
+#else
+    io->ops = &zk__epoll_ops;
+#endif
+    io->workers = calloc(workers, sizeof *io->workers);
+    if (!io->workers)
+        return -ENOMEM;
+    io->n = workers;
+    for (size_t i = 0; i < workers; i++) {
+        int rc = io->ops->create(rt, i, &io->workers[i]);
+        if (rc != 0) {
+            zk__io_destroy(io);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void zk__io_destroy(zk__io *io) {
+    if (io->workers == NULL)
+        return;
+    for (size_t i = 0; i < io->n; i++)
+        if (io->workers[i])
+            io->ops->destroy(io->workers[i]);
+    free(io->workers);
+    io->workers = NULL;
+}
+
+zk_io_backend zk_runtime_io_backend(const zk_runtime *rt) {
+    return rt && rt->io.ops ? rt->io.ops->kind : ZK_IO_AUTO;
+}
+
+const char *zk_io_backend_name(zk_io_backend backend) {
+    switch (backend) {
+    case ZK_IO_AUTO:
+        return "auto";
+    case ZK_IO_IO_URING:
+        return "io_uring";
+    case ZK_IO_EPOLL:
+        return "epoll";
+    }
+    return "?";
+}

@@ -1,0 +1,524 @@
+/*
+ * uring.c - the io_uring backend: one ring per worker.
+ *
+ * A task's poll prepares a submission queue entry whose user_data names a
+ * slot (index + generation) that points back at the operation; the worker
+ * submits everything its task prepared after the task's run (flush), and
+ * reaps completions every few ticks or while parked in the ring.
+ *
+ * Cancellation from any thread. The ring's `lock` is held while the owner
+ * submits and while it records completions, and by whoever drops an
+ * operation or closes a handle. A dropped operation's slot forgets it
+ * under the lock; if it had been submitted, a synchronous cancellation
+ * (IORING_REGISTER_SYNC_CANCEL, Linux 6.0) returns only once the kernel is
+ * done with it, so its buffer is never written after the drop. One that
+ * was prepared but not yet submitted becomes a no-op at the next flush.
+ * Because the owner submits under the lock, "submitted" read under the lock
+ * means the kernel already knows the request.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "io/op.h"
+#include "runtime/runtime.h"
+
+#define ZK__URING_ENTRIES 1024
+#define ZK__SLOT_CHUNK    256
+#define ZK__SLOT_CHUNKS   4096 /* up to 1M operations in flight per worker */
+#define ZK__UD_WAKE       UINT64_MAX
+#define ZK__UD_IGNORE     (UINT64_MAX - 1)
+#define ZK__SLOT_NONE     UINT32_MAX
+
+typedef struct zk__uring_slot {
+    zk__io_op *op;    /* NULL once dropped (or free) */
+    zk__io_handle *h; /* the reference the operation holds */
+    uint64_t seq;     /* when it was prepared (see `submitted`) */
+    uint32_t gen;     /* bumped at each reuse: user_data = gen << 32 | idx */
+    uint32_t next;    /* free list */
+    int32_t forced;   /* result that replaces a no-op'd request's */
+    bool makes_fd;    /* accept/openat: a result >= 0 is a descriptor */
+} zk__uring_slot;
+
+typedef struct zk__uring {
+    zk__io_worker base;
+    struct io_uring ring;
+    pthread_mutex_t lock;
+    /* Slots in fixed chunks: a slot never moves once allocated. */
+    zk__uring_slot *chunks[ZK__SLOT_CHUNKS];
+    uint32_t nslots, free_head; /* owner only */
+    uint64_t prepared;          /* owner only */
+    uint64_t submitted;         /* under lock: seq <= submitted is known */
+    _Atomic bool dirty;         /* a pending entry may need to become a no-op */
+    int efd;
+    uint64_t ebuf;
+    bool wake_armed; /* a read of efd is queued (owner only) */
+} zk__uring;
+
+static zk__uring_slot *zk__slot(zk__uring *u, uint32_t idx) {
+    return &u->chunks[idx / ZK__SLOT_CHUNK][idx % ZK__SLOT_CHUNK];
+}
+
+static uint32_t zk__slot_alloc(zk__uring *u) {
+    if (u->free_head == ZK__SLOT_NONE) {
+        uint32_t c = u->nslots / ZK__SLOT_CHUNK;
+        if (c == ZK__SLOT_CHUNKS)
+            return ZK__SLOT_NONE;
+        zk__uring_slot *chunk = calloc(ZK__SLOT_CHUNK, sizeof *chunk);
+        if (!chunk)
+            return ZK__SLOT_NONE;
+        for (uint32_t i = 0; i < ZK__SLOT_CHUNK; i++)
+            chunk[i].next =
+                i + 1 < ZK__SLOT_CHUNK ? u->nslots + i + 1 : ZK__SLOT_NONE;
+        pthread_mutex_lock(&u->lock); /* cancellers read chunks[] */
+        u->chunks[c] = chunk;
+        pthread_mutex_unlock(&u->lock);
+        u->free_head = u->nslots;
+        u->nslots += ZK__SLOT_CHUNK;
+    }
+    uint32_t idx = u->free_head;
+    u->free_head = zk__slot(u, idx)->next;
+    return idx;
+}
+
+static uint64_t zk__slot_ud(zk__uring *u, uint32_t idx) {
+    return (uint64_t)zk__slot(u, idx)->gen << 32 | idx;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Completions                                                            */
+/* ---------------------------------------------------------------------- */
+
+/* Queues the read of the eventfd that unpark() writes, when it is not
+ * queued yet and there is room (flush makes room before a park). */
+static void zk__uring_arm_wake(zk__uring *u) {
+    if (u->wake_armed)
+        return;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL)
+        return;
+    io_uring_prep_read(sqe, u->efd, &u->ebuf, sizeof u->ebuf, 0);
+    io_uring_sqe_set_data64(sqe, ZK__UD_WAKE);
+    u->wake_armed = true;
+}
+
+/* Records every completion and wakes its task. Called with the lock. */
+static void zk__uring_reap_locked(zk__uring *u) {
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        n++;
+        uint64_t ud = cqe->user_data;
+        if (ud == ZK__UD_WAKE) {
+            u->wake_armed = false;
+            continue;
+        }
+        if (ud == ZK__UD_IGNORE)
+            continue;
+        uint32_t idx = (uint32_t)ud;
+        zk__uring_slot *s = zk__slot(u, idx);
+        int32_t res = s->forced ? s->forced : cqe->res;
+        zk__io_op *op = s->op;
+        if (op) {
+            op->res = res;
+            zk_waker wk = op->waker;
+            op->waker = (zk_waker){0};
+            /* Last touch of the operation: it may be completed and freed
+             * by its task as soon as `done` is seen. */
+            atomic_store_explicit(&op->done, 1, memory_order_release);
+            zk_waker_wake(&wk);
+        } else if (res >= 0 && s->makes_fd) {
+            /* Dropped, yet the kernel made a descriptor: close it. */
+            close(res);
+        }
+        if (s->h)
+            zk__handle_unref(s->h);
+        s->op = NULL;
+        s->h = NULL;
+        s->forced = 0;
+        s->gen++;
+        s->next = u->free_head;
+        u->free_head = idx;
+    }
+    io_uring_cq_advance(&u->ring, n);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Submission                                                             */
+/* ---------------------------------------------------------------------- */
+
+/* Turns pending entries of dropped operations, or of closed handles, into
+ * no-ops. Called with the lock. */
+static void zk__uring_scrub_locked(zk__uring *u) {
+    struct io_uring_sq *sq = &u->ring.sq;
+    for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
+        struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+        uint64_t ud = sqe->user_data;
+        if (ud == ZK__UD_WAKE || ud == ZK__UD_IGNORE)
+            continue;
+        zk__uring_slot *s = zk__slot(u, (uint32_t)ud);
+        bool closed = s->h && atomic_load(&s->h->closed);
+        if (s->op == NULL || closed) {
+            s->forced = s->op ? -EBADF : -ECANCELED;
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, ud);
+        }
+    }
+}
+
+static void zk__uring_submit_locked(zk__uring *u) {
+    if (atomic_exchange_explicit(&u->dirty, false, memory_order_acquire))
+        zk__uring_scrub_locked(u);
+    while (io_uring_sq_ready(&u->ring) > 0) {
+        int r = io_uring_submit(&u->ring);
+        if (r >= 0 || r == -EINTR)
+            continue;
+        if (r == -EAGAIN || r == -EBUSY) {
+            /* The completion queue is backed up: make room. */
+            zk__uring_reap_locked(u);
+            continue;
+        }
+        ZK__BUG("io_uring_submit failed");
+    }
+    u->submitted = u->prepared;
+}
+
+static void zk__uring_flush(zk__io_worker *w) {
+    zk__uring *u = (zk__uring *)w;
+    zk__uring_arm_wake(u);
+    if (io_uring_sq_ready(&u->ring) == 0)
+        return;
+    pthread_mutex_lock(&u->lock);
+    zk__uring_submit_locked(u);
+    pthread_mutex_unlock(&u->lock);
+}
+
+static struct io_uring_sqe *zk__uring_sqe(zk__uring *u) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL) {
+        zk__uring_flush(&u->base);
+        sqe = io_uring_get_sqe(&u->ring);
+    }
+    return sqe;
+}
+
+static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
+    int fd = op->fd;
+    switch ((zk__op_code)op->code) {
+    case ZK__OP_READ:
+        io_uring_prep_read(sqe, fd, op->a.rw.buf, (unsigned)op->a.rw.len,
+                           (uint64_t)op->a.rw.off);
+        break;
+    case ZK__OP_WRITE:
+        io_uring_prep_write(sqe, fd, op->a.rw.buf, (unsigned)op->a.rw.len,
+                            (uint64_t)op->a.rw.off);
+        break;
+    case ZK__OP_READV:
+        io_uring_prep_readv(sqe, fd, op->a.v.iov, (unsigned)op->a.v.cnt,
+                            (uint64_t)op->a.v.off);
+        break;
+    case ZK__OP_WRITEV:
+        if (op->h && op->h->kind == ZK__HANDLE_SOCKET) {
+            /* sendmsg with MSG_NOSIGNAL: no SIGPIPE from a gone peer. */
+            op->a.m.msg =
+                (struct msghdr){.msg_iov = (struct iovec *)op->a.v.iov,
+                                .msg_iovlen = (size_t)op->a.v.cnt};
+            io_uring_prep_sendmsg(sqe, fd, &op->a.m.msg, MSG_NOSIGNAL);
+        } else {
+            io_uring_prep_writev(sqe, fd, op->a.v.iov, (unsigned)op->a.v.cnt,
+                                 (uint64_t)op->a.v.off);
+        }
+        break;
+    case ZK__OP_RECV:
+        io_uring_prep_recv(sqe, fd, op->a.rw.buf, op->a.rw.len, 0);
+        break;
+    case ZK__OP_SEND:
+        io_uring_prep_send(sqe, fd, op->a.rw.buf, op->a.rw.len, MSG_NOSIGNAL);
+        break;
+    case ZK__OP_RECVMSG:
+        io_uring_prep_recvmsg(sqe, fd, &op->a.m.msg, 0);
+        break;
+    case ZK__OP_SENDMSG:
+        io_uring_prep_sendmsg(sqe, fd, &op->a.m.msg, MSG_NOSIGNAL);
+        break;
+    case ZK__OP_ACCEPT:
+        io_uring_prep_accept(sqe, fd, (struct sockaddr *)op->a.sa.addr,
+                             op->a.sa.addr ? &op->a.sa.len : NULL,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+    case ZK__OP_CONNECT:
+        io_uring_prep_connect(sqe, fd, (struct sockaddr *)op->a.sa.addr,
+                              op->a.sa.len);
+        break;
+    case ZK__OP_POLL_IN:
+        io_uring_prep_poll_add(sqe, fd, POLLIN);
+        break;
+    case ZK__OP_FSYNC:
+        io_uring_prep_fsync(sqe, fd,
+                            op->a.sync.datasync ? IORING_FSYNC_DATASYNC : 0);
+        break;
+    case ZK__OP_OPENAT:
+        io_uring_prep_openat(sqe, fd, op->a.p.path, op->a.p.flags | O_CLOEXEC,
+                             (mode_t)op->a.p.mode);
+        break;
+    case ZK__OP_STATX:
+        io_uring_prep_statx(sqe, fd, op->a.p.path, op->a.p.flags,
+                            STATX_BASIC_STATS, (struct statx *)op->a.p.statx);
+        break;
+    case ZK__OP_RENAMEAT:
+        io_uring_prep_renameat(sqe, fd, op->a.p.path, fd, op->a.p.path2, 0);
+        break;
+    case ZK__OP_UNLINKAT:
+        io_uring_prep_unlinkat(sqe, fd, op->a.p.path, op->a.p.flags);
+        break;
+    case ZK__OP_MKDIRAT:
+        io_uring_prep_mkdirat(sqe, fd, op->a.p.path, (mode_t)op->a.p.mode);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Operations                                                             */
+/* ---------------------------------------------------------------------- */
+
+static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
+                                 zk_context *cx) {
+    if (op->state == ZK__OPS_INIT) {
+        zk__uring *u = (zk__uring *)w;
+        struct io_uring_sqe *sqe = zk__uring_sqe(u);
+        uint32_t idx = sqe ? zk__slot_alloc(u) : ZK__SLOT_NONE;
+        if (idx == ZK__SLOT_NONE) {
+            if (sqe) /* give the entry back as a no-op */
+                io_uring_prep_nop(sqe),
+                    io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
+            zk__op_complete(op, -ENOMEM);
+            return ZK_READY;
+        }
+        zk__uring_slot *s = zk__slot(u, idx);
+        s->op = op;
+        s->h = op->h;
+        if (op->h)
+            zk__handle_ref(op->h);
+        s->seq = ++u->prepared;
+        s->forced = 0;
+        s->makes_fd = op->code == ZK__OP_ACCEPT || op->code == ZK__OP_OPENAT;
+        zk__uring_prep(sqe, op);
+        io_uring_sqe_set_data64(sqe, zk__slot_ud(u, idx));
+        op->iow = w;
+        op->slot = idx;
+        op->waker = zk_waker_clone(zk_context_waker(cx));
+        atomic_store_explicit(&op->done, 0, memory_order_relaxed);
+        op->state = ZK__OPS_KERNEL;
+        /* A close that raced with this preparation may have missed it:
+         * the flush then turns it into a no-op (see handle_close). */
+        if (op->h && atomic_load(&op->h->closed))
+            atomic_store_explicit(&u->dirty, true, memory_order_release);
+        return ZK_PENDING;
+    }
+    if (atomic_load_explicit(&op->done, memory_order_acquire)) {
+        zk__op_complete(op, op->res);
+        return ZK_READY;
+    }
+    zk__uring *u = (zk__uring *)op->iow;
+    pthread_mutex_lock(&u->lock);
+    bool done = atomic_load_explicit(&op->done, memory_order_acquire);
+    if (!done && !zk_waker_will_wake(&op->waker, zk_context_waker(cx))) {
+        zk_waker_drop(&op->waker);
+        op->waker = zk_waker_clone(zk_context_waker(cx));
+    }
+    pthread_mutex_unlock(&u->lock);
+    if (!done)
+        return ZK_PENDING;
+    zk__op_complete(op, op->res);
+    return ZK_READY;
+}
+
+static void zk__uring_sync_cancel(zk__uring *u, uint64_t ud, int fd) {
+    struct io_uring_sync_cancel_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    if (fd >= 0) {
+        reg.fd = fd;
+        reg.flags = IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL;
+    } else {
+        reg.addr = ud;
+    }
+    int r;
+    do
+        r = io_uring_register_sync_cancel(&u->ring, &reg);
+    while (r == -EINTR);
+}
+
+static void zk__uring_op_drop(zk__io_op *op) {
+    zk__uring *u = (zk__uring *)op->iow;
+    if (!atomic_load_explicit(&op->done, memory_order_acquire)) {
+        pthread_mutex_lock(&u->lock);
+        if (!atomic_load_explicit(&op->done, memory_order_acquire)) {
+            zk__uring_slot *s = zk__slot(u, op->slot);
+            s->op = NULL;
+            bool submitted = s->seq <= u->submitted;
+            uint64_t ud = zk__slot_ud(u, op->slot);
+            zk_waker_drop(&op->waker);
+            if (!submitted)
+                atomic_store_explicit(&u->dirty, true, memory_order_release);
+            pthread_mutex_unlock(&u->lock);
+            /* The slot stays reserved until its completion is reaped, so
+             * `ud` still names this request. */
+            if (submitted)
+                zk__uring_sync_cancel(u, ud, -1);
+            op->state = ZK__OPS_INIT; /* nothing to deliver */
+            return;
+        }
+        pthread_mutex_unlock(&u->lock);
+    }
+    /* Completed but never delivered. */
+    op->state = ZK__OPS_DONE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Handles                                                                */
+/* ---------------------------------------------------------------------- */
+
+static int zk__uring_handle_open(zk__io_handle *h, zk__io_worker *w) {
+    (void)h;
+    (void)w;
+    return 0;
+}
+
+/* Every ring may hold operations on the handle: those not yet submitted
+ * become no-ops at their flush (`closed` is set), the others are cancelled
+ * now and complete with -ECANCELED, reported as -EBADF. */
+static void zk__uring_handle_close(zk__io_handle *h) {
+    zk__io *io = &h->rt->io;
+    for (size_t i = 0; i < io->n; i++) {
+        zk__uring *u = (zk__uring *)io->workers[i];
+        pthread_mutex_lock(&u->lock);
+        atomic_store_explicit(&u->dirty, true, memory_order_release);
+        pthread_mutex_unlock(&u->lock);
+        zk__uring_sync_cancel(u, 0, h->fd);
+    }
+}
+
+static void zk__uring_handle_free(zk__io_handle *h) {
+    close(h->fd);
+    free(h);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The worker's ring                                                      */
+/* ---------------------------------------------------------------------- */
+
+static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
+    zk__uring *u = (zk__uring *)w;
+    zk__uring_flush(w);
+    if (timeout_ns != 0 && io_uring_cq_ready(&u->ring) == 0) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
+                                       .tv_nsec = timeout_ns % 1000000000};
+        io_uring_wait_cqe_timeout(&u->ring, &cqe, timeout_ns < 0 ? NULL : &ts);
+    }
+    if (io_uring_cq_ready(&u->ring) == 0)
+        return;
+    pthread_mutex_lock(&u->lock);
+    zk__uring_reap_locked(u);
+    pthread_mutex_unlock(&u->lock);
+}
+
+static void zk__uring_unpark(zk__io_worker *w) {
+    zk__uring *u = (zk__uring *)w;
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(u->efd, &one, sizeof one);
+    while (r < 0 && errno == EINTR);
+}
+
+static void zk__uring_destroy(zk__io_worker *w) {
+    zk__uring *u = (zk__uring *)w;
+    /* Every task has finished, so every operation was dropped (and
+     * cancelled): their completions release the handles they held. */
+    pthread_mutex_lock(&u->lock);
+    zk__uring_reap_locked(u);
+    pthread_mutex_unlock(&u->lock);
+    io_uring_queue_exit(&u->ring);
+    close(u->efd);
+    for (uint32_t c = 0; c < u->nslots / ZK__SLOT_CHUNK; c++)
+        free(u->chunks[c]);
+    pthread_mutex_destroy(&u->lock);
+    free(u);
+}
+
+static int zk__uring_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
+    zk__uring *u = calloc(1, sizeof *u);
+    if (!u)
+        return -ENOMEM;
+    u->base.ops = &zk__uring_ops;
+    u->base.rt = rt;
+    u->base.index = index;
+    u->free_head = ZK__SLOT_NONE;
+    atomic_init(&u->dirty, false);
+    pthread_mutex_init(&u->lock, NULL);
+    int rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring, 0);
+    if (rc < 0) {
+        pthread_mutex_destroy(&u->lock);
+        free(u);
+        return rc;
+    }
+    u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (u->efd < 0) {
+        rc = -errno;
+        io_uring_queue_exit(&u->ring);
+        pthread_mutex_destroy(&u->lock);
+        free(u);
+        return rc;
+    }
+    *out = &u->base;
+    return 0;
+}
+
+/* io_uring is usable when a ring can be made and the kernel has
+ * synchronous cancellation (6.0); checked once per process. */
+static _Atomic int zk__uring_probe = 0; /* 0 unknown, 1 yes, 2 no */
+
+bool zk__uring_available(void) {
+    int v = atomic_load(&zk__uring_probe);
+    if (v == 0) {
+        struct io_uring ring;
+        v = 2;
+        if (io_uring_queue_init(2, &ring, 0) == 0) {
+            struct io_uring_sync_cancel_reg reg;
+            memset(&reg, 0, sizeof reg);
+            reg.addr = 1;
+            reg.timeout.tv_sec = -1;
+            reg.timeout.tv_nsec = -1;
+            /* Nothing to cancel: -ENOENT when the kernel supports it. */
+            if (io_uring_register_sync_cancel(&ring, &reg) == -ENOENT &&
+                (ring.features & IORING_FEAT_EXT_ARG))
+                v = 1;
+            io_uring_queue_exit(&ring);
+        }
+        atomic_store(&zk__uring_probe, v);
+    }
+    return v == 1;
+}
+
+const zk__io_backend_ops zk__uring_ops = {
+    .kind = ZK_IO_IO_URING,
+    .create = zk__uring_create,
+    .destroy = zk__uring_destroy,
+    .flush = zk__uring_flush,
+    .poll = zk__uring_poll,
+    .unpark = zk__uring_unpark,
+    .op_poll = zk__uring_op_poll,
+    .op_drop = zk__uring_op_drop,
+    .handle_open = zk__uring_handle_open,
+    .handle_close = zk__uring_handle_close,
+    .handle_free = zk__uring_handle_free,
+};
