@@ -9,7 +9,9 @@
 
 #include "zokio/common.h"
 #include "zokio/future.h"
+#include "zokio/io.h"
 #include "zokio/metrics.h"
+#include "zokio/net.h"
 #include "zokio/runtime.h"
 #include "zokio/task.h"
 #include "zokio/time.h"

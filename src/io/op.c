@@ -41,10 +41,21 @@ static zk_poll zk__op_future_poll(zk_future *f, zk_context *cx, int64_t *out) {
             *out = zk__op_complete(op, -EBADF);
             return ZK_READY;
         }
+        /* The operation keeps the handle (and its descriptor) alive until
+         * its result is delivered or it is dropped. */
+        if (op->h) {
+            zk__handle_ref(op->h);
+            op->holds_ref = true;
+        }
     }
     zk_poll p = rt->io.ops->op_poll(op, w, cx);
-    if (p == ZK_READY)
+    if (p == ZK_READY) {
         *out = op->res;
+        if (op->holds_ref) {
+            op->holds_ref = false;
+            zk__handle_unref(op->h);
+        }
+    }
     return p;
 }
 
@@ -63,6 +74,10 @@ static void zk__op_future_drop(zk_future *f) {
          * op->res with state DONE. */
         if (op->state == ZK__OPS_DONE)
             zk__op_discard(op, op->res);
+    }
+    if (op->holds_ref) {
+        op->holds_ref = false;
+        zk__handle_unref(op->h);
     }
     op->state = ZK__OPS_DONE;
 }

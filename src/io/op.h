@@ -76,6 +76,7 @@ struct zk__io_op {
     uint8_t state;
     bool connect_started; /* epoll connect: connect(2) already called */
     bool queued;          /* epoll: on the registration's waiter list */
+    bool holds_ref;       /* holds a reference to `h` (from first poll) */
     int32_t res;
     /* io_uring: set (release) when the completion was recorded. */
     _Atomic uint32_t done;

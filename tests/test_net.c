@@ -1,0 +1,629 @@
+/*
+ * test_net.c - TCP, Unix domain sockets, UDP, addresses and name
+ * resolution, with their failure paths. Built for both runtime kinds and
+ * run on both I/O backends (ctest sets ZOKIO_IO_BACKEND).
+ */
+#include <signal.h>
+#include <unistd.h>
+
+#include "io_helpers.h"
+
+ZK_SUITE(net);
+
+/* ---------------------------------------------------------------------- */
+/* Addresses (no runtime)                                                 */
+/* ---------------------------------------------------------------------- */
+
+ZK_TEST(net, addr_parse_and_format) {
+    zk_addr a;
+    char buf[64];
+    cr_assert_eq(zk_addr_parse("127.0.0.1:8080", &a), 0);
+    cr_assert_eq(a.u.sa.sa_family, AF_INET);
+    cr_assert_eq(zk_addr_port(&a), 8080);
+    cr_assert_eq(zk_addr_format(&a, buf, sizeof buf), 14);
+    cr_assert_str_eq(buf, "127.0.0.1:8080");
+    cr_assert_eq(zk_addr_parse("[::1]:80", &a), 0);
+    cr_assert_eq(a.u.sa.sa_family, AF_INET6);
+    cr_assert_eq(zk_addr_port(&a), 80);
+    zk_addr_format(&a, buf, sizeof buf);
+    cr_assert_str_eq(buf, "[::1]:80");
+    cr_assert_eq(zk_addr_parse("0.0.0.0:0", &a), 0);
+    cr_assert_eq(zk_addr_parse("[::]:65535", &a), 0);
+    cr_assert_eq(zk_addr_format(&a, buf, 4), -ENOSPC);
+
+    const char *bad[] = {"",
+                         "127.0.0.1",
+                         "127.0.0.1:",
+                         ":80",
+                         "1.2.3.4:65536",
+                         "1.2.3.4:-1",
+                         "1.2.3.4:8x",
+                         "::1:80",
+                         "[::1]80",
+                         "[::1]:",
+                         "[1.2.3.4]:80",
+                         "localhost:80",
+                         "1.2.3.256:1",
+                         "[::1:80",
+                         "1.2.3.4:123456"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(zk_addr_parse(bad[i], &a), -EINVAL, "%s", bad[i]);
+    cr_assert_eq(zk_addr_parse(NULL, &a), -EINVAL);
+    cr_assert_eq(zk_addr_parse("1.2.3.4:1", NULL), -EINVAL);
+    cr_assert_eq(zk_addr_unix("/tmp/x", &a), 0);
+    cr_assert_eq(zk_addr_port(&a), -EINVAL);
+    cr_assert_eq(zk_addr_unix("", &a), -EINVAL);
+    char longp[200];
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    cr_assert_eq(zk_addr_unix(longp, &a), -ENAMETOOLONG);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Backend                                                                */
+/* ---------------------------------------------------------------------- */
+
+ZK_TEST(net, runs_the_requested_backend) {
+    zk_runtime *rt = zk_test_runtime();
+    zk_io_backend want = zk_test_backend();
+    zk_io_backend got = zk_runtime_io_backend(rt);
+    cr_assert(got == ZK_IO_IO_URING || got == ZK_IO_EPOLL);
+    if (want != ZK_IO_AUTO)
+        cr_assert_eq(got, want, "asked for %s, runs %s",
+                     zk_io_backend_name(want), zk_io_backend_name(got));
+    cr_assert_eq(zk_runtime_free(rt), 0);
+
+    /* The builder's choice wins over the environment. */
+    zk_builder *b = zk_test_builder();
+    zk_builder_set_io_backend(b, ZK_IO_EPOLL);
+    cr_assert_eq(zk_builder_build(b, &rt), 0);
+    cr_assert_eq(zk_runtime_io_backend(rt), ZK_IO_EPOLL);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    zk_builder_set_io_backend(b, (zk_io_backend)7);
+    cr_assert_eq(zk_builder_build(b, &rt), -EINVAL);
+    zk_builder_free(b);
+    cr_assert_str_eq(zk_io_backend_name(ZK_IO_IO_URING), "io_uring");
+    cr_assert_eq(zk_runtime_io_backend(NULL), ZK_IO_AUTO);
+}
+
+/* ---------------------------------------------------------------------- */
+/* TCP                                                                    */
+/* ---------------------------------------------------------------------- */
+
+static int64_t echo_conn(void *arg) {
+    zk_stream *s = arg;
+    char buf[4096];
+    int64_t total = 0, n;
+    while ((n = zk_stream_read(s, buf, sizeof buf)) > 0) {
+        if (zk_stream_write_all(s, buf, (size_t)n) != 0)
+            break;
+        total += n;
+    }
+    zk_stream_close(s);
+    return n < 0 ? n : total;
+}
+
+static int64_t tcp_basics_root(void *arg) {
+    (void)arg;
+    zk_addr addr;
+    zk_listener *l = zk_test_listen(&addr);
+    cr_assert_gt(zk_addr_port(&addr), 0);
+
+    zk_stream *c = NULL, *srv = NULL;
+    cr_assert_eq(zk_tcp_connect(&addr, &c), 0);
+    zk_addr peer;
+    cr_assert_eq(zk_listener_accept(l, &srv, &peer), 0);
+    cr_assert_eq(peer.u.sa.sa_family, AF_INET);
+    zk_addr local, remote;
+    cr_assert_eq(zk_stream_local_addr(c, &local), 0);
+    cr_assert_eq(zk_stream_peer_addr(c, &remote), 0);
+    cr_assert_eq(zk_addr_port(&local), zk_addr_port(&peer));
+    cr_assert_eq(zk_addr_port(&remote), zk_addr_port(&addr));
+    cr_assert_eq(zk_tcp_set_nodelay(c, true), 0);
+    cr_assert_eq(zk_tcp_set_keepalive(c, true, ZK_SEC(30)), 0);
+    cr_assert_eq(zk_tcp_set_keepalive(c, true, -1), -EINVAL);
+    cr_assert_geq(zk_stream_fd(c), 0);
+
+    zk_task *echo;
+    cr_assert_eq(zk_spawn(echo_conn, srv, &echo), 0);
+    const char msg[] = "hello, zokio";
+    cr_assert_eq(zk_stream_write_all(c, msg, sizeof msg), 0);
+    char back[sizeof msg];
+    cr_assert_eq(zk_stream_read_exact(c, back, sizeof back), 0);
+    cr_assert_str_eq(back, msg);
+
+    /* Vectored both ways. */
+    char a[3] = "abc", b[5] = "defgh";
+    struct iovec out[2] = {{a, 3}, {b, 5}};
+    cr_assert_eq(zk_stream_writev(c, out, 2), 8);
+    char x[4] = {0}, y[4] = {0};
+    struct iovec in[2] = {{x, 4}, {y, 4}};
+    int64_t got = 0;
+    while (got < 8) {
+        struct iovec rest[2];
+        int cnt = 0;
+        if (got < 4)
+            rest[cnt++] = (struct iovec){x + got, (size_t)(4 - got)};
+        size_t yo = got > 4 ? (size_t)(got - 4) : 0;
+        rest[cnt++] = (struct iovec){y + yo, 4 - yo};
+        int64_t n = zk_stream_readv(c, rest, cnt);
+        cr_assert_gt(n, 0);
+        got += n;
+    }
+    (void)in;
+    cr_assert_eq(memcmp(x, "abcd", 4), 0);
+    cr_assert_eq(memcmp(y, "efgh", 4), 0);
+
+    /* Half-close: the echo task sees the end, and so do we after it. */
+    cr_assert_eq(zk_stream_shutdown(c, SHUT_WR), 0);
+    cr_assert_eq(zk_stream_read(c, back, sizeof back), 0);
+    int64_t echoed = 0;
+    cr_assert_eq(zk_task_join(&echo, &echoed), 0);
+    cr_assert_eq(echoed, (int64_t)sizeof msg + 8);
+    cr_assert_eq(zk_stream_shutdown(c, 9), -EINVAL);
+    cr_assert_eq(zk_stream_close(c), 0);
+    cr_assert_eq(zk_listener_close(l), 0);
+    return 0;
+}
+
+ZK_IO_TEST(net, tcp_connect_accept_echo_shutdown) {
+    zk_test_run(tcp_basics_root, NULL);
+}
+
+static int64_t refused_root(void *arg) {
+    (void)arg;
+    zk_addr addr;
+    zk_listener *l = zk_test_listen(&addr);
+    zk_listener_close(l); /* nothing listens on that port now */
+    zk_stream *c = NULL;
+    cr_assert_eq(zk_tcp_connect(&addr, &c), -ECONNREFUSED);
+    cr_assert_null(c);
+    /* The runtime is still fine. */
+    l = zk_test_listen(&addr);
+    cr_assert_eq(zk_tcp_connect(&addr, &c), 0);
+    zk_stream_close(c);
+    zk_listener_close(l);
+    return 0;
+}
+
+ZK_IO_TEST(net, connect_refused) {
+    zk_test_run(refused_root, NULL);
+}
+
+/* A listener with a full backlog that never accepts: the next connect's
+ * handshake gets no answer. */
+static int64_t connect_timeout_root(void *arg) {
+    (void)arg;
+    zk_addr any, addr;
+    zk_addr_parse("127.0.0.1:0", &any);
+    zk_listener *l;
+    cr_assert_eq(zk_tcp_listen(&any, 1, &l), 0);
+    zk_listener_local_addr(l, &addr);
+    zk_stream *fill[8];
+    int nfill = 0;
+    int rc = 0;
+    zk_instant t0 = 0;
+    for (; nfill < 8; nfill++) {
+        t0 = zk_now();
+        rc = zk_tcp_connect_timeout(&addr, ZK_MS(200), &fill[nfill]);
+        if (rc != 0)
+            break;
+    }
+    cr_assert_eq(rc, -ETIMEDOUT, "connect: %s", zk_strerror(rc));
+    cr_assert_geq(zk_now() - t0, ZK_MS(200));
+    for (int i = 0; i < nfill; i++)
+        zk_stream_close(fill[i]);
+    zk_listener_close(l);
+    return 0;
+}
+
+ZK_IO_TEST(net, connect_timeout) {
+    zk_test_run(connect_timeout_root, NULL);
+}
+
+typedef struct pair {
+    zk_stream *a, *b;
+    zk_listener *l;
+} pair;
+
+static void make_pair(pair *p) {
+    zk_addr addr;
+    p->l = zk_test_listen(&addr);
+    cr_assert_eq(zk_tcp_connect(&addr, &p->a), 0);
+    cr_assert_eq(zk_listener_accept(p->l, &p->b, NULL), 0);
+}
+
+static void close_pair(pair *p) {
+    if (p->a)
+        zk_stream_close(p->a);
+    if (p->b)
+        zk_stream_close(p->b);
+    zk_listener_close(p->l);
+}
+
+/* A read that timed out was cancelled in the kernel: data that arrives
+ * later is not written into its buffer, and the next read gets it. */
+static int64_t read_timeout_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    char canary[16];
+    memset(canary, 'C', sizeof canary);
+    zk_io_future f;
+    zk_stream_read_future_init(&f, p.a, canary, sizeof canary);
+    cr_assert_eq(zk_await_timeout(&f.base, ZK_MS(20)), -ETIMEDOUT);
+    cr_assert_eq(zk_stream_write_all(p.b, "data", 4), 0);
+    char buf[16];
+    cr_assert_eq(zk_stream_read_exact(p.a, buf, 4), 0);
+    cr_assert_eq(memcmp(buf, "data", 4), 0);
+    for (size_t i = 0; i < sizeof canary; i++)
+        cr_assert_eq(canary[i], 'C');
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, read_timeout_cancels_in_kernel) {
+    zk_test_run(read_timeout_root, NULL);
+}
+
+typedef struct blocked_read {
+    zk_stream *s;
+    char buf[16];
+    atomic_int started;
+} blocked_read;
+
+static int64_t blocked_reader(void *arg) {
+    blocked_read *br = arg;
+    atomic_store(&br->started, 1);
+    return zk_stream_read(br->s, br->buf, sizeof br->buf);
+}
+
+/* Waits (parked, on the timer) until `flag` is set by another task. */
+static void wait_flag(atomic_int *flag) {
+    while (!atomic_load(flag))
+        zk_sleep(ZK_MS(1));
+}
+
+static int64_t abort_read_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    blocked_read br = {.s = p.a};
+    memset(br.buf, 'C', sizeof br.buf);
+    zk_task *t;
+    cr_assert_eq(zk_spawn(blocked_reader, &br, &t), 0);
+    wait_flag(&br.started);
+    zk_sleep(ZK_MS(5)); /* let it reach the kernel (either way is valid) */
+    cr_assert_eq(zk_task_abort(t), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&t, &r), -ECANCELED);
+    cr_assert_eq(r, -ECANCELED);
+    cr_assert_eq(zk_stream_write_all(p.b, "xy", 2), 0);
+    char buf[2];
+    cr_assert_eq(zk_stream_read_exact(p.a, buf, 2), 0);
+    for (size_t i = 0; i < sizeof br.buf; i++)
+        cr_assert_eq(br.buf[i], 'C');
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, abort_blocked_read) {
+    zk_test_run(abort_read_root, NULL);
+}
+
+static int64_t close_wakes_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    blocked_read br = {.s = p.a};
+    zk_task *t;
+    cr_assert_eq(zk_spawn(blocked_reader, &br, &t), 0);
+    wait_flag(&br.started);
+    zk_sleep(ZK_MS(5));
+    cr_assert_eq(zk_stream_close(p.a), 0);
+    p.a = NULL;
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&t, &r), 0);
+    cr_assert_eq(r, -EBADF, "read returned %s", zk_strerror((int)r));
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, close_wakes_blocked_reader) {
+    zk_test_run(close_wakes_root, NULL);
+}
+
+static int64_t accept_waiter(void *arg) {
+    zk_listener *l = arg;
+    zk_stream *s = NULL;
+    int rc = zk_listener_accept(l, &s, NULL);
+    if (s)
+        zk_stream_close(s);
+    return rc;
+}
+
+static int64_t close_listener_root(void *arg) {
+    (void)arg;
+    zk_addr addr;
+    zk_listener *l = zk_test_listen(&addr);
+    zk_task *t;
+    cr_assert_eq(zk_spawn(accept_waiter, l, &t), 0);
+    zk_sleep(ZK_MS(5));
+    cr_assert_eq(zk_listener_close(l), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&t, &r), 0);
+    cr_assert_eq(r, -EBADF);
+    return 0;
+}
+
+ZK_IO_TEST(net, close_wakes_blocked_accept) {
+    zk_test_run(close_listener_root, NULL);
+}
+
+/* Writing to a peer that closed: -EPIPE or -ECONNRESET, no SIGPIPE. */
+static int64_t vanished_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    zk_stream_close(p.b);
+    p.b = NULL;
+    char buf[4096] = {0};
+    int64_t r = 0;
+    for (int i = 0; i < 1000 && r >= 0; i++)
+        r = zk_stream_write(p.a, buf, sizeof buf);
+    cr_assert(r == -EPIPE || r == -ECONNRESET, "write: %s",
+              zk_strerror((int)r));
+    /* Reading now reports the reset or the end. */
+    r = zk_stream_read(p.a, buf, sizeof buf);
+    cr_assert(r == 0 || r == -ECONNRESET, "read: %s", zk_strerror((int)r));
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, write_to_vanished_peer_no_sigpipe) {
+    signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill this test */
+    zk_test_run(vanished_root, NULL);
+}
+
+/* Out of descriptors during accept: -EMFILE, then the listener serves
+ * again once descriptors are free. */
+static int64_t emfile_root(void *arg) {
+    (void)arg;
+    zk_addr addr;
+    zk_listener *l = zk_test_listen(&addr);
+    zk_stream *c1, *c2;
+    cr_assert_eq(zk_tcp_connect(&addr, &c1), 0);
+    cr_assert_eq(zk_tcp_connect(&addr, &c2), 0);
+    struct rlimit old, rl;
+    getrlimit(RLIMIT_NOFILE, &old);
+    /* Use up every descriptor below a limit just above what is open. */
+    rl = old;
+    rl.rlim_cur = (rlim_t)zk_test_fd_count() + 8;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    int hog[64], nhog = 0;
+    while (nhog < 64 && (hog[nhog] = dup(0)) >= 0)
+        nhog++;
+    cr_assert_lt(nhog, 64);
+    zk_stream *s = NULL;
+    cr_assert_eq(zk_listener_accept(l, &s, NULL), -EMFILE);
+    cr_assert_null(s);
+    while (nhog > 0)
+        close(hog[--nhog]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    /* The connection that could not be taken is still queued. */
+    cr_assert_eq(zk_listener_accept(l, &s, NULL), 0);
+    zk_stream_close(s);
+    cr_assert_eq(zk_listener_accept(l, &s, NULL), 0);
+    zk_stream_close(s);
+    zk_stream_close(c1);
+    zk_stream_close(c2);
+    zk_listener_close(l);
+    return 0;
+}
+
+ZK_IO_TEST(net, accept_emfile_then_recovers) {
+    zk_test_run(emfile_root, NULL);
+}
+
+static int64_t bad_args_root(void *arg) {
+    (void)arg;
+    zk_addr addr;
+    zk_stream *s = NULL;
+    zk_listener *l = NULL;
+    char buf[4];
+    cr_assert_eq(zk_tcp_connect(NULL, &s), -EINVAL);
+    zk_addr_parse("127.0.0.1:1", &addr);
+    cr_assert_eq(zk_tcp_connect(&addr, NULL), -EINVAL);
+    cr_assert_eq(zk_tcp_connect_timeout(&addr, -1, &s), -EINVAL);
+    zk_addr_unix("/tmp/zk-none", &addr);
+    cr_assert_eq(zk_tcp_connect(&addr, &s), -EAFNOSUPPORT);
+    cr_assert_eq(zk_tcp_listen(&addr, 0, &l), -EINVAL);
+    zk_addr_parse("127.0.0.1:0", &addr);
+    cr_assert_eq(zk_tcp_listen(&addr, -1, &l), -EINVAL);
+    cr_assert_eq(zk_tcp_listen(NULL, 0, &l), -EINVAL);
+    cr_assert_eq(zk_stream_read(NULL, buf, 4), -EINVAL);
+    cr_assert_eq(zk_stream_write(NULL, buf, 4), -EINVAL);
+    cr_assert_eq(zk_stream_write_all(NULL, buf, 4), -EINVAL);
+    cr_assert_eq(zk_stream_readv(NULL, NULL, 1), -EINVAL);
+    cr_assert_eq(zk_listener_accept(NULL, &s, NULL), -EINVAL);
+    cr_assert_eq(zk_stream_close(NULL), -EINVAL);
+    cr_assert_eq(zk_listener_close(NULL), -EINVAL);
+    cr_assert_eq(zk_stream_fd(NULL), -EINVAL);
+    cr_assert_eq(zk_unix_connect("/nonexistent/zokio.sock", &s), -ENOENT);
+    cr_assert_eq(zk_stream_from_fd(-1, &s), -EBADF);
+    /* Address in use. */
+    zk_addr bound;
+    l = zk_test_listen(&bound);
+    zk_udp *u;
+    cr_assert_eq(zk_udp_bind(&bound, &u), 0); /* UDP port space differs */
+    zk_udp_close(u);
+    zk_listener *l2;
+    int rc = zk_tcp_listen(&bound, 0, &l2);
+    cr_assert_eq(rc, -EADDRINUSE, "%s", zk_strerror(rc));
+    /* Use after close of a stream's pair is -EBADF on the other calls. */
+    pair p;
+    make_pair(&p);
+    zk_stream_close(p.a);
+    p.a = NULL;
+    zk_listener_close(l);
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, bad_arguments) {
+    zk_test_run(bad_args_root, NULL);
+}
+
+ZK_IO_TEST(net, outside_a_runtime) {
+    zk_addr addr;
+    zk_listener *l;
+    zk_addr_parse("127.0.0.1:0", &addr);
+    cr_assert_eq(zk_tcp_listen(&addr, 0, &l), -EPERM);
+    zk_stream *s;
+    cr_assert_eq(zk_tcp_connect(&addr, &s), -EPERM);
+    zk_addr out;
+    cr_assert_eq(zk_resolve("localhost:80", &out, 1), -EPERM);
+    cr_assert_eq(zk_resolve("127.0.0.1:80", &out, 1), 1); /* no lookup */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Unix domain sockets                                                    */
+/* ---------------------------------------------------------------------- */
+
+static int64_t unix_root(void *arg) {
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/zokio-test-%d.sock", (int)getpid());
+    unlink(path);
+    zk_listener *l;
+    cr_assert_eq(zk_unix_listen(path, 0, &l), 0);
+    zk_listener *l2;
+    cr_assert_eq(zk_unix_listen(path, 0, &l2), -EADDRINUSE);
+    zk_stream *c, *s;
+    cr_assert_eq(zk_unix_connect(path, &c), 0);
+    cr_assert_eq(zk_listener_accept(l, &s, NULL), 0);
+    zk_task *echo;
+    cr_assert_eq(zk_spawn(echo_conn, s, &echo), 0);
+    char buf[1000];
+    for (int i = 0; i < 100; i++) {
+        memset(buf, 'a' + i % 26, sizeof buf);
+        cr_assert_eq(zk_stream_write_all(c, buf, sizeof buf), 0);
+        char back[1000];
+        cr_assert_eq(zk_stream_read_exact(c, back, sizeof back), 0);
+        cr_assert_eq(memcmp(buf, back, sizeof buf), 0);
+    }
+    cr_assert_eq(zk_tcp_set_nodelay(c, true), -EOPNOTSUPP);
+    zk_stream_close(c);
+    int64_t n;
+    cr_assert_eq(zk_task_join(&echo, &n), 0);
+    cr_assert_eq(n, 100 * 1000);
+    zk_listener_close(l);
+    unlink(path);
+    return 0;
+}
+
+ZK_IO_TEST(net, unix_stream_echo) {
+    zk_test_run(unix_root, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Pipes                                                                  */
+/* ---------------------------------------------------------------------- */
+
+static int64_t pipe_root(void *arg) {
+    (void)arg;
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    zk_stream *r, *w;
+    cr_assert_eq(zk_stream_from_fd(fds[0], &r), 0);
+    cr_assert_eq(zk_stream_from_fd(fds[1], &w), 0);
+    cr_assert_eq(zk_stream_write_all(w, "pipe!", 5), 0);
+    char buf[5];
+    cr_assert_eq(zk_stream_read_exact(r, buf, 5), 0);
+    cr_assert_eq(memcmp(buf, "pipe!", 5), 0);
+    cr_assert_eq(zk_stream_shutdown(r, SHUT_RD), -ENOTSOCK);
+    zk_stream_close(w);
+    cr_assert_eq(zk_stream_read(r, buf, 5), 0); /* end of stream */
+    zk_stream_close(r);
+    return 0;
+}
+
+ZK_IO_TEST(net, pipes) {
+    zk_test_run(pipe_root, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* UDP                                                                    */
+/* ---------------------------------------------------------------------- */
+
+static int64_t udp_root(void *arg) {
+    (void)arg;
+    zk_addr any, a_addr, b_addr, from;
+    zk_addr_parse("127.0.0.1:0", &any);
+    zk_udp *a, *b;
+    cr_assert_eq(zk_udp_bind(&any, &a), 0);
+    cr_assert_eq(zk_udp_bind(&any, &b), 0);
+    zk_udp_local_addr(a, &a_addr);
+    zk_udp_local_addr(b, &b_addr);
+    cr_assert_eq(zk_udp_send_to(a, "ping", 4, &b_addr), 4);
+    char buf[16];
+    cr_assert_eq(zk_udp_recv_from(b, buf, sizeof buf, &from), 4);
+    cr_assert_eq(memcmp(buf, "ping", 4), 0);
+    cr_assert_eq(zk_addr_port(&from), zk_addr_port(&a_addr));
+    cr_assert_eq(zk_udp_connect(b, &from), 0);
+    cr_assert_eq(zk_udp_send(b, "pong!", 5), 5);
+    cr_assert_eq(zk_udp_recv(a, buf, sizeof buf), 5);
+    cr_assert_eq(memcmp(buf, "pong!", 5), 0);
+    /* Truncation to the buffer. */
+    cr_assert_eq(zk_udp_send_to(a, "0123456789", 10, &b_addr), 10);
+    cr_assert_eq(zk_udp_recv(b, buf, 3), 3);
+    /* A datagram to a closed port: the connected socket learns it. */
+    zk_udp *c;
+    cr_assert_eq(zk_udp_bind(&any, &c), 0);
+    zk_addr c_addr;
+    zk_udp_local_addr(c, &c_addr);
+    zk_udp_close(c);
+    cr_assert_eq(zk_udp_connect(a, &c_addr), 0);
+    cr_assert_eq(zk_udp_send(a, "x", 1), 1);
+    int64_t r = zk_udp_recv(a, buf, sizeof buf);
+    cr_assert_eq(r, -ECONNREFUSED, "%s", zk_strerror((int)r));
+    /* Timeout on a receive that nobody answers. */
+    zk_io_future f;
+    zk_udp_recv_from_future_init(&f, b, buf, sizeof buf, NULL);
+    cr_assert_eq(zk_await_timeout(&f.base, ZK_MS(10)), -ETIMEDOUT);
+    cr_assert_eq(zk_udp_send(NULL, buf, 1), -EINVAL);
+    cr_assert_eq(zk_udp_bind(NULL, &c), -EINVAL);
+    zk_udp_close(a);
+    zk_udp_close(b);
+    return 0;
+}
+
+ZK_IO_TEST(net, udp) {
+    zk_test_run(udp_root, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Name resolution                                                        */
+/* ---------------------------------------------------------------------- */
+
+static int64_t resolve_root(void *arg) {
+    (void)arg;
+    zk_addr out[4];
+    int n = zk_resolve("localhost:80", out, 4);
+    cr_assert_geq(n, 1, "resolve: %s", zk_strerror(n));
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(zk_addr_port(&out[i]), 80);
+    cr_assert_eq(zk_resolve("[::1]:443", out, 4), 1);
+    cr_assert_eq(zk_addr_port(&out[0]), 443);
+    n = zk_resolve("no-such-host.invalid:80", out, 4);
+    cr_assert(n == -ENOENT || n == -EAGAIN, "%s", zk_strerror(n));
+    cr_assert_eq(zk_resolve("localhost", out, 4), -EINVAL);
+    cr_assert_eq(zk_resolve("localhost:99999", out, 4), -EINVAL);
+    cr_assert_eq(zk_resolve("localhost:80", out, 0), -EINVAL);
+    cr_assert_eq(zk_resolve(NULL, out, 1), -EINVAL);
+    return 0;
+}
+
+ZK_IO_TEST(net, resolve) {
+    zk_test_run(resolve_root, NULL);
+}
