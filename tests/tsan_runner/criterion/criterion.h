@@ -53,6 +53,7 @@ struct zk_shim_suite_opts {
 #define cr_assert_eq(a, b, ...)    cr_assert((a) == (b), __VA_ARGS__)
 #define cr_assert_neq(a, b, ...)   cr_assert((a) != (b), __VA_ARGS__)
 #define cr_assert_lt(a, b, ...)    cr_assert((a) < (b), __VA_ARGS__)
+#define cr_assert_gt(a, b, ...)    cr_assert((a) > (b), __VA_ARGS__)
 #define cr_assert_geq(a, b, ...)   cr_assert((a) >= (b), __VA_ARGS__)
 #define cr_assert_leq(a, b, ...)   cr_assert((a) <= (b), __VA_ARGS__)
 #define cr_assert_null(p, ...)     cr_assert((p) == NULL, __VA_ARGS__)
