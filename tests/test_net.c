@@ -627,3 +627,150 @@ static int64_t resolve_root(void *arg) {
 ZK_IO_TEST(net, resolve) {
     zk_test_run(resolve_root, NULL);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Echo stress: many connections, many messages of varied sizes           */
+/* ---------------------------------------------------------------------- */
+
+#if ZK_TEST_TIMEOUT_SCALE > 1 || defined(ZK_TEST_EMULATED)
+#define STRESS_CONNS 200
+#define STRESS_MSGS  50
+#else
+#define STRESS_CONNS 1000
+#define STRESS_MSGS  1000
+#endif
+
+typedef struct stress {
+    zk_addr addr;
+    zk_listener *l;
+    atomic_llong bytes_verified;
+    atomic_int errors;
+    atomic_int server_conns;
+} stress;
+
+typedef struct stress_client {
+    stress *st;
+    int id;
+} stress_client;
+
+static int64_t stress_server(void *arg) {
+    stress *st = arg;
+    for (;;) {
+        zk_stream *s;
+        int rc = zk_listener_accept(st->l, &s, NULL);
+        if (rc == -EBADF)
+            return 0; /* the listener was closed: done */
+        if (rc != 0) {
+            atomic_fetch_add(&st->errors, 1);
+            continue;
+        }
+        atomic_fetch_add(&st->server_conns, 1);
+        zk_task *t;
+        if (zk_spawn(echo_conn, s, &t) != 0) {
+            atomic_fetch_add(&st->errors, 1);
+            zk_stream_close(s);
+            continue;
+        }
+        zk_task_detach(&t);
+    }
+}
+
+/* Message `m` of client `id`: its length and its bytes (a generator
+ * seeded per message, so the reader can check what the writer sent). */
+static size_t stress_len(int id, int m) {
+    return 1 + (size_t)((id * 7919 + m * 104729) % 1024);
+}
+
+static void stress_fill(char *buf, int id, int m, size_t len) {
+    uint32_t x = 2166136261u ^ (uint32_t)(id * 65599 + m);
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1664525u + 1013904223u;
+        buf[i] = (char)(x >> 24);
+    }
+}
+
+typedef struct stress_writer {
+    zk_stream *s;
+    int id;
+} stress_writer;
+
+/* Sends every message while the client reads the echoes: the connection
+ * is used in both directions at once. */
+static int64_t stress_write_all(void *arg) {
+    stress_writer *w = arg;
+    char buf[1024];
+    for (int m = 0; m < STRESS_MSGS; m++) {
+        size_t len = stress_len(w->id, m);
+        stress_fill(buf, w->id, m, len);
+        int rc = zk_stream_write_all(w->s, buf, len);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int64_t stress_client_main(void *arg) {
+    stress_client *c = arg;
+    stress *st = c->st;
+    zk_stream *s;
+    if (zk_tcp_connect(&st->addr, &s) != 0) {
+        atomic_fetch_add(&st->errors, 1);
+        return -1;
+    }
+    stress_writer w = {s, c->id};
+    zk_task *writer;
+    if (zk_spawn(stress_write_all, &w, &writer) != 0) {
+        atomic_fetch_add(&st->errors, 1);
+        zk_stream_close(s);
+        return -1;
+    }
+    char want[1024], got[1024];
+    for (int m = 0; m < STRESS_MSGS; m++) {
+        size_t len = stress_len(c->id, m);
+        stress_fill(want, c->id, m, len);
+        if (zk_stream_read_exact(s, got, len) != 0 ||
+            memcmp(want, got, len) != 0) {
+            atomic_fetch_add(&st->errors, 1);
+            break;
+        }
+        atomic_fetch_add(&st->bytes_verified, (long long)len);
+    }
+    int64_t wr = -1;
+    if (zk_task_join(&writer, &wr) != 0 || wr != 0)
+        atomic_fetch_add(&st->errors, 1);
+    zk_stream_close(s);
+    return 0;
+}
+
+static int64_t stress_root(void *arg) {
+    stress *st = arg;
+    st->l = zk_test_listen(&st->addr);
+    zk_task *server;
+    cr_assert_eq(zk_spawn(stress_server, st, &server), 0);
+    static stress_client clients[STRESS_CONNS];
+    static zk_task *h[STRESS_CONNS];
+    for (int i = 0; i < STRESS_CONNS; i++) {
+        clients[i] = (stress_client){st, i};
+        cr_assert_eq(zk_spawn(stress_client_main, &clients[i], &h[i]), 0);
+    }
+    zk_test_join_all(h, STRESS_CONNS);
+    zk_listener_close(st->l);
+    cr_assert_eq(zk_task_join(&server, NULL), 0);
+    return 0;
+}
+
+/* Its own suite: a longer timeout than the others. */
+TestSuite(net_stress, .timeout = 4 * ZK_TEST_TIMEOUT);
+
+ZK_IO_TEST(net_stress, echo_1000_connections_1000_messages) {
+    zk_test_raise_nofile(4 * STRESS_CONNS + 256);
+    static stress st;
+    zk_test_run(stress_root, &st);
+    long long expect = 0;
+    for (int c = 0; c < STRESS_CONNS; c++)
+        for (int m = 0; m < STRESS_MSGS; m++)
+            expect += (long long)stress_len(c, m);
+    cr_assert_eq(atomic_load(&st.errors), 0);
+    cr_assert_eq(atomic_load(&st.server_conns), STRESS_CONNS);
+    cr_assert_eq(atomic_load(&st.bytes_verified), expect);
+}
