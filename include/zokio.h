@@ -8,6 +8,7 @@
 #define ZOKIO_H
 
 #include "zokio/common.h"
+#include "zokio/fs.h"
 #include "zokio/future.h"
 #include "zokio/io.h"
 #include "zokio/metrics.h"

@@ -1,0 +1,273 @@
+/*
+ * test_fs.c - files and directories, on both backends (io_uring file
+ * operations; the blocking pool on epoll) and both runtime kinds.
+ */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io_helpers.h"
+
+ZK_SUITE(fs);
+
+typedef struct fsdir {
+    char path[64];
+} fsdir;
+
+static void fsdir_make(fsdir *d) {
+    snprintf(d->path, sizeof d->path, "/tmp/zokio-fs-XXXXXX");
+    cr_assert_not_null(mkdtemp(d->path));
+}
+
+static void join_path(char *out, size_t size, const fsdir *d,
+                      const char *name) {
+    snprintf(out, size, "%s/%s", d->path, name);
+}
+
+static int64_t whole_file_root(void *arg) {
+    fsdir *d = arg;
+    char a[128], b[128];
+    join_path(a, sizeof a, d, "a.txt");
+    join_path(b, sizeof b, d, "b.txt");
+    const char text[] = "zokio writes files";
+    cr_assert_eq(zk_fs_write_file(a, text, sizeof text - 1), 0);
+    void *data;
+    size_t len;
+    cr_assert_eq(zk_fs_read_file(a, &data, &len), 0);
+    cr_assert_eq(len, sizeof text - 1);
+    cr_assert_str_eq(data, text);
+    free(data);
+
+    zk_metadata md;
+    cr_assert_eq(zk_fs_metadata(a, false, &md), 0);
+    cr_assert_eq(md.size, sizeof text - 1);
+    cr_assert(md.is_file && !md.is_dir);
+    cr_assert_gt(md.mtime_ns, 0);
+
+    cr_assert_eq(zk_fs_rename(a, b), 0);
+    cr_assert_eq(zk_fs_read_file(a, &data, &len), -ENOENT);
+    cr_assert_null(data);
+    cr_assert_eq(zk_fs_metadata(a, false, &md), -ENOENT);
+    cr_assert_eq(zk_fs_remove_file(b), 0);
+    cr_assert_eq(zk_fs_remove_file(b), -ENOENT);
+    cr_assert_eq(zk_fs_rename(a, b), -ENOENT);
+
+    /* An empty file and a larger one (several reads). */
+    cr_assert_eq(zk_fs_write_file(a, "", 0), 0);
+    cr_assert_eq(zk_fs_read_file(a, &data, &len), 0);
+    cr_assert_eq(len, 0);
+    free(data);
+    size_t big = 300 * 1000;
+    char *buf = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        buf[i] = (char)(i * 31 + 7);
+    cr_assert_eq(zk_fs_write_file(a, buf, big), 0);
+    cr_assert_eq(zk_fs_read_file(a, &data, &len), 0);
+    cr_assert_eq(len, big);
+    cr_assert_eq(memcmp(data, buf, big), 0);
+    free(data);
+    free(buf);
+    cr_assert_eq(zk_fs_remove_file(a), 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, whole_files_metadata_rename_remove) {
+    fsdir d;
+    fsdir_make(&d);
+    zk_test_run(whole_file_root, &d);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+static int64_t offsets_root(void *arg) {
+    fsdir *d = arg;
+    char p[128];
+    join_path(p, sizeof p, d, "f");
+    zk_file *f;
+    cr_assert_eq(zk_file_open(p, O_RDWR | O_CREAT | O_EXCL, 0600, &f), 0);
+    zk_file *f2;
+    cr_assert_eq(zk_file_open(p, O_RDWR | O_CREAT | O_EXCL, 0600, &f2),
+                 -EEXIST);
+    cr_assert_eq(zk_file_write_all_at(f, "world", 5, 6), 0);
+    cr_assert_eq(zk_file_write_at(f, "hello ", 6, 0), 6);
+    char buf[16] = {0};
+    cr_assert_eq(zk_file_read_at(f, buf, sizeof buf, 0), 11);
+    cr_assert_str_eq(buf, "hello world");
+    cr_assert_eq(zk_file_read_at(f, buf, 4, 6), 4);
+    cr_assert_eq(memcmp(buf, "worl", 4), 0);
+    cr_assert_eq(zk_file_read_at(f, buf, 4, 100), 0); /* past the end */
+    cr_assert_eq(zk_file_sync(f, false), 0);
+    cr_assert_eq(zk_file_sync(f, true), 0);
+    zk_metadata md;
+    cr_assert_eq(zk_file_metadata(f, &md), 0);
+    cr_assert_eq(md.size, 11);
+    cr_assert_eq(md.mode & 0777, 0600);
+
+    /* Future form with a deadline that does not expire. */
+    zk_io_future fut;
+    zk_file_read_at_future_init(&fut, f, buf, 5, 0);
+    cr_assert_eq(zk_await_timeout(&fut.base, ZK_SEC(10)), 5);
+
+    cr_assert_eq(zk_file_close(f), 0);
+    /* A read-only file refuses writes. */
+    cr_assert_eq(zk_file_open(p, O_RDONLY, 0, &f), 0);
+    cr_assert_eq(zk_file_write_at(f, "x", 1, 0), -EBADF);
+    cr_assert_eq(zk_file_close(f), 0);
+    cr_assert_eq(zk_fs_remove_file(p), 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, read_write_at_offsets_sync) {
+    fsdir d;
+    fsdir_make(&d);
+    zk_test_run(offsets_root, &d);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+static int64_t dirs_root(void *arg) {
+    fsdir *d = arg;
+    char sub[128], p[160];
+    join_path(sub, sizeof sub, d, "sub");
+    cr_assert_eq(zk_fs_create_dir(sub, 0755), 0);
+    cr_assert_eq(zk_fs_create_dir(sub, 0755), -EEXIST);
+    char deep[200];
+    snprintf(deep, sizeof deep, "%s/x/y", sub);
+    cr_assert_eq(zk_fs_create_dir(deep, 0755), -ENOENT);
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/file%d", sub, i);
+        cr_assert_eq(zk_fs_write_file(p, "x", 1), 0);
+    }
+    char **names;
+    size_t n;
+    cr_assert_eq(zk_fs_read_dir(sub, &names, &n), 0);
+    cr_assert_eq(n, 5);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k;
+        cr_assert_eq(sscanf(names[i], "file%d", &k), 1);
+        seen |= 1 << k;
+    }
+    cr_assert_eq(seen, 31);
+    zk_fs_names_free(names, n);
+    zk_metadata md;
+    cr_assert_eq(zk_fs_metadata(sub, false, &md), 0);
+    cr_assert(md.is_dir);
+    void *data;
+    size_t len;
+    cr_assert_eq(zk_fs_read_file(sub, &data, &len), -EISDIR);
+    cr_assert_eq(zk_fs_remove_dir(sub), -ENOTEMPTY);
+    cr_assert_eq(zk_fs_remove_file(sub), -EISDIR);
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s/file%d", sub, i);
+        cr_assert_eq(zk_fs_remove_file(p), 0);
+    }
+    cr_assert_eq(zk_fs_read_dir(sub, &names, &n), 0);
+    cr_assert_eq(n, 0);
+    zk_fs_names_free(names, n);
+    cr_assert_eq(zk_fs_remove_dir(sub), 0);
+    cr_assert_eq(zk_fs_read_dir(sub, &names, &n), -ENOENT);
+    cr_assert_null(names);
+    cr_assert_eq(zk_fs_read_dir("/etc/hostname", &names, &n), -ENOTDIR);
+    return 0;
+}
+
+ZK_IO_TEST(fs, directories) {
+    fsdir d;
+    fsdir_make(&d);
+    zk_test_run(dirs_root, &d);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+typedef struct reader {
+    zk_file *f;
+    int id;
+    atomic_int *bad;
+} reader;
+
+#define BLOCKS 256
+
+static int64_t random_reads(void *arg) {
+    reader *r = arg;
+    uint32_t x = 12345u + (uint32_t)r->id;
+    char buf[4096];
+    for (int i = 0; i < 64; i++) {
+        x = x * 1664525u + 1013904223u;
+        uint32_t blk = (x >> 8) % BLOCKS;
+        if (zk_file_read_at(r->f, buf, sizeof buf, (uint64_t)blk * 4096) !=
+                4096 ||
+            buf[0] != (char)blk || buf[4095] != (char)blk)
+            atomic_fetch_add(r->bad, 1);
+    }
+    return 0;
+}
+
+static int64_t random_root(void *arg) {
+    fsdir *d = arg;
+    char p[128];
+    join_path(p, sizeof p, d, "blocks");
+    zk_file *f;
+    cr_assert_eq(zk_file_open(p, O_RDWR | O_CREAT | O_TRUNC, 0600, &f), 0);
+    char blk[4096];
+    for (int b = 0; b < BLOCKS; b++) {
+        memset(blk, b, sizeof blk);
+        cr_assert_eq(
+            zk_file_write_all_at(f, blk, sizeof blk, (uint64_t)b * 4096), 0);
+    }
+    atomic_int bad = 0;
+    reader rs[32];
+    zk_task *h[32];
+    for (int i = 0; i < 32; i++) {
+        rs[i] = (reader){f, i, &bad};
+        cr_assert_eq(zk_spawn(random_reads, &rs[i], &h[i]), 0);
+    }
+    zk_test_join_all(h, 32);
+    cr_assert_eq(atomic_load(&bad), 0);
+    zk_file_close(f);
+    zk_fs_remove_file(p);
+    return 0;
+}
+
+ZK_IO_TEST(fs, concurrent_random_block_reads) {
+    fsdir d;
+    fsdir_make(&d);
+    zk_test_run(random_root, &d);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+static int64_t bad_root(void *arg) {
+    (void)arg;
+    zk_file *f;
+    void *data;
+    size_t len;
+    char **names;
+    size_t n;
+    zk_metadata md;
+    char buf[4];
+    cr_assert_eq(zk_file_open(NULL, O_RDONLY, 0, &f), -EINVAL);
+    cr_assert_eq(zk_file_open("/tmp", O_RDONLY, 0, NULL), -EINVAL);
+    cr_assert_eq(zk_file_open("/nonexistent/zokio", O_RDONLY, 0, &f), -ENOENT);
+    cr_assert_eq(zk_fs_read_file("/nonexistent/zokio", &data, &len), -ENOENT);
+    cr_assert_eq(zk_fs_read_file(NULL, &data, &len), -EINVAL);
+    cr_assert_eq(zk_fs_write_file("/nonexistent/dir/x", "x", 1), -ENOENT);
+    cr_assert_eq(zk_fs_write_file(NULL, "x", 1), -EINVAL);
+    cr_assert_eq(zk_file_read_at(NULL, buf, 4, 0), -EINVAL);
+    cr_assert_eq(zk_file_write_at(NULL, buf, 4, 0), -EINVAL);
+    cr_assert_eq(zk_file_sync(NULL, false), -EINVAL);
+    cr_assert_eq(zk_file_metadata(NULL, &md), -EINVAL);
+    cr_assert_eq(zk_fs_metadata(NULL, false, &md), -EINVAL);
+    cr_assert_eq(zk_fs_rename(NULL, "x"), -EINVAL);
+    cr_assert_eq(zk_fs_read_dir(NULL, &names, &n), -EINVAL);
+    cr_assert_eq(zk_file_close(NULL), -EINVAL);
+    zk_fs_names_free(NULL, 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, bad_arguments_and_missing_files) {
+    zk_test_run(bad_root, NULL);
+}
+
+ZK_IO_TEST(fs, outside_a_task) {
+    zk_file *f;
+    cr_assert_eq(zk_file_open("/etc/hostname", O_RDONLY, 0, &f), -EPERM);
+    char **names;
+    size_t n;
+    cr_assert_eq(zk_fs_read_dir("/tmp", &names, &n), -EPERM);
+}
