@@ -1,0 +1,86 @@
+/*
+ * echo_server.c - Zokio's TCP echo server for bench/io_compare.sh: the
+ * same load generator (bench/echo_load.c) drives it, Tokio's and Go's.
+ *
+ *   bench_echo_server PORT      (ZOKIO_IO_BACKEND=io_uring|epoll picks
+ *                                the backend; 2 workers)
+ *
+ * One coroutine task per connection, reading into a 4 KiB buffer and
+ * writing back what it read: the straight-line code a user would write.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <zokio.h>
+
+static int64_t serve(void *arg) {
+    zk_stream *s = arg;
+    char buf[4096];
+    int64_t n;
+    while ((n = zk_stream_read(s, buf, sizeof buf)) > 0)
+        if (zk_stream_write_all(s, buf, (size_t)n) != 0)
+            break;
+    zk_stream_close(s);
+    return 0;
+}
+
+static int64_t accept_loop(void *arg) {
+    zk_listener *l = arg;
+    for (;;) {
+        zk_stream *s;
+        int rc = zk_listener_accept(l, &s, NULL);
+        if (rc != 0) {
+            if (rc == -EMFILE || rc == -ENFILE || rc == -ECONNABORTED)
+                continue;
+            fprintf(stderr, "accept: %s\n", zk_strerror(rc));
+            return rc;
+        }
+        zk_tcp_set_nodelay(s, true);
+        zk_spawn_opts opts = {.stack_size = 64 * 1024, .name = "conn"};
+        zk_task *t;
+        if (zk_spawn_ex(NULL, &opts, serve, s, &t) != 0) {
+            zk_stream_close(s);
+            continue;
+        }
+        zk_task_detach(&t);
+    }
+}
+
+static int64_t server_main(void *arg) {
+    zk_addr addr;
+    char text[32];
+    snprintf(text, sizeof text, "127.0.0.1:%s", (const char *)arg);
+    if (zk_addr_parse(text, &addr) != 0) {
+        fprintf(stderr, "bad port\n");
+        return 2;
+    }
+    zk_listener *l;
+    int rc = zk_tcp_listen(&addr, 4096, &l);
+    if (rc != 0) {
+        fprintf(stderr, "listen: %s\n", zk_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "zokio echo server on %s (%s)\n", text,
+            zk_io_backend_name(zk_runtime_io_backend(zk_runtime_current())));
+    return accept_loop(l);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s PORT\n", argv[0]);
+        return 2;
+    }
+    zk_builder *b = zk_builder_new();
+    zk_builder_set_workers(b, 2);
+    zk_runtime *rt;
+    int rc = zk_builder_build(b, &rt);
+    zk_builder_free(b);
+    if (rc != 0) {
+        fprintf(stderr, "runtime: %s\n", zk_strerror(rc));
+        return 1;
+    }
+    int64_t result = 0;
+    rc = zk_block_on(rt, server_main, argv[1], &result);
+    zk_runtime_free(rt);
+    return rc != 0 ? 1 : (int)result;
+}
