@@ -11,6 +11,7 @@
 #include "zokio/future.h"
 #include "zokio/metrics.h"
 #include "zokio/runtime.h"
+#include "zokio/sync.h"
 #include "zokio/task.h"
 #include "zokio/time.h"
 
