@@ -7,6 +7,7 @@
 #ifndef ZOKIO_H
 #define ZOKIO_H
 
+#include "zokio/channel.h"
 #include "zokio/common.h"
 #include "zokio/future.h"
 #include "zokio/metrics.h"
