@@ -851,6 +851,72 @@ ZK_TEST(sync, condvar_timed_wait_returns_with_the_mutex) {
     cr_assert_eq(zk_mutex_free(m), 0);
 }
 
+/* Aborted before or during a condvar wait: -ECANCELED, and the mutex is
+ * not held either way. */
+typedef struct cv_abort {
+    zk_mutex *m;
+    zk_condvar *cv;
+    zk_notify *queued;
+    bool hold_until_aborted;
+} cv_abort;
+
+static int64_t cv_waits(void *arg) {
+    cv_abort *c = arg;
+    cr_assert_eq(zk_mutex_lock(c->m), 0);
+    if (c->hold_until_aborted) {
+        zk_notify_one(c->queued);
+        while (!zk_task_cancelled())
+            zk_yield(); /* holds the mutex until the abort lands */
+        return zk_condvar_wait(c->cv, c->m);
+    }
+    zk_condvar_future f;
+    zk_condvar_future_init(&f, c->cv, c->m);
+    return await_probed(&f.base, c->queued);
+}
+
+static int64_t cv_abort_root(void *arg) {
+    (void)arg;
+    cv_abort c = {NULL, NULL, NULL, true};
+    cr_assert_eq(zk_mutex_new(&c.m), 0);
+    cr_assert_eq(zk_condvar_new(&c.cv), 0);
+    cr_assert_eq(zk_notify_new(&c.queued), 0);
+    zk_task *h;
+    cr_assert_eq(zk_spawn(cv_waits, &c, &h), 0);
+    cr_assert_eq(zk_notify_wait(c.queued), 0);
+    cr_assert_eq(zk_mutex_try_lock(c.m), -EAGAIN, "it holds the mutex");
+    cr_assert_eq(zk_task_abort(h), 0);
+    int64_t r;
+    cr_assert_eq(zk_task_join(&h, &r), -ECANCELED);
+    cr_assert_eq(r, -ECANCELED);
+    cr_assert_eq(zk_mutex_try_lock(c.m), 0, "aborted before: not held");
+    cr_assert_eq(zk_mutex_unlock(c.m), 0);
+    /* Two waiters, the first aborted while waiting; a notify_one still
+     * reaches the second. */
+    c.hold_until_aborted = false;
+    zk_task *w[2];
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(zk_spawn(cv_waits, &c, &w[i]), 0);
+        cr_assert_eq(zk_notify_wait(c.queued), 0);
+    }
+    cr_assert_eq(zk_task_abort(w[0]), 0);
+    cr_assert_eq(zk_condvar_notify_one(c.cv), 0);
+    cr_assert_eq(zk_task_join(&w[0], &r), -ECANCELED);
+    cr_assert_eq(r, -ECANCELED);
+    /* Whether the notification reached w[0] before it left the queue (and
+     * was passed on) or not, it is w[1]'s. */
+    cr_assert_eq(zk_task_join(&w[1], &r), 0);
+    cr_assert_eq(r, 0, "the second waiter was notified");
+    cr_assert_eq(zk_mutex_unlock(c.m), 0, "and holds the mutex");
+    cr_assert_eq(zk_mutex_free(c.m), 0);
+    cr_assert_eq(zk_condvar_free(c.cv), 0);
+    cr_assert_eq(zk_notify_free(c.queued), 0);
+    return 0;
+}
+
+ZK_TEST(sync, condvar_aborted_waiters_hold_nothing) {
+    zk_test_run(cv_abort_root, NULL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* barrier                                                                */
 /* ---------------------------------------------------------------------- */

@@ -309,8 +309,9 @@ ZK_EXTERN int zk_condvar_free(zk_condvar *cv);
  * 0            notified; `m` is held.
  * -EPERM       `m` was not locked (nothing happened), or called from a
  *              future task's poll.
- * -ECANCELED   the task was aborted; `m` is NOT held (an aborted task cannot
- *              wait for it) - do not unlock it.
+ * -ECANCELED   the task was aborted (before or during the wait); `m` is
+ *              NOT held (an aborted task cannot wait for it) - do not
+ *              unlock it.
  * -EINVAL      a NULL argument; -ENOMEM (plain thread, see above).
  */
 ZK_EXTERN int zk_condvar_wait(zk_condvar *cv, zk_mutex *m);
@@ -331,8 +332,10 @@ ZK_EXTERN int zk_condvar_notify_all(zk_condvar *cv);
 
 /* The future form of zk_condvar_wait(): the first poll unlocks the mutex;
  * the output is what zk_condvar_wait[_until]() returns, with the mutex
- * held for 0 and -ETIMEDOUT. Dropped before ready, it does not hold the
- * mutex (a lock hand-off it had received is passed on). */
+ * held for 0 and -ETIMEDOUT. Dropped after its first poll but before it
+ * was ready, it does not hold the mutex (a lock hand-off it had received
+ * is passed on); dropped before its first poll, it did nothing (the caller
+ * still holds the mutex). */
 typedef struct zk_condvar_future {
     zk_future base;
     void *_cv;
@@ -340,6 +343,7 @@ typedef struct zk_condvar_future {
     uint32_t _phase;
     int32_t _result;
     bool _has_deadline;
+    bool _unlocked;
     zk_wait_node _node;
     zk_mutex_lock_future _lock;
     zk_sleep_future _sleep;

@@ -144,6 +144,7 @@ static zk_poll zk__cv_poll(zk_future *fut, zk_context *cx, int64_t *out) {
         pthread_mutex_unlock(&cv->lock);
         f->_phase = ZK__CV_WAIT;
         int rc = zk_mutex_unlock(f->_mutex);
+        f->_unlocked = rc == 0;
         if (rc != 0) {
             zk__cv_leave(f, true);
             if (f->_has_deadline)
@@ -214,6 +215,7 @@ void zk_condvar_future_init(zk_condvar_future *f, zk_condvar *cv, zk_mutex *m) {
     f->_phase = ZK__CV_START;
     f->_result = 0;
     f->_has_deadline = false;
+    f->_unlocked = false;
     zk__node_init(&f->_node);
 }
 
@@ -226,12 +228,21 @@ void zk_condvar_future_init_until(zk_condvar_future *f, zk_condvar *cv,
     zk_sleep_future_init_until(&f->_sleep, deadline);
 }
 
+/* An aborted task's await drops the future, maybe before its first poll
+ * unlocked the mutex: unlock it then, so that -ECANCELED always means the
+ * mutex is not held. */
+static int zk__cv_finish(zk_condvar_future *f, int rc) {
+    if (rc == -ECANCELED && !f->_unlocked)
+        zk_mutex_unlock(f->_mutex);
+    return rc;
+}
+
 int zk_condvar_wait(zk_condvar *cv, zk_mutex *m) {
     if (cv == NULL || m == NULL)
         return -EINVAL;
     zk_condvar_future f;
     zk_condvar_future_init(&f, cv, m);
-    return (int)zk__wait(&f.base, false, 0);
+    return zk__cv_finish(&f, (int)zk__wait(&f.base, false, 0));
 }
 
 int zk_condvar_wait_until(zk_condvar *cv, zk_mutex *m, zk_instant deadline) {
@@ -239,5 +250,5 @@ int zk_condvar_wait_until(zk_condvar *cv, zk_mutex *m, zk_instant deadline) {
         return -EINVAL;
     zk_condvar_future f;
     zk_condvar_future_init_until(&f, cv, m, deadline);
-    return (int)zk__wait_wake_at(&f.base, deadline);
+    return zk__cv_finish(&f, (int)zk__wait_wake_at(&f.base, deadline));
 }
