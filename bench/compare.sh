@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds Zokio's scheduler benchmarks and the Tokio and Go peers, runs the
+# Builds Zokio's scheduler, channel and lock benchmarks (bench/sched.c,
+# bench/sync.c) and the Tokio and Go peers, runs the
 # same workloads in each (multi-thread runtimes, 2 workers; each figure is
 # the median of 5 runs), and prints one table with the ratios.
 #
@@ -32,12 +33,13 @@ cmake --build "$out" -j"$(nproc)" >/dev/null
 echo "== building the Tokio peer (Debian's cargo, offline)"
 (cd bench/peers/tokio && /usr/bin/cargo build --release --quiet)
 echo "== building the Go peer"
-(cd bench/peers/go && GO111MODULE=off /usr/bin/go build -o "../../../$out/peer-go" main.go)
+(cd bench/peers/go && GO111MODULE=off /usr/bin/go build -o "../../../$out/peer-go" main.go sync.go)
 
 results="$out/results.txt"
 : > "$results"
 echo "== running (this takes a few minutes)"
 "./$out/bench/bench_sched" $only | tee -a "$results"
+"./$out/bench/bench_sync" $only | tee -a "$results"
 bench/peers/tokio/target/release/zokio-peer-tokio $only | tee -a "$results"
 GOMAXPROCS=2 "./$out/peer-go" $only | tee -a "$results"
 

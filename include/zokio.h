@@ -7,6 +7,7 @@
 #ifndef ZOKIO_H
 #define ZOKIO_H
 
+#include "zokio/channel.h"
 #include "zokio/common.h"
 #include "zokio/fs.h"
 #include "zokio/future.h"
@@ -14,6 +15,7 @@
 #include "zokio/metrics.h"
 #include "zokio/net.h"
 #include "zokio/runtime.h"
+#include "zokio/sync.h"
 #include "zokio/task.h"
 #include "zokio/time.h"
 

@@ -23,6 +23,8 @@ static const zk__errinfo zk__errors[] = {
     {EDEADLK, "EDEADLK", "would deadlock (a task joining itself)"},
     {EBUSY, "EBUSY", "resource busy (runtime already driven, or in use)"},
     {EAGAIN, "EAGAIN", "resource temporarily unavailable"},
+    {EOVERFLOW, "EOVERFLOW",
+     "overflow (too many permits, or a receiver fell behind)"},
     {ENOTSUP, "ENOTSUP", "not supported"},
     {EBADF, "EBADF", "bad or closed handle"},
     {EPIPE, "EPIPE", "broken pipe (peer closed)"},

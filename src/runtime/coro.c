@@ -110,11 +110,20 @@ ZK__SAN_HELPER void zk__san_leave_coro(zk__worker *w, zk__coro *c, bool dying) {
 }
 
 /* errno is thread-local: it is saved when a coroutine suspends and put back
- * on whichever thread resumes it. Restoring happens in a function of its
- * own, because __errno_location() is declared const and a compiler may
- * otherwise reuse the previous thread's errno address. */
+ * on whichever thread resumes it. Saving and restoring happen in functions
+ * of their own, because __errno_location() is declared const and a
+ * compiler may otherwise reuse the previous thread's errno address (for
+ * the save too: zk_await's loop inlines the suspend, and the address could
+ * be hoisted out of the loop and read on another thread after a
+ * migration). */
 __attribute__((noinline)) static void zk__errno_restore(int e) {
     errno = e;
+}
+
+__attribute__((noinline)) static int zk__errno_save(void) {
+    int e = errno;
+    __asm__ volatile("" ::: "memory"); /* keep it a real read, here */
+    return e;
 }
 
 static void zk__coro_entry(void *arg) {
@@ -131,7 +140,7 @@ static void zk__coro_entry(void *arg) {
 
 /* Suspends the calling coroutine until its task is polled again. */
 static void zk__coro_suspend(zk__coro *c) {
-    int saved_errno = errno;
+    int saved_errno = zk__errno_save();
     c->suspend_sp = __builtin_frame_address(0);
     zk__worker *w = zk__worker_current();
     zk__san_leave_coro(w, c, false);

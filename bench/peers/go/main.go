@@ -235,6 +235,15 @@ func main() {
 	if want("timers") {
 		timers()
 	}
+	if want("mpsc_bounded") {
+		mpscBounded()
+	}
+	if want("ping_pong_oneshot") {
+		pingPongOneshot()
+	}
+	if want("mutex_contention") {
+		mutexContention()
+	}
 	if want("idle_memory") {
 		var v []float64
 		for r := 0; r < runs; r++ {

@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+mod sync_bench;
+
 const RUNS: usize = 5;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -253,6 +255,9 @@ fn main() {
     if want("ping_pong") { ping_pong(&rt); }
     if want("chained_spawn") { chained_spawn(&rt); }
     if want("timers") { timers(&rt); }
+    if want("mpsc_bounded") { sync_bench::mpsc_bounded(&rt); }
+    if want("ping_pong_oneshot") { sync_bench::ping_pong_oneshot(&rt); }
+    if want("mutex_contention") { sync_bench::mutex_contention(&rt); }
     drop(rt);
     if want("idle_memory") {
         let v: Vec<f64> = (0..RUNS).map(|_| idle_memory(1_000_000)).collect();

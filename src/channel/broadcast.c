@@ -1,0 +1,252 @@
+/*
+ * broadcast.c - every receiver sees every message, from a ring that a
+ * send overwrites: message number `seq` lives in slot seq % cap while it
+ * is among the last `cap` sent. Each receiver keeps the number of the next
+ * message it wants; one that fell more than `cap` behind is told how many
+ * it lost and moved to the oldest one kept.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel/chan.h"
+
+typedef struct zk__bcast {
+    pthread_mutex_t lock;
+    size_t elem, cap;
+    char *buf;
+    /* Number of the next message sent (messages sent so far). */
+    uint64_t tail;
+    size_t senders, receivers;
+    zk__waitq waiters;
+} zk__bcast;
+
+struct zk_broadcast_rx {
+    zk__bcast *chan;
+    uint64_t next; /* under the channel's lock */
+};
+
+static void zk__bcast_free(zk__bcast *c) {
+    pthread_mutex_destroy(&c->lock);
+    free(c->buf);
+    free(c);
+}
+
+int zk_broadcast_new(size_t elem_size, size_t capacity, zk_broadcast_tx **tx,
+                     zk_broadcast_rx **rx) {
+    if (tx == NULL || rx == NULL || !zk__elem_ok(elem_size) || capacity == 0 ||
+        capacity > ZK_CHANNEL_CAPACITY_MAX)
+        return -EINVAL;
+    zk__bcast *c = calloc(1, sizeof *c);
+    zk_broadcast_rx *r = malloc(sizeof *r);
+    if (c == NULL || r == NULL)
+        goto nomem;
+    c->buf = malloc(capacity * elem_size);
+    if (c->buf == NULL)
+        goto nomem;
+    if (pthread_mutex_init(&c->lock, NULL) != 0)
+        goto nomem;
+    c->elem = elem_size;
+    c->cap = capacity;
+    c->senders = 1;
+    c->receivers = 1;
+    zk__waitq_init(&c->waiters);
+    r->chan = c;
+    r->next = 0;
+    *tx = (zk_broadcast_tx *)c;
+    *rx = r;
+    return 0;
+nomem:
+    if (c)
+        free(c->buf);
+    free(c);
+    free(r);
+    return -ENOMEM;
+}
+
+int zk_broadcast_tx_clone(zk_broadcast_tx *tx, zk_broadcast_tx **out) {
+    if (tx == NULL || out == NULL)
+        return -EINVAL;
+    zk__bcast *c = (zk__bcast *)tx;
+    pthread_mutex_lock(&c->lock);
+    c->senders++;
+    pthread_mutex_unlock(&c->lock);
+    *out = tx;
+    return 0;
+}
+
+int zk_broadcast_subscribe(zk_broadcast_tx *tx, zk_broadcast_rx **out) {
+    if (tx == NULL || out == NULL)
+        return -EINVAL;
+    zk__bcast *c = (zk__bcast *)tx;
+    zk_broadcast_rx *r = malloc(sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    r->chan = c;
+    pthread_mutex_lock(&c->lock);
+    c->receivers++;
+    r->next = c->tail;
+    pthread_mutex_unlock(&c->lock);
+    *out = r;
+    return 0;
+}
+
+int zk_broadcast_tx_close(zk_broadcast_tx **tx) {
+    if (tx == NULL || *tx == NULL)
+        return -EINVAL;
+    zk__bcast *c = (zk__bcast *)*tx;
+    *tx = NULL;
+    zk__wakelist wl;
+    zk__wakelist_init(&wl);
+    pthread_mutex_lock(&c->lock);
+    bool last = --c->senders == 0;
+    if (last)
+        zk__waitq_release_all(&c->waiters, 0, &wl);
+    bool gone = last && c->receivers == 0;
+    pthread_mutex_unlock(&c->lock);
+    zk__wakelist_wake(&wl);
+    if (gone)
+        zk__bcast_free(c);
+    return 0;
+}
+
+int zk_broadcast_rx_close(zk_broadcast_rx **rx) {
+    if (rx == NULL || *rx == NULL)
+        return -EINVAL;
+    zk_broadcast_rx *r = *rx;
+    zk__bcast *c = r->chan;
+    *rx = NULL;
+    free(r);
+    pthread_mutex_lock(&c->lock);
+    bool gone = --c->receivers == 0 && c->senders == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (gone)
+        zk__bcast_free(c);
+    return 0;
+}
+
+int zk_broadcast_send(zk_broadcast_tx *tx, const void *msg) {
+    if (tx == NULL || msg == NULL)
+        return -EINVAL;
+    zk__bcast *c = (zk__bcast *)tx;
+    zk__wakelist wl;
+    zk__wakelist_init(&wl);
+    pthread_mutex_lock(&c->lock);
+    if (c->receivers == 0) {
+        pthread_mutex_unlock(&c->lock);
+        return -EPIPE;
+    }
+    memcpy(c->buf + (c->tail % c->cap) * c->elem, msg, c->elem);
+    c->tail++;
+    zk__waitq_release_all(&c->waiters, 0, &wl);
+    int n = c->receivers > INT32_MAX ? INT32_MAX : (int)c->receivers;
+    pthread_mutex_unlock(&c->lock);
+    zk__wakelist_wake(&wl);
+    return n;
+}
+
+/* Under the lock: the receiver's next message, or why there is none. */
+static int zk__bcast_take(zk_broadcast_rx *r, void *buf, uint64_t *missed) {
+    zk__bcast *c = r->chan;
+    if (r->next == c->tail)
+        return c->senders == 0 ? -EPIPE : -EAGAIN;
+    if (c->tail - r->next > c->cap) {
+        uint64_t oldest = c->tail - c->cap;
+        if (missed)
+            *missed = oldest - r->next;
+        r->next = oldest;
+        return -EOVERFLOW;
+    }
+    memcpy(buf, c->buf + (r->next % c->cap) * c->elem, c->elem);
+    r->next++;
+    return 0;
+}
+
+static zk_poll zk__bcast_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    zk_broadcast_recv_future *b = (zk_broadcast_recv_future *)f;
+    zk_broadcast_rx *r = b->_rx;
+    zk_wait_node *node = &b->_node;
+    if (r == NULL || b->_buf == NULL) {
+        *out = -EINVAL;
+        return ZK_READY;
+    }
+    zk__bcast *c = r->chan;
+    pthread_mutex_lock(&c->lock);
+    uint32_t st = zk__node_state(node);
+    int rc =
+        st == ZK__W_CONSUMED ? -EINVAL : zk__bcast_take(r, b->_buf, &b->missed);
+    if (rc == -EAGAIN) {
+        if (st != ZK__W_QUEUED)
+            zk__waitq_push(&c->waiters, node);
+        zk__node_set_waker(node, cx);
+        pthread_mutex_unlock(&c->lock);
+        return ZK_PENDING;
+    }
+    if (st == ZK__W_QUEUED)
+        zk__waitq_remove(&c->waiters, node);
+    zk__node_set_state(node, ZK__W_CONSUMED);
+    zk_waker_drop(&node->_waker);
+    pthread_mutex_unlock(&c->lock);
+    *out = rc;
+    return ZK_READY;
+}
+
+static void zk__bcast_drop(zk_future *f) {
+    zk_broadcast_recv_future *b = (zk_broadcast_recv_future *)f;
+    zk_wait_node *node = &b->_node;
+    uint32_t st = zk__node_state(node);
+    if (b->_rx == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
+        return;
+    zk__bcast *c = b->_rx->chan;
+    /* Every waiter is woken by a send: nothing to pass on. */
+    pthread_mutex_lock(&c->lock);
+    if (zk__node_state(node) == ZK__W_QUEUED)
+        zk__waitq_remove(&c->waiters, node);
+    zk__node_set_state(node, ZK__W_CONSUMED);
+    zk_waker_drop(&node->_waker);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static const zk_future_ops zk__bcast_ops = {zk__bcast_poll, zk__bcast_drop};
+
+void zk_broadcast_recv_future_init(zk_broadcast_recv_future *f,
+                                   zk_broadcast_rx *rx, void *buf) {
+    if (f == NULL)
+        return;
+    f->base.ops = &zk__bcast_ops;
+    f->_rx = rx;
+    f->_buf = buf;
+    f->missed = 0;
+    zk__node_init(&f->_node);
+}
+
+static int zk__bcast_recv(zk_broadcast_rx *rx, void *buf, uint64_t *missed,
+                          bool has_deadline, zk_instant deadline) {
+    if (rx == NULL || buf == NULL)
+        return -EINVAL;
+    zk_broadcast_recv_future f;
+    zk_broadcast_recv_future_init(&f, rx, buf);
+    int rc = (int)zk__wait(&f.base, has_deadline, deadline);
+    if (rc == -EOVERFLOW && missed)
+        *missed = f.missed;
+    return rc;
+}
+
+int zk_broadcast_recv(zk_broadcast_rx *rx, void *buf, uint64_t *missed) {
+    return zk__bcast_recv(rx, buf, missed, false, 0);
+}
+
+int zk_broadcast_recv_until(zk_broadcast_rx *rx, void *buf, uint64_t *missed,
+                            zk_instant deadline) {
+    return zk__bcast_recv(rx, buf, missed, true, deadline);
+}
+
+int zk_broadcast_try_recv(zk_broadcast_rx *rx, void *buf, uint64_t *missed) {
+    if (rx == NULL || buf == NULL)
+        return -EINVAL;
+    zk__bcast *c = rx->chan;
+    pthread_mutex_lock(&c->lock);
+    int rc = zk__bcast_take(rx, buf, missed);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
