@@ -23,6 +23,9 @@
  *   RESULT echo_<size>_<conns>_p99 NAME <us> us
  * Latency is per round trip (send of the first byte to arrival of the last
  * byte of the echo), from a log-linear histogram (3 % resolution).
+ * With the env ECHO_SERVER_PID set, the server's CPU time (user + system,
+ * all threads, from /proc/PID/stat) over the measurement is also printed:
+ *   RESULT echo_<size>_<conns>_cpu NAME <us> us/msg
  *
  * Any mismatched byte, short echo, extra byte, reset or close by the server
  * is a hard error: it is reported and the exit status is 1. */
@@ -300,6 +303,26 @@ static int connect_one(const struct addrinfo *ai) {
     return fd;
 }
 
+/* CPU time (user + system, all threads) of process pid in ns, or -1. */
+static double proc_cpu_ns(long pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name may hold spaces: fields are counted after its ')'. */
+    char *p = strrchr(buf, ')');
+    unsigned long long utime, stime;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &utime, &stime) != 2)
+        return -1;
+    return (double)(utime + stime) * 1e9 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static void sleep_ns(uint64_t ns) {
     struct timespec ts = {(time_t)(ns / 1000000000ull),
                           (long)(ns % 1000000000ull)};
@@ -344,6 +367,11 @@ int main(int argc, char **argv) {
     const char *name = argc > 6 ? argv[6] : getenv("ECHO_SERVER");
     if (!name || !*name)
         name = "unnamed";
+    const char *pid_env = getenv("ECHO_SERVER_PID");
+    long server_pid =
+        pid_env && *pid_env
+            ? parse_long(pid_env, "ECHO_SERVER_PID", 1, 0x7fffffff)
+            : 0;
 
     raise_nofile(nconns + 64L);
 
@@ -415,13 +443,18 @@ int main(int argc, char **argv) {
     }
 
     uint64_t t0 = 0, t1 = 0;
+    double cpu0 = -1, cpu1 = -1;
     if (!ramp_failed) {
         atomic_store(&phase, PHASE_WARM);
         sleep_ns(WARMUP_NS);
+        if (server_pid)
+            cpu0 = proc_cpu_ns(server_pid);
         t0 = now_ns();
         atomic_store(&phase, PHASE_MEASURE);
         sleep_ns((uint64_t)seconds * 1000000000ull);
         t1 = now_ns();
+        if (server_pid)
+            cpu1 = proc_cpu_ns(server_pid);
     }
     atomic_store(&phase, PHASE_STOP);
     for (int t = 0; t < nthreads; t++)
@@ -473,6 +506,11 @@ int main(int argc, char **argv) {
     printf("RESULT %s %s %.0f msgs/s\n", wl, name, (double)msgs / secs);
     printf("RESULT %s_p50 %s %.1f us\n", wl, name, (double)p50 / 1e3);
     printf("RESULT %s_p99 %s %.1f us\n", wl, name, (double)p99 / 1e3);
+    if (server_pid && cpu0 >= 0 && cpu1 >= 0)
+        printf("RESULT %s_cpu %s %.2f us/msg\n", wl, name,
+               (cpu1 - cpu0) / 1e3 / (double)msgs);
+    else if (server_pid)
+        fprintf(stderr, "echo_load: cannot read /proc/%ld/stat\n", server_pid);
     fprintf(stderr,
             "echo_load: %s %s: %llu round trips in %.2f s, all verified; "
             "%d threads; least served connection: %llu round trips%s\n",
