@@ -142,6 +142,9 @@ if [ "$only" != echo ]; then
 fi
 
 echo "== running $ROUNDS rounds on $(nproc) cores (load generator and server share them)"
+# Other work on the machine moves every figure: the load is printed so that
+# a reader can tell a quiet run from a busy one.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
   echo "-- round $round"
   if [ "$only" != file ]; then
@@ -205,6 +208,7 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
+echo "Load average (1, 5, 15 min) before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "Medians of $ROUNDS rounds. Ratios are peer / Zokio's better backend; 'better' says"
 echo "which way is good: for msgs/s and reads/s a ratio above 1.00 means the peer is"
 echo "ahead, for us and us/msg a ratio above 1.00 means Zokio is ahead."
