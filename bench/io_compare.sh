@@ -147,8 +147,14 @@ echo "== running $ROUNDS rounds on $(nproc) cores (load generator and server sha
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
   echo "-- round $round"
+  # Each round starts one implementation later, so that no one always
+  # runs first or last.
+  order=()
+  for i in "${!labels[@]}"; do
+    order+=("${labels[$(((i + round - 1) % ${#labels[@]}))]}")
+  done
   if [ "$only" != file ]; then
-    for label in "${labels[@]}"; do
+    for label in "${order[@]}"; do
       bin=$(echo_bin "$label" || true)
       if [ -z "$bin" ] || [ ! -x "$bin" ]; then
         [ "$round" = 1 ] && note "$label echo: ${bin:-$zk_echo} not built, skipped"
@@ -183,7 +189,7 @@ for round in $(seq "$ROUNDS"); do
     done
   fi
   if [ "$only" != echo ]; then
-    for label in "${labels[@]}"; do
+    for label in "${order[@]}"; do
       bin=$(file_bin "$label" || true)
       if [ -z "$bin" ] || [ ! -x "$bin" ]; then
         [ "$round" = 1 ] && note "$label file: ${bin:-$zk_file} not built, skipped"
