@@ -9,7 +9,7 @@
 #   bash bench/io_compare.sh echo       echo only
 #   bash bench/io_compare.sh file       file reads only
 #
-# Environment (defaults in brackets): ROUNDS [3], ECHO_SECONDS measured per
+# Environment (defaults in brackets): ROUNDS [5], ECHO_SECONDS measured per
 # echo run [5], ECHO_THREADS load generator threads [1], FILE_MIB size of
 # the data file [256], FILE_READS reads per run [500000], FILE_CONC reads in
 # flight [64], FILE_PATH [build-bench/io_blocks.dat].
@@ -28,7 +28,7 @@ case "$only" in "" | echo | file) ;; *)
   exit 2
   ;;
 esac
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 ECHO_SECONDS=${ECHO_SECONDS:-5}
 ECHO_THREADS=${ECHO_THREADS:-1}
 FILE_MIB=${FILE_MIB:-256}
