@@ -161,10 +161,11 @@ for round in $(seq "$ROUNDS"); do
         continue
       fi
       port=$(free_port)
-      (run_as "$label" "$bin" "$port") 2>"$out/io_server_$label.log" &
+      slog=$out/io_server_${label}_r$round.log
+      (run_as "$label" "$bin" "$port") 2>"$slog" &
       pid=$!
       if ! wait_accepting "$pid" "$port"; then
-        note "$label echo: the server did not accept on port $port (see $out/io_server_$label.log)"
+        note "$label echo: the server did not accept on port $port (see $slog)"
         kill "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
         failures=$((failures + 1))
@@ -179,7 +180,10 @@ for round in $(seq "$ROUNDS"); do
           failures=$((failures + 1))
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
-          note "$label: the server died (see $out/io_server_$label.log)"
+          st=0
+          wait "$pid" 2>/dev/null || st=$?
+          note "$label: the server died, exit status $st (above 128: signal" \
+            "$((st > 128 ? st - 128 : 0))); its stderr is in $slog"
           failures=$((failures + 1))
           break
         fi
