@@ -292,8 +292,9 @@ static void zk__epoll_release(zk__epoll *ep) {
 /* The worker's epoll instance                                            */
 /* ---------------------------------------------------------------------- */
 
-static void zk__epoll_flush(zk__io_worker *w) {
+static void zk__epoll_flush(zk__io_worker *w, bool batch_only) {
     (void)w;
+    (void)batch_only;
 }
 
 static int zk__epoll_wait(zk__epoll *ep, struct epoll_event *evs, int max,

@@ -3,8 +3,9 @@
  *
  * Each worker of a runtime owns one backend instance (an io_uring ring or
  * an epoll instance), created with the runtime. The schedulers call:
- * - zk__io_after_run() after each task run: io_uring submits what the task
- *   prepared (one batch per scheduling tick);
+ * - zk__io_after_run() after each task run: io_uring submits what the
+ *   tasks prepared once the worker has no more runnable work in hand, or
+ *   once a batch is large (one system call for many operations);
  * - zk__io_poll(w, 0) every few ticks: completions/events are reaped and
  *   their tasks woken, without sleeping;
  * - the worker's parker, which sleeps inside the backend (zk__parker with
@@ -38,8 +39,10 @@ typedef struct zk__io_backend_ops {
     int (*create)(struct zk_runtime *rt, size_t index, zk__io_worker **out);
     /* Frees it; every operation has finished. */
     void (*destroy)(zk__io_worker *w);
-    /* Hands prepared operations to the kernel. Owner thread. */
-    void (*flush)(zk__io_worker *w);
+    /* Hands prepared operations to the kernel: all of them, or with
+     * `batch_only` only when enough are pending to make a batch. Owner
+     * thread. */
+    void (*flush)(zk__io_worker *w, bool batch_only);
     /* Reaps completions or events and wakes their tasks, first waiting up
      * to `timeout_ns` for one (0: no wait, < 0: no limit) or for unpark().
      * Owner thread. */
@@ -87,8 +90,10 @@ void zk__io_destroy(zk__io *io);
  * driver, else NULL. */
 zk__io_worker *zk__io_current(struct zk_runtime *rt);
 
-static inline void zk__io_after_run(zk__io_worker *w) {
-    w->ops->flush(w);
+/* `more_work`: the worker has more tasks in hand; their runs will prepare
+ * more operations, so a small batch waits for them. */
+static inline void zk__io_after_run(zk__io_worker *w, bool more_work) {
+    w->ops->flush(w, more_work);
 }
 
 static inline void zk__io_poll(zk__io_worker *w, int64_t timeout_ns) {

@@ -192,10 +192,14 @@ static void zk__uring_submit_locked(zk__uring *u) {
     u->submitted = u->prepared;
 }
 
-static void zk__uring_flush(zk__io_worker *w) {
+/* Entries a worker with more work in hand accumulates before it submits. */
+#define ZK__URING_BATCH 32
+
+static void zk__uring_flush(zk__io_worker *w, bool batch_only) {
     zk__uring *u = (zk__uring *)w;
     zk__uring_arm_wake(u);
-    if (io_uring_sq_ready(&u->ring) == 0)
+    unsigned ready = io_uring_sq_ready(&u->ring);
+    if (ready == 0 || (batch_only && ready < ZK__URING_BATCH))
         return;
     pthread_mutex_lock(&u->lock);
     zk__uring_submit_locked(u);
@@ -205,7 +209,7 @@ static void zk__uring_flush(zk__io_worker *w) {
 static struct io_uring_sqe *zk__uring_sqe(zk__uring *u) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL) {
-        zk__uring_flush(&u->base);
+        zk__uring_flush(&u->base, false);
         sqe = io_uring_get_sqe(&u->ring);
     }
     return sqe;
@@ -420,7 +424,7 @@ static void zk__uring_handle_free(zk__io_handle *h) {
 
 static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
     zk__uring *u = (zk__uring *)w;
-    zk__uring_flush(w);
+    zk__uring_flush(w, false);
     if (timeout_ns != 0 && io_uring_cq_ready(&u->ring) == 0) {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,

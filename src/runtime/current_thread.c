@@ -104,7 +104,7 @@ static void zk__ct_run_until(zk_runtime *rt, zk__task *root) {
         zk__task *t = zk__ct_next(ct);
         if (t) {
             zk__task_run(t);
-            zk__io_after_run(ct->io);
+            zk__io_after_run(ct->io, ct->local.len > 0);
         } else
             zk__ct_idle(rt, ct);
     }
@@ -121,7 +121,7 @@ static int zk__ct_shutdown(zk_runtime *rt) {
         zk__task *t = zk__ct_next(ct);
         if (t) {
             zk__task_run(t);
-            zk__io_after_run(ct->io);
+            zk__io_after_run(ct->io, ct->local.len > 0);
         } else
             zk__ct_idle(rt, ct);
     }

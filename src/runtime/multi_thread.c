@@ -174,6 +174,10 @@ static zk__task *zk__mt_steal(zk__mt_worker *mw) {
     return zk__inject_pop(&mt->inject);
 }
 
+static bool zk__mt_has_work(zk__mt_worker *mw) {
+    return mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0;
+}
+
 static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     if (mw->searching) {
         mw->searching = false;
@@ -181,7 +185,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
             zk__mt_notify_parked(mw->mt);
     }
     zk__task_run(t);
-    zk__io_after_run(mw->io);
+    zk__io_after_run(mw->io, zk__mt_has_work(mw));
     for (int lifo_runs = 0; (t = mw->lifo) != NULL; lifo_runs++) {
         mw->lifo = NULL;
         if (lifo_runs == ZK__LIFO_MAX) {
@@ -191,7 +195,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
         }
         ZK__COUNT(mw->w.metrics.lifo_hits);
         zk__task_run(t);
-        zk__io_after_run(mw->io);
+        zk__io_after_run(mw->io, zk__mt_has_work(mw));
     }
 }
 
