@@ -13,6 +13,7 @@
 #include "zokio/metrics.h"
 #include "zokio/net.h"
 #include "zokio/runtime.h"
+#include "zokio/signal.h"
 #include "zokio/task.h"
 #include "zokio/time.h"
 
