@@ -12,6 +12,7 @@
 #include "zokio/io.h"
 #include "zokio/metrics.h"
 #include "zokio/net.h"
+#include "zokio/process.h"
 #include "zokio/runtime.h"
 #include "zokio/signal.h"
 #include "zokio/task.h"
