@@ -14,8 +14,10 @@
 #include "zokio/io.h"
 #include "zokio/metrics.h"
 #include "zokio/net.h"
+#include "zokio/process.h"
 #include "zokio/runtime.h"
 #include "zokio/sync.h"
+#include "zokio/signal.h"
 #include "zokio/task.h"
 #include "zokio/time.h"
 

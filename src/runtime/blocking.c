@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -151,6 +152,12 @@ static bool zk__pool_wait_for_work(zk__blocking_pool *p) {
 static void *zk__pool_thread(void *arg) {
     zk__blocking_pool *p = arg;
     pthread_setname_np(pthread_self(), "zokio-blocking");
+    /* As on the workers: a write to a broken pipe returns -EPIPE instead
+     * of killing the process (multi_thread.c). */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     zk__tls_blocking_rt = p->rt;
     pthread_mutex_lock(&p->lock);
     for (;;) {

@@ -9,7 +9,10 @@
  * nothing to run it sleeps in its parker (a futex wait): no CPU when idle.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/util.h"
 #include "inject.h"
@@ -27,6 +30,8 @@ typedef struct zk__ct {
     zk__task_fifo local;
     uint32_t tick;
     void *altstack;
+    /* SIGPIPE was not blocked in the driving thread before enter(). */
+    bool sigpipe_unblock;
 
     zk__inject inject;
 
@@ -65,6 +70,16 @@ static int zk__ct_enter(zk_runtime *rt) {
         return -EBUSY;
     zk__worker_attach(&ct->worker);
     ct->altstack = zk__overflow_thread_enter();
+    /* Tasks run on this thread: a write to a pipe whose reader is gone
+     * (a child's stdin) must return -EPIPE, not kill the process with
+     * SIGPIPE (MSG_NOSIGNAL exists for sockets only). The workers of a
+     * multi-thread runtime block it for good; here it is blocked while the
+     * thread drives the runtime (see leave). */
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ct->sigpipe_unblock = !sigismember(&old, SIGPIPE);
     return 0;
 }
 
@@ -73,6 +88,19 @@ static void zk__ct_leave(zk_runtime *rt) {
     zk__stack_pool_trim(&rt->stacks);
     zk__overflow_thread_leave(ct->altstack);
     ct->altstack = NULL;
+    if (ct->sigpipe_unblock) {
+        /* A SIGPIPE our writes raised is pending: discard it before the
+         * thread's mask is restored, or it would be delivered then. */
+        sigset_t pipe_set, pending;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+            struct timespec zero = {0, 0};
+            sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
+        ct->sigpipe_unblock = false;
+    }
     zk__worker_set(NULL);
     atomic_store(&ct->driving, false);
 }

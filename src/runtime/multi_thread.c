@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,13 @@ static void *zk__mt_worker_main(void *arg) {
     char name[16];
     snprintf(name, sizeof name, "%.10s-%zu", mt->rt->thread_name, mw->w.index);
     pthread_setname_np(pthread_self(), name);
+    /* A write to a pipe whose reader is gone (a child's stdin) raises
+     * SIGPIPE in the writing thread, which MSG_NOSIGNAL cannot prevent for
+     * pipes: blocked here, it stays pending and the write returns -EPIPE. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     zk__worker_attach(&mw->w);
     void *altstack = zk__overflow_thread_enter();
 
