@@ -339,12 +339,7 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
 }
 
 static void zk__epoll_unpark(zk__io_worker *w) {
-    zk__epoll *ep = (zk__epoll *)w;
-    uint64_t one = 1;
-    ssize_t r;
-    do
-        r = write(ep->efd, &one, sizeof one);
-    while (r < 0 && errno == EINTR);
+    zk__eventfd_signal(((zk__epoll *)w)->efd);
 }
 
 static void zk__epoll_destroy(zk__io_worker *w) {

@@ -96,6 +96,9 @@ static inline void zk__io_after_run(zk__io_worker *w, bool more_work) {
     w->ops->flush(w, more_work);
 }
 
+/* Adds 1 to an eventfd (how unpark() reaches a worker in its backend). */
+void zk__eventfd_signal(int efd);
+
 static inline void zk__io_poll(zk__io_worker *w, int64_t timeout_ns) {
     w->ops->poll(w, timeout_ns);
 }

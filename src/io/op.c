@@ -257,6 +257,14 @@ int zk__handle_close(zk__io_handle *h) {
 /* The driver                                                             */
 /* ---------------------------------------------------------------------- */
 
+void zk__eventfd_signal(int efd) {
+    uint64_t one = 1;
+    ssize_t r;
+    do
+        r = write(efd, &one, sizeof one);
+    while (r < 0 && errno == EINTR);
+}
+
 zk__io_worker *zk__io_current(zk_runtime *rt) {
     zk__worker *w = zk__worker_current();
     if (w == NULL || w->rt != rt || rt->io.workers == NULL)

@@ -439,12 +439,7 @@ static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
 }
 
 static void zk__uring_unpark(zk__io_worker *w) {
-    zk__uring *u = (zk__uring *)w;
-    uint64_t one = 1;
-    ssize_t r;
-    do
-        r = write(u->efd, &one, sizeof one);
-    while (r < 0 && errno == EINTR);
+    zk__eventfd_signal(((zk__uring *)w)->efd);
 }
 
 static void zk__uring_destroy(zk__io_worker *w) {
