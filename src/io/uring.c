@@ -41,7 +41,7 @@
 
 typedef struct zk__uring_slot {
     zk__io_op *op;    /* NULL once dropped (or free) */
-    zk__io_handle *h; /* the reference the operation holds */
+    zk__io_handle *h; /* a reference held until the completion is reaped */
     uint64_t seq;     /* when it was prepared (see `submitted`) */
     uint32_t gen;     /* bumped at each reuse: user_data = gen << 32 | idx */
     uint32_t next;    /* free list */
