@@ -16,8 +16,8 @@
 #include "zokio/net.h"
 #include "zokio/process.h"
 #include "zokio/runtime.h"
-#include "zokio/sync.h"
 #include "zokio/signal.h"
+#include "zokio/sync.h"
 #include "zokio/task.h"
 #include "zokio/time.h"
 
