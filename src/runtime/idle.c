@@ -39,6 +39,13 @@ static bool zk__idle_should_wake(zk__idle *idle) {
 }
 
 size_t zk__idle_worker_to_notify(zk__idle *idle) {
+    /* The caller has just pushed a task (a plain or release store): order
+     * that store before the load of `state`. Without the fence the two may
+     * be reordered (store-load, even on x86), and a worker going to sleep
+     * could find the queue still empty while we find it still searching:
+     * nobody would wake for the task. The sleeper's side is a read-modify-
+     * write of `state`, a full barrier, before it rechecks the queues. */
+    atomic_thread_fence(memory_order_seq_cst);
     if (!zk__idle_should_wake(idle))
         return SIZE_MAX;
     pthread_mutex_lock(&idle->lock);
