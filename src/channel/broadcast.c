@@ -12,13 +12,11 @@
 #include "channel/chan.h"
 
 typedef struct zk__bcast {
-    pthread_mutex_t lock;
     size_t elem, cap;
     char *buf;
     /* Number of the next message sent (messages sent so far). */
     uint64_t tail;
-    size_t senders, receivers;
-    zk__waitq waiters;
+    zk__chan_ends ends;
 } zk__bcast;
 
 struct zk_broadcast_rx {
@@ -27,7 +25,7 @@ struct zk_broadcast_rx {
 };
 
 static void zk__bcast_free(zk__bcast *c) {
-    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->ends.lock);
     free(c->buf);
     free(c);
 }
@@ -44,13 +42,10 @@ int zk_broadcast_new(size_t elem_size, size_t capacity, zk_broadcast_tx **tx,
     c->buf = malloc(capacity * elem_size);
     if (c->buf == NULL)
         goto nomem;
-    if (pthread_mutex_init(&c->lock, NULL) != 0)
+    if (zk__ends_init(&c->ends) != 0)
         goto nomem;
     c->elem = elem_size;
     c->cap = capacity;
-    c->senders = 1;
-    c->receivers = 1;
-    zk__waitq_init(&c->waiters);
     r->chan = c;
     r->next = 0;
     *tx = (zk_broadcast_tx *)c;
@@ -68,9 +63,7 @@ int zk_broadcast_tx_clone(zk_broadcast_tx *tx, zk_broadcast_tx **out) {
     if (tx == NULL || out == NULL)
         return -EINVAL;
     zk__bcast *c = (zk__bcast *)tx;
-    pthread_mutex_lock(&c->lock);
-    c->senders++;
-    pthread_mutex_unlock(&c->lock);
+    zk__ends_add_sender(&c->ends);
     *out = tx;
     return 0;
 }
@@ -83,10 +76,10 @@ int zk_broadcast_subscribe(zk_broadcast_tx *tx, zk_broadcast_rx **out) {
     if (r == NULL)
         return -ENOMEM;
     r->chan = c;
-    pthread_mutex_lock(&c->lock);
-    c->receivers++;
+    pthread_mutex_lock(&c->ends.lock);
+    c->ends.receivers++;
     r->next = c->tail;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
     *out = r;
     return 0;
 }
@@ -96,16 +89,7 @@ int zk_broadcast_tx_close(zk_broadcast_tx **tx) {
         return -EINVAL;
     zk__bcast *c = (zk__bcast *)*tx;
     *tx = NULL;
-    zk__wakelist wl;
-    zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
-    bool last = --c->senders == 0;
-    if (last)
-        zk__waitq_release_all(&c->waiters, 0, &wl);
-    bool gone = last && c->receivers == 0;
-    pthread_mutex_unlock(&c->lock);
-    zk__wakelist_wake(&wl);
-    if (gone)
+    if (zk__ends_close(&c->ends, true))
         zk__bcast_free(c);
     return 0;
 }
@@ -117,10 +101,7 @@ int zk_broadcast_rx_close(zk_broadcast_rx **rx) {
     zk__bcast *c = r->chan;
     *rx = NULL;
     free(r);
-    pthread_mutex_lock(&c->lock);
-    bool gone = --c->receivers == 0 && c->senders == 0;
-    pthread_mutex_unlock(&c->lock);
-    if (gone)
+    if (zk__ends_close(&c->ends, false))
         zk__bcast_free(c);
     return 0;
 }
@@ -131,16 +112,16 @@ int zk_broadcast_send(zk_broadcast_tx *tx, const void *msg) {
     zk__bcast *c = (zk__bcast *)tx;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
-    if (c->receivers == 0) {
-        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
+    if (c->ends.receivers == 0) {
+        pthread_mutex_unlock(&c->ends.lock);
         return -EPIPE;
     }
     memcpy(c->buf + (c->tail % c->cap) * c->elem, msg, c->elem);
     c->tail++;
-    zk__waitq_release_all(&c->waiters, 0, &wl);
-    int n = c->receivers > INT32_MAX ? INT32_MAX : (int)c->receivers;
-    pthread_mutex_unlock(&c->lock);
+    zk__waitq_release_all(&c->ends.waiters, 0, &wl);
+    int n = c->ends.receivers > INT32_MAX ? INT32_MAX : (int)c->ends.receivers;
+    pthread_mutex_unlock(&c->ends.lock);
     zk__wakelist_wake(&wl);
     return n;
 }
@@ -149,7 +130,7 @@ int zk_broadcast_send(zk_broadcast_tx *tx, const void *msg) {
 static int zk__bcast_take(zk_broadcast_rx *r, void *buf, uint64_t *missed) {
     zk__bcast *c = r->chan;
     if (r->next == c->tail)
-        return c->senders == 0 ? -EPIPE : -EAGAIN;
+        return c->ends.senders == 0 ? -EPIPE : -EAGAIN;
     if (c->tail - r->next > c->cap) {
         uint64_t oldest = c->tail - c->cap;
         if (missed)
@@ -171,22 +152,22 @@ static zk_poll zk__bcast_poll(zk_future *f, zk_context *cx, int64_t *out) {
         return ZK_READY;
     }
     zk__bcast *c = r->chan;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
     uint32_t st = zk__node_state(node);
     int rc =
         st == ZK__W_CONSUMED ? -EINVAL : zk__bcast_take(r, b->_buf, &b->missed);
     if (rc == -EAGAIN) {
         if (st != ZK__W_QUEUED)
-            zk__waitq_push(&c->waiters, node);
+            zk__waitq_push(&c->ends.waiters, node);
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->ends.lock);
         return ZK_PENDING;
     }
     if (st == ZK__W_QUEUED)
-        zk__waitq_remove(&c->waiters, node);
+        zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
     *out = rc;
     return ZK_READY;
 }
@@ -199,12 +180,12 @@ static void zk__bcast_drop(zk_future *f) {
         return;
     zk__bcast *c = b->_rx->chan;
     /* Every waiter is woken by a send: nothing to pass on. */
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
     if (zk__node_state(node) == ZK__W_QUEUED)
-        zk__waitq_remove(&c->waiters, node);
+        zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
 }
 
 static const zk_future_ops zk__bcast_ops = {zk__bcast_poll, zk__bcast_drop};
@@ -245,8 +226,8 @@ int zk_broadcast_try_recv(zk_broadcast_rx *rx, void *buf, uint64_t *missed) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
     zk__bcast *c = rx->chan;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
     int rc = zk__bcast_take(rx, buf, missed);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
     return rc;
 }

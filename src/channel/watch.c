@@ -7,12 +7,10 @@
 #include "channel/chan.h"
 
 typedef struct zk__watch {
-    pthread_mutex_t lock;
     size_t elem;
     /* Bumped by every send. */
     uint64_t version;
-    size_t senders, receivers;
-    zk__waitq waiters;
+    zk__chan_ends ends;
     _Alignas(max_align_t) char value[];
 } zk__watch;
 
@@ -22,7 +20,7 @@ struct zk_watch_rx {
 };
 
 static void zk__watch_free(zk__watch *c) {
-    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->ends.lock);
     free(c);
 }
 
@@ -32,16 +30,13 @@ int zk_watch_new(size_t elem_size, const void *initial, zk_watch_tx **tx,
         return -EINVAL;
     zk__watch *c = malloc(sizeof *c + elem_size);
     zk_watch_rx *r = malloc(sizeof *r);
-    if (c == NULL || r == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
+    if (c == NULL || r == NULL || zk__ends_init(&c->ends) != 0) {
         free(c);
         free(r);
         return -ENOMEM;
     }
     c->elem = elem_size;
     c->version = 0;
-    c->senders = 1;
-    c->receivers = 1;
-    zk__waitq_init(&c->waiters);
     memcpy(c->value, initial, elem_size);
     r->chan = c;
     r->seen = 0;
@@ -54,9 +49,7 @@ int zk_watch_tx_clone(zk_watch_tx *tx, zk_watch_tx **out) {
     if (tx == NULL || out == NULL)
         return -EINVAL;
     zk__watch *c = (zk__watch *)tx;
-    pthread_mutex_lock(&c->lock);
-    c->senders++;
-    pthread_mutex_unlock(&c->lock);
+    zk__ends_add_sender(&c->ends);
     *out = tx;
     return 0;
 }
@@ -67,10 +60,10 @@ static int zk__watch_new_rx(zk__watch *c, const zk_watch_rx *like,
     if (r == NULL)
         return -ENOMEM;
     r->chan = c;
-    pthread_mutex_lock(&c->lock);
-    c->receivers++;
+    pthread_mutex_lock(&c->ends.lock);
+    c->ends.receivers++;
     r->seen = like ? like->seen : c->version;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
     *out = r;
     return 0;
 }
@@ -92,16 +85,7 @@ int zk_watch_tx_close(zk_watch_tx **tx) {
         return -EINVAL;
     zk__watch *c = (zk__watch *)*tx;
     *tx = NULL;
-    zk__wakelist wl;
-    zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
-    bool last = --c->senders == 0;
-    if (last)
-        zk__waitq_release_all(&c->waiters, 0, &wl);
-    bool gone = last && c->receivers == 0;
-    pthread_mutex_unlock(&c->lock);
-    zk__wakelist_wake(&wl);
-    if (gone)
+    if (zk__ends_close(&c->ends, true))
         zk__watch_free(c);
     return 0;
 }
@@ -113,10 +97,7 @@ int zk_watch_rx_close(zk_watch_rx **rx) {
     zk__watch *c = r->chan;
     *rx = NULL;
     free(r);
-    pthread_mutex_lock(&c->lock);
-    bool gone = --c->receivers == 0 && c->senders == 0;
-    pthread_mutex_unlock(&c->lock);
-    if (gone)
+    if (zk__ends_close(&c->ends, false))
         zk__watch_free(c);
     return 0;
 }
@@ -127,15 +108,15 @@ int zk_watch_send(zk_watch_tx *tx, const void *value) {
     zk__watch *c = (zk__watch *)tx;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
-    if (c->receivers == 0) {
-        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
+    if (c->ends.receivers == 0) {
+        pthread_mutex_unlock(&c->ends.lock);
         return -EPIPE;
     }
     memcpy(c->value, value, c->elem);
     c->version++;
-    zk__waitq_release_all(&c->waiters, 0, &wl);
-    pthread_mutex_unlock(&c->lock);
+    zk__waitq_release_all(&c->ends.waiters, 0, &wl);
+    pthread_mutex_unlock(&c->ends.lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -144,10 +125,10 @@ int zk_watch_borrow(zk_watch_rx *rx, void *buf) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
     zk__watch *c = rx->chan;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
     memcpy(buf, c->value, c->elem);
     rx->seen = c->version;
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
     return 0;
 }
 
@@ -160,7 +141,7 @@ static zk_poll zk__watch_poll(zk_future *f, zk_context *cx, int64_t *out) {
         return ZK_READY;
     }
     zk__watch *c = r->chan;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
     uint32_t st = zk__node_state(node);
     int rc;
     if (st == ZK__W_CONSUMED) {
@@ -168,20 +149,20 @@ static zk_poll zk__watch_poll(zk_future *f, zk_context *cx, int64_t *out) {
     } else if (r->seen != c->version) {
         r->seen = c->version;
         rc = 0;
-    } else if (c->senders == 0) {
+    } else if (c->ends.senders == 0) {
         rc = -EPIPE;
     } else {
         if (st != ZK__W_QUEUED)
-            zk__waitq_push(&c->waiters, node);
+            zk__waitq_push(&c->ends.waiters, node);
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->lock);
+        pthread_mutex_unlock(&c->ends.lock);
         return ZK_PENDING;
     }
     if (st == ZK__W_QUEUED)
-        zk__waitq_remove(&c->waiters, node);
+        zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
     *out = rc;
     return ZK_READY;
 }
@@ -193,12 +174,12 @@ static void zk__watch_drop(zk_future *f) {
     if (w->_rx == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
     zk__watch *c = w->_rx->chan;
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->ends.lock);
     if (zk__node_state(node) == ZK__W_QUEUED)
-        zk__waitq_remove(&c->waiters, node);
+        zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->ends.lock);
 }
 
 static const zk_future_ops zk__watch_ops = {zk__watch_poll, zk__watch_drop};
