@@ -121,8 +121,6 @@ static zk_poll zk__epoll_pool_poll(zk__io_op *op, zk__io_worker *w,
             zk__op_complete(op, rc);
             return ZK_READY;
         }
-        if (op->h)
-            zk__handle_ref(op->h);
         op->blocking = (zk__task *)t;
         op->iow = w;
         op->state = ZK__OPS_WAITING;
@@ -133,8 +131,6 @@ static zk_poll zk__epoll_pool_poll(zk__io_op *op, zk__io_worker *w,
     bool cancelled;
     zk__task_join_take(op->blocking, &res, &cancelled);
     op->blocking = NULL;
-    if (op->h)
-        zk__handle_unref(op->h);
     zk__op_complete(op, cancelled ? -ECANCELED : res);
     return ZK_READY;
 }
@@ -153,8 +149,6 @@ static void zk__epoll_pool_drop(zk__io_op *op) {
     bool cancelled;
     zk__task_join_take(t, &res, &cancelled);
     op->blocking = NULL;
-    if (op->h)
-        zk__handle_unref(op->h);
     op->res = (int32_t)(cancelled ? -ECANCELED : res);
     op->state = ZK__OPS_DONE; /* a descriptor it made is closed */
 }

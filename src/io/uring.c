@@ -41,7 +41,7 @@
 
 typedef struct zk__uring_slot {
     zk__io_op *op;    /* NULL once dropped (or free) */
-    zk__io_handle *h; /* a reference held until the completion is reaped */
+    zk__io_handle *h; /* a dropped operation's handle, until reaped */
     uint64_t seq;     /* when it was prepared (see `submitted`) */
     uint32_t gen;     /* bumped at each reuse: user_data = gen << 32 | idx */
     uint32_t next;    /* free list */
@@ -166,7 +166,8 @@ static void zk__uring_scrub_locked(zk__uring *u) {
         if (ud == ZK__UD_WAKE || ud == ZK__UD_IGNORE)
             continue;
         zk__uring_slot *s = zk__slot(u, (uint32_t)ud);
-        bool closed = s->h && atomic_load(&s->h->closed);
+        zk__io_handle *h = s->op ? s->op->h : s->h;
+        bool closed = h && atomic_load(&h->closed);
         if (s->op == NULL || closed) {
             s->forced = s->op ? -EBADF : -ECANCELED;
             io_uring_prep_nop(sqe);
@@ -308,10 +309,8 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
             return ZK_READY;
         }
         zk__uring_slot *s = zk__slot(u, idx);
-        s->op = op;
-        s->h = op->h;
-        if (op->h)
-            zk__handle_ref(op->h);
+        s->op = op; /* the operation holds the handle until delivery */
+        s->h = NULL;
         s->seq = ++u->prepared;
         s->forced = 0;
         s->makes_fd = op->code == ZK__OP_ACCEPT || op->code == ZK__OP_OPENAT;
@@ -370,6 +369,11 @@ static void zk__uring_op_drop(zk__io_op *op) {
         if (!atomic_load_explicit(&op->done, memory_order_acquire)) {
             zk__uring_slot *s = zk__slot(u, op->slot);
             s->op = NULL;
+            /* Until its completion is reaped the kernel may still use the
+             * descriptor: the slot keeps the handle from now on. */
+            s->h = op->h;
+            if (s->h)
+                zk__handle_ref(s->h);
             bool submitted = s->seq <= u->submitted;
             uint64_t ud = zk__slot_ud(u, op->slot);
             zk_waker_drop(&op->waker);
