@@ -64,12 +64,11 @@ int zk_file_close(zk_file *f) {
 static void zk__rw_init(zk_io_future *fut, zk_file *f, void *buf, size_t len,
                         uint64_t offset, zk__op_code code) {
     zk__io_op *op = (zk__io_op *)fut;
-    zk__op_init(op, code, f ? zk__fh(f) : NULL);
     if (f == NULL || (buf == NULL && len > 0) || offset > INT64_MAX) {
-        op->res = -EINVAL;
-        op->state = ZK__OPS_DONE;
+        zk__op_init_failed(op, -EINVAL);
         return;
     }
+    zk__op_init(op, code, zk__fh(f));
     op->a.rw.buf = buf;
     op->a.rw.len = len > INT_MAX ? INT_MAX : len;
     op->a.rw.off = (int64_t)offset;

@@ -32,7 +32,6 @@
 #include "io/op.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
-#include "runtime/waiter.h"
 
 #define ZK__EPOLL_EVENTS 256
 
@@ -140,14 +139,9 @@ static zk_poll zk__epoll_pool_poll(zk__io_op *op, zk__io_worker *w,
 static void zk__epoll_pool_drop(zk__io_op *op) {
     zk__task *t = op->blocking;
     zk_task_abort((zk_task *)t);
-    zk__thread_waiter *tw = zk__thread_waiter_current();
-    ZK__ASSERT(tw != NULL);
-    zk_waker wk = zk__thread_waiter_waker(tw);
-    while (!zk__task_join_poll(t, &wk))
-        zk__parker_park(&tw->parker);
     int64_t res;
     bool cancelled;
-    zk__task_join_take(t, &res, &cancelled);
+    zk__task_join_blocking(t, &res, &cancelled);
     op->blocking = NULL;
     op->res = (int32_t)(cancelled ? -ECANCELED : res);
     op->state = ZK__OPS_DONE; /* a descriptor it made is closed */

@@ -95,6 +95,12 @@ void zk__op_init(zk__io_op *op, zk__op_code code, zk__io_handle *h) {
     op->a.rw.off = -1;
 }
 
+void zk__op_init_failed(zk__io_op *op, int err) {
+    zk__op_init(op, ZK__OP_READ, NULL);
+    op->res = err;
+    op->state = ZK__OPS_DONE;
+}
+
 int64_t zk__op_complete(zk__io_op *op, int64_t res) {
     if (res == -ECANCELED && op->h &&
         atomic_load_explicit(&op->h->closed, memory_order_acquire))

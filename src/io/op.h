@@ -129,6 +129,10 @@ _Static_assert(sizeof(zk__io_op) <= sizeof(zk_io_future),
  * operations). */
 void zk__op_init(zk__io_op *op, zk__op_code code, zk__io_handle *h);
 
+/* Initialises `op` as a future that is ready at once with `err` (bad
+ * arguments given to an init function). */
+void zk__op_init_failed(zk__io_op *op, int err);
+
 /* Executes the operation's system call once, non-blocking for sockets and
  * pipes; returns the result or -errno. */
 int64_t zk__op_syscall(zk__io_op *op);

@@ -16,8 +16,4 @@ static inline zk__io_handle *zk__h(const void *p) {
  * in a handle of the current runtime. */
 int zk__socket_new(int family, int type, zk__io_handle **out);
 
-/* A future that is ready at once with `err` (bad arguments of an init
- * function). */
-void zk__op_init_failed(zk__io_op *op, int err);
-
 #endif

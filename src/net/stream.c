@@ -26,12 +26,6 @@ int zk__socket_new(int family, int type, zk__io_handle **out) {
     return rc;
 }
 
-void zk__op_init_failed(zk__io_op *op, int err) {
-    zk__op_init(op, ZK__OP_READ, NULL);
-    op->res = err;
-    op->state = ZK__OPS_DONE;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Connecting                                                             */
 /* ---------------------------------------------------------------------- */

@@ -40,7 +40,6 @@
 #include "io/op.h"
 #include "runtime/runtime.h"
 #include "runtime/task.h"
-#include "runtime/waiter.h"
 #include "signal/internal.h"
 #include "zokio/process.h"
 
@@ -168,15 +167,9 @@ static int64_t zk__child_pool_wait(void *arg) {
 /* Pool mode: blocks until the pool task has finished (it ran, or was
  * cancelled before it started) and releases its handle. */
 static void zk__child_pool_join_blocking(zk_child *c) {
-    zk__task *t = (zk__task *)c->pool_task;
-    zk__thread_waiter *tw = zk__thread_waiter_current();
-    ZK__ASSERT(tw != NULL);
-    zk_waker wk = zk__thread_waiter_waker(tw);
-    while (!zk__task_join_poll(t, &wk))
-        zk__parker_park(&tw->parker);
     int64_t res;
     bool cancelled;
-    zk__task_join_take(t, &res, &cancelled);
+    zk__task_join_blocking((zk__task *)c->pool_task, &res, &cancelled);
     c->pool_task = NULL;
 }
 

@@ -225,6 +225,15 @@ void zk__task_join_take(zk__task *t, int64_t *result, bool *cancelled) {
     zk__join_handle_drop(t);
 }
 
+void zk__task_join_blocking(zk__task *t, int64_t *result, bool *cancelled) {
+    zk__thread_waiter *tw = zk__thread_waiter_current();
+    ZK__ASSERT(tw != NULL);
+    zk_waker wk = zk__thread_waiter_waker(tw);
+    while (!zk__join_poll(t, &wk))
+        zk__parker_park(&tw->parker);
+    zk__task_join_take(t, result, cancelled);
+}
+
 typedef struct zk__join_future {
     zk_future base;
     zk__task *task;

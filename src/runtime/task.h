@@ -120,5 +120,9 @@ bool zk__task_is_cancelled(const zk__task *t);
 bool zk__task_join_poll(zk__task *t, const zk_waker *w);
 /* Reads a completed task's result and releases the join handle. */
 void zk__task_join_take(zk__task *t, int64_t *result, bool *cancelled);
+/* Blocks the calling thread (whatever it is: used where a future's drop
+ * must not return before a blocking-pool call ends) until `t` completes,
+ * then takes its result as zk__task_join_take(). */
+void zk__task_join_blocking(zk__task *t, int64_t *result, bool *cancelled);
 
 #endif
