@@ -26,6 +26,18 @@ static inline double median(double *v, int n) {
     return v[n / 2];
 }
 
+/* A multi-thread runtime with `workers` workers, or abort. */
+static inline zk_runtime *bench_runtime(size_t workers) {
+    zk_builder *b = zk_builder_new();
+    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+    zk_builder_set_workers(b, workers);
+    zk_runtime *rt;
+    if (zk_builder_build(b, &rt) != 0)
+        abort();
+    zk_builder_free(b);
+    return rt;
+}
+
 /* The process's resident memory in bytes. */
 static inline long rss_bytes(void) {
     long pages = 0, resident = 0;

@@ -87,4 +87,21 @@ static inline oneshot_recv oneshot_receiver(oneshot *o) {
     return (oneshot_recv){{&oneshot_recv_ops}, o};
 }
 
+/* The last of `remaining` finishers sends on `done`. */
+typedef struct countdown {
+    _Atomic long remaining;
+    oneshot *done;
+} countdown;
+
+static inline void countdown_hit(countdown *c) {
+    if (atomic_fetch_sub_explicit(&c->remaining, 1, memory_order_acq_rel) == 1)
+        oneshot_send(c->done, 1);
+}
+
+/* Parks the calling coroutine task until `done` is sent. */
+static inline void await_done(oneshot *done) {
+    oneshot_recv r = oneshot_receiver(done);
+    zk_await(&r.base);
+}
+
 #endif

@@ -22,37 +22,10 @@
 #define RUNS    5
 #define WORKERS 2
 
-static zk_runtime *new_runtime(void) {
-    zk_builder *b = zk_builder_new();
-    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
-    zk_builder_set_workers(b, WORKERS);
-    zk_runtime *rt;
-    if (zk_builder_build(b, &rt) != 0)
-        abort();
-    zk_builder_free(b);
-    return rt;
-}
-
 static void report(const char *workload, const char *variant, double *v,
                    const char *unit) {
     printf("RESULT %s %s %.1f %s\n", workload, variant, median(v, RUNS), unit);
     fflush(stdout);
-}
-
-/* The last of `remaining` finishers sends on `done`. */
-typedef struct countdown {
-    _Atomic long remaining;
-    oneshot *done;
-} countdown;
-
-static void countdown_hit(countdown *c) {
-    if (atomic_fetch_sub_explicit(&c->remaining, 1, memory_order_acq_rel) == 1)
-        oneshot_send(c->done, 1);
-}
-
-static void await_done(oneshot *done) {
-    oneshot_recv r = oneshot_receiver(done);
-    zk_await(&r.base);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -437,7 +410,7 @@ static double idle_bytes_per_task(int futures, long n) {
         abort();
     pid_t pid = fork();
     if (pid == 0) {
-        zk_runtime *rt = new_runtime();
+        zk_runtime *rt = bench_runtime(WORKERS);
         atomic_store(&parked, 0);
         long before = rss_bytes();
         for (long i = 0; i < n; i++) {
@@ -579,7 +552,7 @@ static void bench_timers(zk_runtime *rt) {
 
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
-    zk_runtime *rt = new_runtime();
+    zk_runtime *rt = bench_runtime(WORKERS);
 #define RUN(name, call)                                                        \
     if (!only || strcmp(only, name) == 0)                                      \
         call;

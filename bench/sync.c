@@ -27,17 +27,6 @@
 #define RUNS    5
 #define WORKERS 2
 
-static zk_runtime *new_runtime(void) {
-    zk_builder *b = zk_builder_new();
-    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
-    zk_builder_set_workers(b, WORKERS);
-    zk_runtime *rt;
-    if (zk_builder_build(b, &rt) != 0)
-        abort();
-    zk_builder_free(b);
-    return rt;
-}
-
 static void report(const char *workload, double *v, const char *unit) {
     printf("RESULT %s coro %.1f %s\n", workload, median(v, RUNS), unit);
     fflush(stdout);
@@ -48,22 +37,6 @@ static void check(int rc, const char *what) {
         fprintf(stderr, "bench_sync: %s: %s\n", what, zk_strerror(rc));
         abort();
     }
-}
-
-/* The last of `remaining` finishers sends on `done`. */
-typedef struct countdown {
-    _Atomic long remaining;
-    oneshot *done;
-} countdown;
-
-static void countdown_hit(countdown *c) {
-    if (atomic_fetch_sub_explicit(&c->remaining, 1, memory_order_acq_rel) == 1)
-        oneshot_send(c->done, 1);
-}
-
-static void await_done(oneshot *done) {
-    oneshot_recv r = oneshot_receiver(done);
-    zk_await(&r.base);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -236,7 +209,7 @@ static void bench_mutex(zk_runtime *rt) {
 
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
-    zk_runtime *rt = new_runtime();
+    zk_runtime *rt = bench_runtime(WORKERS);
 #define RUN(name, call)                                                        \
     if (!only || strcmp(only, name) == 0)                                      \
         call;
