@@ -132,6 +132,33 @@ static __attribute__((noinline, unused)) int zk_test_errno(void) {
     return e;
 }
 
+/* ---- polling by hand: a waker that counts its wakes (it lives as long
+ * as the test), and one poll with it ---- */
+typedef struct counter_waker {
+    atomic_int wakes;
+} counter_waker;
+
+static zk_waker cw_clone(const void *d);
+static inline void cw_wake(const void *d) {
+    atomic_fetch_add(&((counter_waker *)d)->wakes, 1);
+}
+static inline void cw_drop(const void *d) {
+    (void)d;
+}
+static const zk_waker_ops cw_ops = {cw_clone, cw_wake, cw_wake, cw_drop};
+static inline zk_waker cw_clone(const void *d) {
+    return zk_waker_new(d, &cw_ops);
+}
+
+/* Polls once; returns 1 and the output if ready, 0 if pending. */
+static inline int poll1(zk_future *f, counter_waker *w, int64_t *out) {
+    zk_waker wk = zk_waker_new(w, &cw_ops);
+    zk_context cx;
+    zk_context_init(&cx, &wk);
+    *out = -12345;
+    return zk_future_poll(f, &cx, out) == ZK_READY;
+}
+
 /* ---- a "gate": a future that is pending until opened; opening wakes the
  * stored waker. Safe to open from any thread. ---- */
 typedef struct zk_gate {

@@ -6,31 +6,6 @@
 
 ZK_SUITE(channel);
 
-/* A waker that counts its wakes (see test_sync.c). */
-typedef struct counter_waker {
-    atomic_int wakes;
-} counter_waker;
-
-static zk_waker cw_clone(const void *d);
-static void cw_wake(const void *d) {
-    atomic_fetch_add(&((counter_waker *)d)->wakes, 1);
-}
-static void cw_drop(const void *d) {
-    (void)d;
-}
-static const zk_waker_ops cw_ops = {cw_clone, cw_wake, cw_wake, cw_drop};
-static zk_waker cw_clone(const void *d) {
-    return zk_waker_new(d, &cw_ops);
-}
-
-static int poll1(zk_future *f, counter_waker *w, int64_t *out) {
-    zk_waker wk = zk_waker_new(w, &cw_ops);
-    zk_context cx;
-    zk_context_init(&cx, &wk);
-    *out = -12345;
-    return zk_future_poll(f, &cx, out) == ZK_READY;
-}
-
 /* Builds the runtime under test with a paused clock where possible, runs
  * fn and frees the runtime. */
 static int64_t run_paused(zk_task_fn fn, void *arg) {
