@@ -346,7 +346,14 @@ typedef struct mpsc_stress {
     int last_seq[PRODUCERS];
     atomic_int order_errors;
     atomic_long receives;
+    /* Producer 1 is the one aborted mid-stream. After HALFWAY messages it
+     * tells the root (`halfway`) and parks on `never` until the abort, so
+     * the abort lands mid-stream however the threads are scheduled. */
+    zk_notify *halfway, *never;
 } mpsc_stress;
+
+#define ABORTED_PRODUCER 1
+#define HALFWAY          (PER_PRODUCER / 4)
 
 typedef struct producer_arg {
     mpsc_stress *st;
@@ -365,6 +372,11 @@ static int64_t stress_producer(void *arg) {
             break;
         else
             cr_assert_eq(rc, 0, "send: %s", zk_strerror(rc));
+        if (a->id == ABORTED_PRODUCER && i + 1 == HALFWAY) {
+            zk_notify_one(a->st->halfway);
+            cr_assert_eq(zk_notify_wait(a->st->never), -ECANCELED);
+            break;
+        }
     }
     return zk_mpsc_tx_close(&a->tx);
 }
@@ -389,6 +401,8 @@ static int64_t mpsc_stress_root(void *arg) {
     mpsc_stress *st = calloc(1, sizeof *st);
     for (int p = 0; p < PRODUCERS; p++)
         st->last_seq[p] = -1;
+    cr_assert_eq(zk_notify_new(&st->halfway), 0);
+    cr_assert_eq(zk_notify_new(&st->never), 0);
     zk_mpsc_tx *tx;
     cr_assert_eq(zk_mpsc_new(sizeof(msg), 64, &tx, &st->rx), 0);
     producer_arg a[PRODUCERS];
@@ -400,18 +414,22 @@ static int64_t mpsc_stress_root(void *arg) {
     }
     cr_assert_eq(zk_mpsc_tx_close(&tx), 0);
     /* Receivers come and go: each is aborted after a while, except the
-     * last, which runs until every producer closed its sender. */
+     * last, which runs until every producer closed its sender. The first
+     * receiver lets producer 1 reach half-way; it is aborted there. */
     for (int round = 0;; round++) {
         zk_task *r;
         cr_assert_eq(zk_spawn(stress_receiver, st, &r), 0);
+        if (round == 0) {
+            cr_assert_eq(zk_notify_wait(st->halfway), 0);
+            cr_assert_eq(zk_task_abort(prod[ABORTED_PRODUCER]), 0);
+        }
         if (round < 6) {
+            /* Ends when the receiver got -EPIPE too (all senders gone). */
             long target = atomic_load(&st->receives) + 3000;
             while (atomic_load(&st->receives) < target &&
                    !zk_task_is_finished(r))
                 zk_yield();
             zk_task_abort(r);
-            if (round == 2) /* and one producer mid-stream */
-                zk_task_abort(prod[1]);
         }
         int64_t res;
         zk_task_join(&r, &res);
@@ -435,8 +453,11 @@ static int64_t mpsc_stress_root(void *arg) {
     cr_assert_eq(dup, 0, "received but not sent, or twice");
     cr_assert_eq(atomic_load(&st->order_errors), 0);
     cr_assert_eq(atomic_load(&st->receives), sent);
-    cr_assert_lt(sent, (long)PRODUCERS * PER_PRODUCER, "one was aborted");
+    cr_assert_eq(sent, (long)(PRODUCERS - 1) * PER_PRODUCER + HALFWAY,
+                 "all but the aborted producer's second half");
     cr_assert_eq(zk_mpsc_rx_close(&st->rx), 0);
+    zk_notify_free(st->halfway);
+    zk_notify_free(st->never);
     free(st);
     return 0;
 }
