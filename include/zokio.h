@@ -8,10 +8,12 @@
 #define ZOKIO_H
 
 #include "zokio/channel.h"
+#include "zokio/combine.h"
 #include "zokio/common.h"
 #include "zokio/fs.h"
 #include "zokio/future.h"
 #include "zokio/io.h"
+#include "zokio/iter.h"
 #include "zokio/metrics.h"
 #include "zokio/net.h"
 #include "zokio/process.h"

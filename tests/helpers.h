@@ -238,22 +238,11 @@ static inline zk_gate_wait zk_gate_waiter(zk_gate *g, atomic_int *drops) {
     return (zk_gate_wait){{&zk_gate_wait_ops}, g, drops};
 }
 
-/* ---- a future that is ready at once with a value ---- */
-typedef struct zk_ready_future {
-    zk_future base;
-    int64_t value;
-} zk_ready_future;
-
-static inline zk_poll zk_ready_poll(zk_future *f, zk_context *cx,
-                                    int64_t *out) {
-    (void)cx;
-    *out = ((zk_ready_future *)f)->value;
-    return ZK_READY;
-}
-static const zk_future_ops zk_ready_ops = {zk_ready_poll, NULL};
-
+/* ---- a future that is ready at once with a value (zokio/combine.h) ---- */
 static inline zk_ready_future zk_ready(int64_t v) {
-    return (zk_ready_future){{&zk_ready_ops}, v};
+    zk_ready_future f;
+    zk_ready_future_init(&f, v);
+    return f;
 }
 
 #endif

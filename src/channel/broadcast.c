@@ -231,3 +231,7 @@ int zk_broadcast_try_recv(zk_broadcast_rx *rx, void *buf, uint64_t *missed) {
     pthread_mutex_unlock(&c->ends.lock);
     return rc;
 }
+
+size_t zk__broadcast_elem_size(const zk_broadcast_rx *rx) {
+    return rx->chan->elem;
+}

@@ -57,4 +57,9 @@ static inline bool zk__ends_close(zk__chan_ends *e, bool sender) {
     return gone;
 }
 
+/* Element sizes, for the channel iterators (src/iter/sources.c). */
+size_t zk__mpsc_elem_size(const zk_mpsc_rx *rx);
+size_t zk__broadcast_elem_size(const zk_broadcast_rx *rx);
+size_t zk__watch_elem_size(const zk_watch_rx *rx);
+
 #endif

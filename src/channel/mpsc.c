@@ -478,3 +478,7 @@ int zk_mpsc_rx_close(zk_mpsc_rx **rx) {
         zk__mpsc_free(c);
     return 0;
 }
+
+size_t zk__mpsc_elem_size(const zk_mpsc_rx *rx) {
+    return ((const zk__mpsc *)rx)->elem;
+}

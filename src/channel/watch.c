@@ -208,3 +208,7 @@ int zk_watch_changed(zk_watch_rx *rx) {
 int zk_watch_changed_until(zk_watch_rx *rx, zk_instant deadline) {
     return zk__watch_changed(rx, true, deadline);
 }
+
+size_t zk__watch_elem_size(const zk_watch_rx *rx) {
+    return rx->chan->elem;
+}

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "zokio/time.h"
+#include "time/interval.h"
 
 static zk_poll zk__timeout_poll(zk_future *f, zk_context *cx, int64_t *out) {
     zk_timeout_future *t = (zk_timeout_future *)f;
@@ -82,13 +82,7 @@ int zk_interval_init(zk_interval *iv, zk_duration period,
     return 0;
 }
 
-int zk_interval_tick(zk_interval *iv) {
-    if (iv == NULL)
-        return -EINVAL;
-    int rc = zk_sleep_until(iv->next);
-    if (rc != 0)
-        return rc;
-    zk_instant now = zk_now();
+void zk__interval_advance(zk_interval *iv, zk_instant now) {
     zk_instant scheduled = iv->next;
     switch (iv->missed) {
     case ZK_MISSED_TICK_BURST:
@@ -104,5 +98,14 @@ int zk_interval_tick(zk_interval *iv) {
         break;
     }
     }
+}
+
+int zk_interval_tick(zk_interval *iv) {
+    if (iv == NULL)
+        return -EINVAL;
+    int rc = zk_sleep_until(iv->next);
+    if (rc != 0)
+        return rc;
+    zk__interval_advance(iv, zk_now());
     return 0;
 }
