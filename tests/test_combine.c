@@ -47,7 +47,7 @@ static int64_t poll_until_ready(zk_future *f, int max, int *polls) {
                 *polls = i;
             return out;
         }
-    cr_assert_fail("not ready after %d polls", max);
+    cr_assert(false, "not ready after %d polls", max);
     return 0;
 }
 

@@ -266,6 +266,40 @@ ZK_IO_TEST(net, read_timeout_cancels_in_kernel) {
     zk_test_run(read_timeout_root, NULL);
 }
 
+/* A select between reads on two connections: the loser's read, owned by
+ * the kernel at the time, is cancelled there before the select returns,
+ * so data that arrives for it later stays in the socket. */
+static int64_t select_reads_root(void *arg) {
+    (void)arg;
+    pair p, q;
+    make_pair(&p);
+    make_pair(&q);
+    char canary[16], won[16];
+    memset(canary, 'C', sizeof canary);
+    zk_io_future loser, winner;
+    zk_stream_read_future_init(&loser, p.a, canary, sizeof canary);
+    zk_stream_read_future_init(&winner, q.a, won, sizeof won);
+    zk_future *fs[2] = {&loser.base, &winner.base};
+    cr_assert_eq(zk_stream_write_all(q.b, "win", 3), 0);
+    int64_t got = 0;
+    cr_assert_eq(zk_select(fs, 2, &got), 1);
+    cr_assert_eq(got, 3);
+    cr_assert_eq(memcmp(won, "win", 3), 0);
+    cr_assert_eq(zk_stream_write_all(p.b, "late", 4), 0);
+    char buf[4];
+    cr_assert_eq(zk_stream_read_exact(p.a, buf, 4), 0);
+    cr_assert_eq(memcmp(buf, "late", 4), 0);
+    for (size_t i = 0; i < sizeof canary; i++)
+        cr_assert_eq(canary[i], 'C');
+    close_pair(&p);
+    close_pair(&q);
+    return 0;
+}
+
+ZK_IO_TEST(net, select_cancels_the_losing_read_in_kernel) {
+    zk_test_run(select_reads_root, NULL);
+}
+
 typedef struct blocked_read {
     zk_stream *s;
     char buf[16];
