@@ -1,11 +1,7 @@
 /* map.c - map, and_then, ready and pending futures (zokio/combine.h). */
 #include <errno.h>
 
-#include "zokio/combine.h"
-
-static bool zk__future_ok(const zk_future *f) {
-    return f != NULL && f->ops != NULL && f->ops->poll != NULL;
-}
+#include "combine/set.h"
 
 /* ---------------------------------------------------------------------- */
 /* map                                                                    */

@@ -6,10 +6,6 @@
 
 #define ZK__WORD_BITS 64
 
-static bool zk__future_ok(const zk_future *f) {
-    return f != NULL && f->ops != NULL && f->ops->poll != NULL;
-}
-
 void zk__set_init(zk_future_set *s, zk_future **futs, size_t n, bool empty_ok) {
     s->_futs = futs;
     s->_n = n;

@@ -7,6 +7,11 @@
 
 #include "zokio/combine.h"
 
+/* True for a future that can be polled. */
+static inline bool zk__future_ok(const zk_future *f) {
+    return f != NULL && f->ops != NULL && f->ops->poll != NULL;
+}
+
 /* Records the array and checks it; a bad array leaves the error in
  * `_error` for the first poll to report. `empty_ok`: n == 0 is valid. */
 void zk__set_init(zk_future_set *s, zk_future **futs, size_t n, bool empty_ok);
