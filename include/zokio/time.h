@@ -19,6 +19,9 @@ extern "C" {
 typedef int64_t zk_instant;  /* nanoseconds on the runtime's clock */
 typedef int64_t zk_duration; /* nanoseconds */
 
+/* An instant that never comes: "no deadline" (zk_scope_enter()). */
+#define ZK_INSTANT_MAX ((zk_instant)INT64_MAX)
+
 #define ZK_US(n)  ((zk_duration)(n)*1000)
 #define ZK_MS(n)  ((zk_duration)(n)*1000 * 1000)
 #define ZK_SEC(n) ((zk_duration)(n)*1000 * 1000 * 1000)
