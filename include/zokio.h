@@ -18,6 +18,7 @@
 #include "zokio/net.h"
 #include "zokio/process.h"
 #include "zokio/runtime.h"
+#include "zokio/scope.h"
 #include "zokio/signal.h"
 #include "zokio/sync.h"
 #include "zokio/task.h"

@@ -163,6 +163,9 @@ ZK_EXTERN void zk_future_drop(zk_future *f);
  * -ECANCELED  the task was aborted (before or during the wait); `f` was
  *             dropped without completing. Every later await of an aborted
  *             task returns -ECANCELED at once.
+ * -ECANCELED, -ETIMEDOUT
+ *             inside a cancel scope (zokio/scope.h) that was cancelled or
+ *             whose deadline passed; `f` was dropped.
  * -EPERM      not called from inside a coroutine task (a plain thread or a
  *             future task's poll); `f` is left untouched.
  * -EINVAL     `f` or its poll function is NULL.

@@ -187,7 +187,10 @@ ZK_EXTERN bool zk_task_cancelled(void);
  * Lets other ready tasks run before the calling coroutine task continues
  * (it goes to the back of the run queue).
  * Returns 0, or -ECANCELED if the task was aborted, or -EPERM outside a
- * coroutine task.
+ * coroutine task. Inside a cancel scope (zokio/scope.h) it also fails as
+ * an await would, with -ECANCELED or -ETIMEDOUT (without yielding when
+ * that was so already), so a loop that only computes can yield to learn
+ * that its budget is spent.
  */
 ZK_EXTERN int zk_yield(void);
 

@@ -15,6 +15,7 @@
 #include "common/util.h"
 #include "coro.h"
 #include "runtime.h"
+#include "scope.h"
 #include "stack.h"
 #include "task_state.h"
 #include "worker.h"
@@ -42,6 +43,9 @@ typedef struct zk__coro {
     bool finished;
     /* Set by the coroutine before it suspends to let others run. */
     bool yielding;
+    /* The innermost cancel scope the coroutine is in (scope.c), NULL in
+     * none: what zk_await() tests to stay on its fast path. */
+    zk_scope *scope;
     /* About where the stack pointer was at the last suspension, for the
      * overflow check of unguarded stacks. */
     const void *suspend_sp;
@@ -131,6 +135,17 @@ static void zk__coro_entry(void *arg) {
     zk__san_in_coro(c, true);
     int64_t r = c->fn(c->arg);
     zk__task_core_of(&c->base.header)->result = r;
+    if (ZK__UNLIKELY(c->scope != NULL)) {
+        /* The scopes were on its stack, most likely: they cannot be
+         * touched any more. Their task references stay taken (a canceller
+         * may still hold one of those scopes), so the task's memory leaks:
+         * a bug of the program's that must not go unseen. */
+        fprintf(stderr,
+                "zokio: task %llu \"%s\" returned inside a cancel scope "
+                "(a zk_scope_exit() is missing)\n",
+                (unsigned long long)c->base.header.id, c->name ? c->name : "");
+        c->scope = NULL;
+    }
     c->finished = true;
     zk__worker *w = zk__worker_current();
     zk__san_leave_coro(w, c, true);
@@ -241,6 +256,10 @@ static void zk__coro_dealloc(zk__task *t) {
 static const zk__task_vtable zk__coro_vtable = {zk__coro_poll, zk__coro_cancel,
                                                 zk__coro_dealloc, true, true};
 
+zk_scope **zk__coro_scope_slot(zk__task *t) {
+    return t->vtable == &zk__coro_vtable ? &((zk__coro *)t)->scope : NULL;
+}
+
 bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
                        const char **name) {
     if (t->vtable != &zk__coro_vtable)
@@ -274,6 +293,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
     c->shutdown_polls = 0;
     c->finished = false;
     c->yielding = false;
+    c->scope = NULL;
     c->suspend_sp = NULL;
 #if defined(ZK__TSAN)
     c->tsan_fiber = NULL;
@@ -310,6 +330,66 @@ static void zk__coro_spend_budget(zk__coro *c) {
     zk__coro_yield_now(c);
 }
 
+/*
+ * zk_await() inside a cancel scope: the loop of zk_await() that also fails
+ * with the chain's error (scope.c) before every poll, and waits with a
+ * timer on the chain's nearest deadline beside the future, so that an
+ * await pending at the deadline is woken then. The timer is polled once,
+ * to register it: once it fired, the runtime's clock has reached its
+ * deadline (the wheel never fires early and the clock never goes back),
+ * so the chain's status says -ETIMEDOUT from then on. Kept out of line so
+ * that awaits outside any scope pay one pointer test and no stack for it.
+ */
+__attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
+                                                          zk_future *f) {
+    zk__task *t = &c->base.header;
+    zk_waker waker = zk__task_waker_ref(t);
+    zk_context cx = {&waker};
+    zk_sleep_future timer;
+    bool armed = false;
+    bool fired = false;
+    bool waited = false;
+    int64_t out;
+    for (;;) {
+        if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+            out = -ECANCELED;
+            break;
+        }
+        zk_instant nearest;
+        int st = zk__scope_chain_status(t, c->scope, &nearest);
+        if (st == 0 && fired)
+            st = -ETIMEDOUT;
+        if (st != 0) {
+            out = st;
+            break;
+        }
+        if (f->ops->poll(f, &cx, &out) == ZK_READY) {
+            zk_future_drop(f);
+            if (armed)
+                zk_future_drop(&timer.base);
+            if (!waited)
+                zk__coro_spend_budget(c);
+            return out;
+        }
+        if (!armed && nearest != ZK_INSTANT_MAX) {
+            armed = true;
+            zk_sleep_future_init_until(&timer, nearest);
+            int64_t slept;
+            if (zk_future_poll(&timer.base, &cx, &slept) == ZK_READY) {
+                fired = true; /* due already: fail without waiting */
+                continue;
+            }
+        }
+        zk__coro_suspend(c);
+        waited = true;
+    }
+    zk_future_drop(f);
+    if (armed)
+        zk_future_drop(&timer.base);
+    zk__coro_spend_budget(c);
+    return out;
+}
+
 int64_t zk_await(zk_future *f) {
     if (f == NULL || f->ops == NULL || f->ops->poll == NULL)
         return -EINVAL;
@@ -318,6 +398,8 @@ int64_t zk_await(zk_future *f) {
     if (t == NULL || !t->vtable->coroutine)
         return -EPERM;
     zk__coro *c = (zk__coro *)t;
+    if (ZK__UNLIKELY(c->scope != NULL))
+        return zk__await_scoped(c, f);
     zk_waker waker = zk__task_waker_ref(t);
     zk_context cx = {&waker};
     bool waited = false;
@@ -359,6 +441,18 @@ void zk_yield_future_init(zk_yield_future *f) {
     }
 }
 
+/* What zk_yield() fails with, as an await would: the task's abort, then
+ * its scopes' cancellation or deadline. */
+static int zk__coro_yield_status(zk__coro *c) {
+    zk__task *t = &c->base.header;
+    if (ZK__UNLIKELY(zk__task_is_cancelled(t)))
+        return -ECANCELED;
+    if (ZK__LIKELY(c->scope == NULL))
+        return 0;
+    zk_instant nearest;
+    return zk__scope_chain_status(t, c->scope, &nearest);
+}
+
 /* The same contract as awaiting a zk_yield_future, without the wake: the
  * harness requeues a yielding coroutine directly. */
 int zk_yield(void) {
@@ -367,10 +461,11 @@ int zk_yield(void) {
     if (t == NULL || !t->vtable->coroutine)
         return -EPERM;
     zk__coro *c = (zk__coro *)t;
-    if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+    int rc = zk__coro_yield_status(c);
+    if (ZK__UNLIKELY(rc != 0)) {
         zk__coro_spend_budget(c);
-        return -ECANCELED;
+        return rc;
     }
     zk__coro_yield_now(c);
-    return zk__task_is_cancelled(t) ? -ECANCELED : 0;
+    return zk__coro_yield_status(c);
 }

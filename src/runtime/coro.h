@@ -12,6 +12,13 @@
 bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
                        const char **name);
 
+struct zk_scope;
+
+/* The slot that holds the innermost cancel scope of coroutine task `t`
+ * (NULL when it is in none), or NULL when `t` is not a coroutine task.
+ * Only the task itself reads or writes the slot. */
+struct zk_scope **zk__coro_scope_slot(zk__task *t);
+
 /* Writes "zokio: stack overflow in task ..." to stderr with write(2) and
  * aborts the process. Async-signal-safe. */
 __attribute__((noreturn)) void zk__overflow_report(uint64_t id,
