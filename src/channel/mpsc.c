@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "channel/chan.h"
+#include "runtime/scope.h"
 
 /* Flag of a sender woken because the receiver is gone. */
 #define ZK__MPSC_CLOSED 1u
@@ -256,9 +257,11 @@ static int zk__mpsc_send_wait(zk_mpsc_tx *tx, const void *msg,
     if (tx == NULL || msg == NULL)
         return -EINVAL;
     zk__mpsc *c = (zk__mpsc *)tx;
-    /* An aborted task's calls fail, as its awaits do. */
-    if (zk_task_cancelled())
-        return -ECANCELED;
+    /* An aborted task's calls fail, as its awaits do (and so do those of
+     * a task whose cancel scope was cancelled or expired). */
+    int cancel = zk__cancel_status();
+    if (cancel != 0)
+        return cancel;
     /* The common case takes the lock once and builds no future. */
     zk_waker wake = {0};
     pthread_mutex_lock(&c->lock);
@@ -387,8 +390,9 @@ static int zk__mpsc_recv_wait(zk_mpsc_rx *rx, void *buf, bool has_deadline,
                               zk_instant deadline) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
-    if (zk_task_cancelled())
-        return -ECANCELED;
+    int cancel = zk__cancel_status();
+    if (cancel != 0)
+        return cancel;
     int rc = zk__mpsc_recv_now((zk__mpsc *)rx, buf);
     if (rc != -EAGAIN)
         return rc;
