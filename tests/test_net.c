@@ -300,6 +300,34 @@ ZK_IO_TEST(net, select_cancels_the_losing_read_in_kernel) {
     zk_test_run(select_reads_root, NULL);
 }
 
+/* The same through a cancel scope: the read pending at the scope's
+ * deadline is woken, returns -ETIMEDOUT and was cancelled in the kernel. */
+static int64_t scope_read_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    char canary[16];
+    memset(canary, 'C', sizeof canary);
+    zk_scope s = ZK_SCOPE_INIT;
+    cr_assert_eq(zk_scope_enter_timeout(&s, ZK_MS(20)), 0);
+    cr_assert_eq(zk_stream_read(p.a, canary, sizeof canary), -ETIMEDOUT);
+    cr_assert_eq(zk_stream_write_all(p.b, "late", 4), -ETIMEDOUT,
+                 "every call in the expired scope fails");
+    cr_assert_eq(zk_scope_exit(&s), -ETIMEDOUT);
+    cr_assert_eq(zk_stream_write_all(p.b, "data", 4), 0);
+    char buf[16];
+    cr_assert_eq(zk_stream_read_exact(p.a, buf, 4), 0);
+    cr_assert_eq(memcmp(buf, "data", 4), 0);
+    for (size_t i = 0; i < sizeof canary; i++)
+        cr_assert_eq(canary[i], 'C');
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, read_in_an_expired_scope_cancels_in_kernel) {
+    zk_test_run(scope_read_root, NULL);
+}
+
 typedef struct blocked_read {
     zk_stream *s;
     char buf[16];
