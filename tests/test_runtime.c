@@ -443,3 +443,40 @@ ZK_TEST(runtime, an_idle_runtime_uses_no_cpu) {
     cr_assert_eq(zk_runtime_free(rt), 0);
     zk_gate_destroy(&p.gate);
 }
+
+/* A plain thread wakes the root task, which finishes at once, and the
+ * runtime is freed while that thread may still be inside the wake's
+ * unpark: zk_runtime_free() waits for it (AddressSanitizer and TSan see any
+ * touch of the freed runtime). */
+typedef struct last_wake {
+    zk_gate gate;
+    atomic_int waiting;
+} last_wake;
+
+static int64_t waits_for_gate(void *arg) {
+    last_wake *lw = arg;
+    zk_gate_wait w = zk_gate_waiter(&lw->gate, NULL);
+    atomic_store(&lw->waiting, 1);
+    return zk_await(&w.base);
+}
+
+static void *opens_gate(void *arg) {
+    last_wake *lw = arg;
+    while (!atomic_load(&lw->waiting) || zk_gate_polls(&lw->gate) == 0)
+        sched_yield();
+    zk_gate_open(&lw->gate);
+    return NULL;
+}
+
+ZK_TEST(runtime, freed_right_after_a_remote_wake_finished_its_last_task) {
+    for (int round = 0; round < 200; round++) {
+        last_wake lw;
+        zk_gate_init(&lw.gate);
+        atomic_init(&lw.waiting, 0);
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, opens_gate, &lw), 0);
+        cr_assert_eq(zk_test_run(waits_for_gate, &lw), 7);
+        pthread_join(t, NULL);
+        zk_gate_destroy(&lw.gate);
+    }
+}

@@ -47,9 +47,10 @@ static void zk__ct_schedule(zk_runtime *rt, zk__task *t, bool yield) {
         zk__fifo_push(&ct->local, t);
         return;
     }
-    atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_relaxed);
+    zk__remote_schedule_begin(rt);
     zk__inject_push(&ct->inject, t);
     zk__parker_unpark(&ct->parker);
+    zk__remote_schedule_end(rt);
 }
 
 static zk__task *zk__ct_next(zk__ct *ct) {

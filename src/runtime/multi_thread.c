@@ -112,12 +112,13 @@ static void zk__mt_schedule(zk_runtime *rt, zk__task *t, bool yield) {
             t = prev;
         }
         zk__mt_push_local(mw, t);
-    } else {
-        atomic_fetch_add_explicit(&rt->remote_schedules, 1,
-                                  memory_order_relaxed);
-        zk__inject_push(&mt->inject, t);
+        zk__mt_notify_parked(mt);
+        return;
     }
+    zk__remote_schedule_begin(rt);
+    zk__inject_push(&mt->inject, t);
     zk__mt_notify_parked(mt);
+    zk__remote_schedule_end(rt);
 }
 
 /* ---------------------------------------------------------------------- */

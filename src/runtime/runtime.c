@@ -5,6 +5,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -142,6 +143,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     atomic_init(&rt->live, 0);
     atomic_init(&rt->shutting_down, false);
     atomic_init(&rt->remote_schedules, 0);
+    atomic_init(&rt->remote_in_flight, 0);
     zk__parker_init(&rt->drained);
     int rc = 0;
     for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
@@ -410,6 +412,9 @@ int zk_runtime_free(zk_runtime *rt) {
     if (rc != 0)
         return rc;
     ZK__ASSERT(atomic_load(&rt->live) == 0);
+    /* A thread that woke the last task may still be unparking us. */
+    while (atomic_load_explicit(&rt->remote_in_flight, memory_order_acquire))
+        sched_yield();
     /* Blocking work that outlives the timeout keeps running on its own:
      * blocking tasks and the pool do not need the runtime. */
     size_t left =

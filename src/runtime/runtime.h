@@ -78,6 +78,11 @@ struct zk_runtime {
 
     /* Wakes and spawns that came from outside the runtime's workers. */
     _Atomic uint64_t remote_schedules;
+    /* Remote schedules between their push and their last touch of the
+     * runtime (the unpark). The task they push can run, finish and let the
+     * runtime be freed before the unpark returns: zk_runtime_free() waits
+     * for this to be 0 (see zk__remote_schedule_begin). */
+    _Atomic uint32_t remote_in_flight;
 
     zk__stack_pool stacks;
     zk__time time;
@@ -88,6 +93,21 @@ struct zk_runtime {
      * without limit). */
     int64_t shutdown_timeout_ns;
 };
+
+/*
+ * Brackets a schedule from outside the runtime's threads. Begin comes after
+ * the task's state says it must be pushed, before the push: until the push
+ * the task cannot finish, so the runtime cannot be freed before `begin` is
+ * visible. End is the schedule's last touch of the runtime.
+ */
+static inline void zk__remote_schedule_begin(struct zk_runtime *rt) {
+    atomic_fetch_add_explicit(&rt->remote_schedules, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rt->remote_in_flight, 1, memory_order_seq_cst);
+}
+
+static inline void zk__remote_schedule_end(struct zk_runtime *rt) {
+    atomic_fetch_sub_explicit(&rt->remote_in_flight, 1, memory_order_release);
+}
 
 /* Adds a new task to the live list; -ESHUTDOWN once the runtime closed. */
 int zk__runtime_own(struct zk_runtime *rt, zk__task *t);
