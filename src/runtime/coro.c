@@ -421,6 +421,32 @@ int64_t zk_await(zk_future *f) {
     }
 }
 
+/* The loop of zk_await() without its checks of the task's abort and of
+ * its cancel scopes (see coro.h). */
+int64_t zk__await_shielded(zk_future *f) {
+    if (f == NULL || f->ops == NULL || f->ops->poll == NULL)
+        return -EINVAL;
+    zk__worker *w = zk__worker_current();
+    zk__task *t = w ? w->current : NULL;
+    if (t == NULL || !t->vtable->coroutine)
+        return -EPERM;
+    zk__coro *c = (zk__coro *)t;
+    zk_waker waker = zk__task_waker_ref(t);
+    zk_context cx = {&waker};
+    bool waited = false;
+    for (;;) {
+        int64_t out;
+        if (f->ops->poll(f, &cx, &out) == ZK_READY) {
+            zk_future_drop(f);
+            if (!waited)
+                zk__coro_spend_budget(c);
+            return out;
+        }
+        zk__coro_suspend(c);
+        waited = true;
+    }
+}
+
 static zk_poll zk__yield_poll(zk_future *f, zk_context *cx, int64_t *out) {
     zk_yield_future *y = (zk_yield_future *)f;
     if (!y->yielded) {

@@ -26,4 +26,17 @@ __attribute__((noreturn)) void zk__overflow_report(uint64_t id,
                                                    size_t size,
                                                    const char *how);
 
+/*
+ * zk_await() that neither the task's abort nor its cancel scopes
+ * interrupt: for waits that must end before the caller may go on,
+ * whatever happens (freeing a task group waits for its members, which
+ * were cancelled with it and end soon). Use it only for a future that a
+ * cancelled task's peers are bound to complete: a task stuck in it at shutdown
+ * is resumed only when woken, and its future must be woken a bounded number of
+ * times (a woken task in a runtime that shuts down is abandoned after
+ * ZK_SHUTDOWN_POLLS_MAX resumptions). Returns the future's output, -EPERM
+ * outside a coroutine task, -EINVAL for a NULL future.
+ */
+int64_t zk__await_shielded(zk_future *f);
+
 #endif
