@@ -33,6 +33,8 @@ static const zk__errinfo zk__errors[] = {
     {EMFILE, "EMFILE", "too many open files"},
     {ENOENT, "ENOENT", "no such file or directory"},
     {ENOSPC, "ENOSPC", "no space left"},
+    {ECHILD, "ECHILD",
+     "nothing to wait for (no child process, or an empty task group)"},
 };
 
 static const zk__errinfo *zk__errinfo_find(int code) {
