@@ -12,6 +12,7 @@
 #include "zokio/common.h"
 #include "zokio/fs.h"
 #include "zokio/future.h"
+#include "zokio/group.h"
 #include "zokio/io.h"
 #include "zokio/iter.h"
 #include "zokio/metrics.h"
