@@ -1,12 +1,14 @@
 /*
- * zokio/group.h - task groups: structured concurrency for coroutine tasks.
+ * zokio/group.h - task groups: structured concurrency for tasks.
  *
- * A group owns the tasks spawned into it (its members). Members are joined
- * in the order they finish, one at a time (zk_group_join_next()) or all at
- * once (zk_group_join_all()); the whole group can be cancelled
- * (zk_group_cancel()); and freeing a group cancels the members still
- * running and waits for them, so no member outlives its group: when
- * zk_group_free() returns, every member's function has returned.
+ * A group owns the tasks spawned into it (its members): coroutine tasks
+ * (zk_group_spawn()) or future tasks (zk_group_spawn_future()). Members
+ * are joined in the order they finish, one at a time
+ * (zk_group_join_next()) or all at once (zk_group_join_all()); the whole
+ * group can be cancelled (zk_group_cancel()); and freeing a group cancels
+ * the members still running and waits for them, so no member outlives its
+ * group: when zk_group_free() returns, every member has finished (a
+ * coroutine's function returned, a future was dropped).
  *
  *     zk_group *g;
  *     zk_group_new(&g);
@@ -108,6 +110,22 @@ ZK_EXTERN int zk_group_spawn(zk_group *g, zk_task_fn fn, void *arg,
                              const zk_spawn_opts *opts, uint64_t *id);
 
 /*
+ * Spawns a future task into the group, on the runtime the caller runs in,
+ * as zk_spawn_future() would: `size` bytes at `fut` (a future never
+ * polled) are copied into the task. Cancelling such a member drops its
+ * future instead of polling it again; its join then reports -ECANCELED
+ * with the result -ECANCELED.
+ *
+ * Returns 0, or, with nothing spawned (the future, still the caller's, is
+ * not dropped):
+ * -EINVAL      `g` or `fut` or its poll function is NULL, or `size` is
+ *              smaller than a zk_future or larger than 1 MiB.
+ * -EPIPE, -EPERM, -ESHUTDOWN, -ENOMEM as for zk_group_spawn().
+ */
+ZK_EXTERN int zk_group_spawn_future(zk_group *g, const zk_future *fut,
+                                    size_t size, uint64_t *id);
+
+/*
  * Waits for the next member to finish (or takes one that finished and was
  * not joined yet, oldest first) and removes it from the group. Stores its
  * result in `*result` and its id in `*id` (each may be NULL). `*id` is set
@@ -116,9 +134,10 @@ ZK_EXTERN int zk_group_spawn(zk_group *g, zk_task_fn fn, void *arg,
  *
  * Returns 0, or:
  * -ECANCELED   (`*id` set) the member had been aborted (by
- *              zk_group_cancel(), or its runtime's shutdown); `*result`
- *              still receives the value its function returned, as with
- *              zk_task_join().
+ *              zk_group_cancel(), or its runtime's shutdown); as with
+ *              zk_task_join(), `*result` still receives the value a
+ *              coroutine member's function returned (-ECANCELED for a
+ *              future member).
  * -ECHILD      the group has no member left to join.
  * -ECANCELED   (`*id` 0) the calling task was aborted; no member was taken.
  * -EDEADLK     the caller is the group's only running member and nothing

@@ -260,10 +260,16 @@ int zk_group_new(zk_group **out) {
     return 0;
 }
 
-int zk_group_spawn(zk_group *g, zk_task_fn fn, void *arg,
-                   const zk_spawn_opts *opts, uint64_t *id) {
-    if (g == NULL || fn == NULL)
-        return -EINVAL;
+/* What to spawn: a coroutine (fn) or a future task (fut). */
+typedef struct zk__spawn_req {
+    zk_task_fn fn;
+    void *arg;
+    const zk_spawn_opts *opts;
+    const zk_future *fut;
+    size_t size;
+} zk__spawn_req;
+
+static int zk__group_spawn(zk_group *g, const zk__spawn_req *q, uint64_t *id) {
     zk__member *m = malloc(sizeof *m);
     if (m == NULL)
         return -ENOMEM;
@@ -282,7 +288,8 @@ int zk_group_spawn(zk_group *g, zk_task_fn fn, void *arg,
         return -EPIPE;
     }
     zk_task *h;
-    int rc = zk_spawn_ex(NULL, opts, fn, arg, &h);
+    int rc = q->fut ? zk_spawn_future(NULL, q->fut, q->size, &h)
+                    : zk_spawn_ex(NULL, q->opts, q->fn, q->arg, &h);
     if (rc != 0) {
         pthread_mutex_unlock(&g->lock);
         free(m);
@@ -307,6 +314,22 @@ int zk_group_spawn(zk_group *g, zk_task_fn fn, void *arg,
     if (id)
         *id = mid;
     return 0;
+}
+
+int zk_group_spawn(zk_group *g, zk_task_fn fn, void *arg,
+                   const zk_spawn_opts *opts, uint64_t *id) {
+    if (g == NULL || fn == NULL)
+        return -EINVAL;
+    zk__spawn_req q = {fn, arg, opts, NULL, 0};
+    return zk__group_spawn(g, &q, id);
+}
+
+int zk_group_spawn_future(zk_group *g, const zk_future *fut, size_t size,
+                          uint64_t *id) {
+    if (g == NULL || fut == NULL)
+        return -EINVAL;
+    zk__spawn_req q = {NULL, NULL, NULL, fut, size};
+    return zk__group_spawn(g, &q, id);
 }
 
 int zk_group_cancel(zk_group *g) {
