@@ -861,6 +861,93 @@ ZK_TEST(group, future_forms_compose_and_future_tasks_are_refused_waits) {
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
+/* Future tasks are members too: cancelling one drops its future. */
+static int64_t future_members_root(void *arg) {
+    (void)arg;
+    zk_group *g;
+    cr_assert_eq(zk_group_new(&g), 0);
+    zk_ready_future rf = zk_ready(5);
+    uint64_t rid, gid;
+    cr_assert_eq(zk_group_spawn_future(g, &rf.base, sizeof rf, &rid), 0);
+    zk_gate gate;
+    zk_gate_init(&gate);
+    atomic_int drops;
+    atomic_init(&drops, 0);
+    zk_gate_wait gw = zk_gate_waiter(&gate, &drops);
+    cr_assert_eq(zk_group_spawn_future(g, &gw.base, sizeof gw, &gid), 0);
+    int64_t r;
+    uint64_t id;
+    cr_assert_eq(zk_group_join_next(g, &r, &id), 0);
+    cr_assert_eq(id, rid);
+    cr_assert_eq(r, 5);
+    cr_assert_eq(zk_group_cancel(g), 0);
+    cr_assert_eq(zk_group_join_next(g, &r, &id), -ECANCELED);
+    cr_assert_eq(id, gid);
+    cr_assert_eq(r, -ECANCELED, "a dropped future has no output");
+    cr_assert_eq(atomic_load(&drops), 1, "its future was dropped");
+    cr_assert_eq(zk_group_spawn_future(g, &rf.base, sizeof rf, NULL), -EPIPE);
+    cr_assert_eq(zk_group_free(g), 0);
+
+    /* Freed with a future member waiting: dropped, and waited for. */
+    cr_assert_eq(zk_group_new(&g), 0);
+    gw = zk_gate_waiter(&gate, &drops);
+    cr_assert_eq(zk_group_spawn_future(g, &gw.base, sizeof gw, NULL), 0);
+    cr_assert_eq(zk_group_free(g), 0);
+    cr_assert_eq(atomic_load(&drops), 2);
+    zk_gate_destroy(&gate);
+
+    cr_assert_eq(zk_group_spawn_future(NULL, &rf.base, sizeof rf, NULL),
+                 -EINVAL);
+    cr_assert_eq(zk_group_new(&g), 0);
+    cr_assert_eq(zk_group_spawn_future(g, NULL, sizeof rf, NULL), -EINVAL);
+    cr_assert_eq(zk_group_spawn_future(g, &rf.base, 1, NULL), -EINVAL);
+    cr_assert_eq(zk_group_len(g), 0);
+    cr_assert_eq(zk_group_free(g), 0);
+    return 0;
+}
+
+ZK_TEST(group, future_tasks_are_members_too) {
+    zk_test_run(future_members_root, NULL);
+}
+
+#if ZK_TEST_MT
+/* A plain thread joins members that run on the workers: it blocks,
+ * with and without a deadline. */
+typedef struct plain_state {
+    zk_group *g;
+    member_arg a;
+} plain_state;
+
+static int64_t spawns_ten(void *arg) {
+    plain_state *st = arg;
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(zk_group_spawn(st->g, waits_for_go, &st->a, NULL, NULL),
+                     0);
+    return 0;
+}
+
+ZK_TEST(group, a_plain_thread_joins_members_running_on_workers) {
+    zk_runtime *rt = zk_test_runtime();
+    plain_state st = {NULL, {NULL, NULL, NULL, 51}};
+    cr_assert_eq(zk_group_new(&st.g), 0);
+    cr_assert_eq(zk_semaphore_new(0, &st.a.go), 0);
+    cr_assert_eq(zk_block_on(rt, spawns_ten, &st, NULL), 0);
+    int64_t r;
+    uint64_t id = 1;
+    cr_assert_eq(zk_group_join_next_until(st.g, &r, &id, zk_now() + ZK_MS(10)),
+                 -ETIMEDOUT);
+    cr_assert_eq(id, 0);
+    cr_assert_eq(zk_semaphore_release(st.a.go, 10), 0);
+    cr_assert_eq(zk_group_join_next(st.g, &r, &id), 0);
+    cr_assert_neq(id, 0);
+    cr_assert_eq(r, 51);
+    cr_assert_eq(zk_group_join_all(st.g), 9);
+    cr_assert_eq(zk_group_free(st.g), 0);
+    cr_assert_eq(zk_semaphore_free(st.a.go), 0);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+#endif
+
 /* ---------------------------------------------------------------------- */
 /* stress                                                                 */
 /* ---------------------------------------------------------------------- */
