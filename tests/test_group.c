@@ -861,6 +861,48 @@ ZK_TEST(group, future_forms_compose_and_future_tasks_are_refused_waits) {
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
+/* A select over the joins of two groups: the losing join is dropped and
+ * takes nothing. */
+static int64_t select_root(void *arg) {
+    (void)arg;
+    zk_group *ga, *gb;
+    cr_assert_eq(zk_group_new(&ga), 0);
+    cr_assert_eq(zk_group_new(&gb), 0);
+    member_arg a = {NULL, NULL, NULL, 71}, b = {NULL, NULL, NULL, 72};
+    cr_assert_eq(zk_semaphore_new(0, &a.go), 0);
+    cr_assert_eq(zk_semaphore_new(0, &b.go), 0);
+    uint64_t ida, idb;
+    cr_assert_eq(zk_group_spawn(ga, waits_for_go, &a, NULL, &ida), 0);
+    cr_assert_eq(zk_group_spawn(gb, waits_for_go, &b, NULL, &idb), 0);
+    int64_t ra = -1, rb = -1;
+    uint64_t ja_id = 0, jb_id = 0;
+    zk_group_join_future ja, jb;
+    zk_group_join_next_future_init(&ja, ga, &ra, &ja_id);
+    zk_group_join_next_future_init(&jb, gb, &rb, &jb_id);
+    cr_assert_eq(zk_semaphore_release(b.go, 1), 0);
+    zk_future *both[2] = {&ja.base, &jb.base};
+    int64_t out = -1;
+    cr_assert_eq(zk_select(both, 2, &out), 1, "group b's member finished");
+    cr_assert_eq(out, 0);
+    cr_assert_eq(jb_id, idb);
+    cr_assert_eq(rb, 72);
+    cr_assert_eq(ja_id, 0, "the losing join took nothing");
+    cr_assert_eq(zk_group_len(ga), 1);
+    cr_assert_eq(zk_semaphore_release(a.go, 1), 0);
+    cr_assert_eq(zk_group_join_next(ga, &ra, &ja_id), 0);
+    cr_assert_eq(ja_id, ida);
+    cr_assert_eq(ra, 71);
+    cr_assert_eq(zk_group_free(ga), 0);
+    cr_assert_eq(zk_group_free(gb), 0);
+    cr_assert_eq(zk_semaphore_free(a.go), 0);
+    cr_assert_eq(zk_semaphore_free(b.go), 0);
+    return 0;
+}
+
+ZK_TEST(group, a_select_over_two_groups_loses_no_member) {
+    zk_test_run(select_root, NULL);
+}
+
 /* Future tasks are members too: cancelling one drops its future. */
 static int64_t future_members_root(void *arg) {
     (void)arg;
