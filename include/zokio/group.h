@@ -85,7 +85,8 @@ ZK_EXTERN int zk_group_new(zk_group **out);
  *              outlive its group.
  * -EDEADLK     the caller is itself a member of the group still running.
  * -EPERM       called from a future task's poll while members still run
- *              (cancel the group and await zk_group_join_all_future first).
+ *              (such a task cancels the group, polls a
+ *              zk_group_join_all_future to its end, then frees it).
  * -ENOMEM      a plain thread could not get its waiter.
  */
 ZK_EXTERN int zk_group_free(zk_group *g);
@@ -175,8 +176,9 @@ ZK_EXTERN int64_t zk_group_join_all_until(zk_group *g, zk_instant deadline);
 
 /*
  * Aborts every member still running, with zk_task_abort()'s semantics:
- * their current and later awaits return -ECANCELED and they run on to the
- * end of their function; joins then report them with -ECANCELED. It also
+ * a coroutine member's current and later awaits return -ECANCELED and it
+ * runs on to the end of its function; a future member is dropped. Joins
+ * then report them with -ECANCELED. It also
  * closes the group (a later spawn would escape the cancellation). Calling
  * it again changes nothing. Never waits; works from any thread.
  * Returns 0, or -EINVAL (`g` NULL).
