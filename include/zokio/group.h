@@ -42,9 +42,11 @@
  * -ECHILD      (joins) the group has no member to join: none was spawned,
  *              or every one was joined already (as waitpid() says when a
  *              process has no children).
- * -ECANCELED   the calling task was aborted while (or before) waiting; or,
+ * -ECANCELED   the calling task was aborted (or its cancel scope
+ *              cancelled, see zokio/scope.h) while or before waiting; or,
  *              from a join, the member it joined had been aborted.
- * -ETIMEDOUT   (_until forms) the deadline passed first.
+ * -ETIMEDOUT   (_until forms, or in a cancel scope) the deadline passed
+ *              first.
  * -EPERM       called from a future task's poll, which cannot block (use
  *              the future form).
  * -EDEADLK     the caller would wait for itself (see each call).
@@ -75,9 +77,10 @@ ZK_EXTERN int zk_group_new(zk_group **out);
  * nobody joined. When it returns 0, no member runs any more.
  *
  * Inside a coroutine task it parks the task, and that wait cannot be
- * cancelled: an aborted task that frees a group still waits for the
- * members (they were cancelled too, and return soon if they heed it), as a
- * parent waits for its children. A plain thread blocks.
+ * cancelled (neither by an abort nor by a cancel scope, zokio/scope.h): a
+ * task that frees a group while cancelled still waits for the members
+ * (they were cancelled too, and return soon if they heed it), as a parent
+ * waits for its children. A plain thread blocks.
  *
  * Returns 0 (NULL is a no-op), or, with nothing done:
  * -EBUSY       a join is waiting on the group, or holds a member it has not
