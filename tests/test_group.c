@@ -463,6 +463,35 @@ ZK_TEST(group, free_from_an_aborted_task_still_waits_for_the_members) {
     zk_test_run(aborted_owner_root, NULL);
 }
 
+/* Inside a cancelled cancel scope the joins fail at once and take
+ * nothing, but free still waits for the members. */
+static int64_t scoped_free_root(void *arg) {
+    (void)arg;
+    free_state st;
+    free_state_init(&st);
+    spawn_waiting_members(&st);
+    uint64_t mid;
+    cr_assert_eq(zk_group_spawn(st.g, returns_arg, (void *)5, NULL, &mid), 0);
+    zk_scope sc = ZK_SCOPE_INIT;
+    cr_assert_eq(zk_scope_enter(&sc, ZK_INSTANT_MAX), 0);
+    cr_assert_eq(zk_scope_cancel(&sc), 0);
+    uint64_t id = 1;
+    cr_assert_eq(zk_group_join_next(st.g, NULL, &id), -ECANCELED);
+    cr_assert_eq(id, 0, "nothing taken");
+    cr_assert_eq(zk_group_join_all(st.g), -ECANCELED);
+    cr_assert_eq(zk_group_len(st.g), FREE_N + 1);
+    cr_assert_eq(zk_group_free(st.g), 0);
+    cr_assert_eq(atomic_load(&st.cleanups), FREE_N,
+                 "free waited for the members all the same");
+    cr_assert_eq(zk_scope_exit(&sc), -ECANCELED);
+    free_state_destroy(&st);
+    return 0;
+}
+
+ZK_TEST(group, free_in_a_cancelled_scope_still_waits_for_the_members) {
+    zk_test_run(scoped_free_root, NULL);
+}
+
 /* From a plain thread: on a multi-thread runtime free blocks while the
  * workers finish the members; a current-thread runtime's members only run
  * while it is driven, so there the runtime's shutdown ends them and the
