@@ -326,6 +326,102 @@ ZK_TEST(channel, mpsc_from_a_plain_thread_to_a_task) {
     cr_assert_eq(zk_mpsc_rx_close(&rx), 0);
 }
 
+/* Several plain threads send into a ring of odd size (indexed modulo its
+ * capacity) or of one slot, while two tasks receive from the one receiver
+ * handle: every message arrives exactly once, and each receiver sees each
+ * thread's messages in the order they were sent. */
+#define RING_THREADS 3
+#define RING_PER     20000
+
+typedef struct ring_msg {
+    int thread;
+    int seq;
+} ring_msg;
+
+typedef struct ring_run {
+    zk_mpsc_rx *rx;
+    _Atomic unsigned char seen[RING_THREADS][RING_PER];
+} ring_run;
+
+typedef struct ring_producer_arg {
+    zk_mpsc_tx *tx;
+    int thread;
+} ring_producer_arg;
+
+static void *ring_producer(void *arg) {
+    ring_producer_arg *a = arg;
+    intptr_t bad = 0;
+    for (int i = 0; i < RING_PER; i++) {
+        ring_msg m = {a->thread, i};
+        if (zk_mpsc_send(a->tx, &m) != 0)
+            bad++;
+    }
+    zk_mpsc_tx_close(&a->tx);
+    return (void *)bad;
+}
+
+static int64_t ring_receiver(void *arg) {
+    ring_run *run = arg;
+    int last[RING_THREADS] = {-1, -1, -1};
+    int64_t n = 0, disorder = 0;
+    ring_msg m;
+    while (zk_mpsc_recv(run->rx, &m) == 0) {
+        if (m.seq <= last[m.thread])
+            disorder++;
+        last[m.thread] = m.seq;
+        atomic_fetch_add(&run->seen[m.thread][m.seq], 1);
+        n++;
+    }
+    return disorder ? -1 : n;
+}
+
+static int64_t ring_root(void *arg) {
+    ring_run *run = arg;
+    zk_task *r[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(zk_spawn(ring_receiver, run, &r[i]), 0);
+    int64_t total = 0;
+    for (int i = 0; i < 2; i++) {
+        int64_t n;
+        cr_assert_eq(zk_task_join(&r[i], &n), 0);
+        cr_assert_geq(n, 0, "a receiver saw a thread's messages out of order");
+        total += n;
+    }
+    return total;
+}
+
+ZK_TEST(channel, mpsc_threads_into_odd_and_one_slot_rings_two_receivers) {
+    static const size_t caps[] = {3, 1, 1000};
+    for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+        ring_run *run = calloc(1, sizeof *run);
+        cr_assert_not_null(run);
+        zk_mpsc_tx *tx;
+        cr_assert_eq(zk_mpsc_new(sizeof(ring_msg), caps[c], &tx, &run->rx), 0);
+        ring_producer_arg a[RING_THREADS];
+        pthread_t t[RING_THREADS];
+        for (int i = 0; i < RING_THREADS; i++) {
+            a[i].thread = i;
+            cr_assert_eq(zk_mpsc_tx_clone(tx, &a[i].tx), 0);
+            cr_assert_eq(pthread_create(&t[i], NULL, ring_producer, &a[i]), 0);
+        }
+        cr_assert_eq(zk_mpsc_tx_close(&tx), 0);
+        cr_assert_eq(zk_test_run(ring_root, run), RING_THREADS * RING_PER,
+                     "capacity %zu", caps[c]);
+        for (int i = 0; i < RING_THREADS; i++) {
+            void *bad;
+            pthread_join(t[i], &bad);
+            cr_assert_eq((intptr_t)bad, 0);
+        }
+        for (int i = 0; i < RING_THREADS; i++)
+            for (int k = 0; k < RING_PER; k++)
+                cr_assert_eq(atomic_load(&run->seen[i][k]), 1,
+                             "capacity %zu: thread %d message %d", caps[c], i,
+                             k);
+        cr_assert_eq(zk_mpsc_rx_close(&run->rx), 0);
+        free(run);
+    }
+}
+
 /* ---- stress: producers and receivers aborted, every message counted --- */
 
 #define PRODUCERS    5

@@ -25,7 +25,6 @@ struct zk_broadcast_rx {
 };
 
 static void zk__bcast_free(zk__bcast *c) {
-    pthread_mutex_destroy(&c->ends.lock);
     free(c->buf);
     free(c);
 }
@@ -42,8 +41,7 @@ int zk_broadcast_new(size_t elem_size, size_t capacity, zk_broadcast_tx **tx,
     c->buf = malloc(capacity * elem_size);
     if (c->buf == NULL)
         goto nomem;
-    if (zk__ends_init(&c->ends) != 0)
-        goto nomem;
+    zk__ends_init(&c->ends);
     c->elem = elem_size;
     c->cap = capacity;
     r->chan = c;
@@ -76,10 +74,10 @@ int zk_broadcast_subscribe(zk_broadcast_tx *tx, zk_broadcast_rx **out) {
     if (r == NULL)
         return -ENOMEM;
     r->chan = c;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     c->ends.receivers++;
     r->next = c->tail;
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     *out = r;
     return 0;
 }
@@ -112,16 +110,16 @@ int zk_broadcast_send(zk_broadcast_tx *tx, const void *msg) {
     zk__bcast *c = (zk__bcast *)tx;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     if (c->ends.receivers == 0) {
-        pthread_mutex_unlock(&c->ends.lock);
+        zk__lock_release(&c->ends.lock);
         return -EPIPE;
     }
     memcpy(c->buf + (c->tail % c->cap) * c->elem, msg, c->elem);
     c->tail++;
     zk__waitq_release_all(&c->ends.waiters, 0, &wl);
     int n = c->ends.receivers > INT32_MAX ? INT32_MAX : (int)c->ends.receivers;
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     zk__wakelist_wake(&wl);
     return n;
 }
@@ -152,7 +150,7 @@ static zk_poll zk__bcast_poll(zk_future *f, zk_context *cx, int64_t *out) {
         return ZK_READY;
     }
     zk__bcast *c = r->chan;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     uint32_t st = zk__node_state(node);
     int rc =
         st == ZK__W_CONSUMED ? -EINVAL : zk__bcast_take(r, b->_buf, &b->missed);
@@ -160,14 +158,14 @@ static zk_poll zk__bcast_poll(zk_future *f, zk_context *cx, int64_t *out) {
         if (st != ZK__W_QUEUED)
             zk__waitq_push(&c->ends.waiters, node);
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->ends.lock);
+        zk__lock_release(&c->ends.lock);
         return ZK_PENDING;
     }
     if (st == ZK__W_QUEUED)
         zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     *out = rc;
     return ZK_READY;
 }
@@ -180,12 +178,12 @@ static void zk__bcast_drop(zk_future *f) {
         return;
     zk__bcast *c = b->_rx->chan;
     /* Every waiter is woken by a send: nothing to pass on. */
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     if (zk__node_state(node) == ZK__W_QUEUED)
         zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
 }
 
 static const zk_future_ops zk__bcast_ops = {zk__bcast_poll, zk__bcast_drop};
@@ -226,9 +224,9 @@ int zk_broadcast_try_recv(zk_broadcast_rx *rx, void *buf, uint64_t *missed) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
     zk__bcast *c = rx->chan;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     int rc = zk__bcast_take(rx, buf, missed);
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     return rc;
 }
 

@@ -3,7 +3,6 @@
 #define ZK__CHAN_H
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 
 #include "sync/waitq.h"
@@ -17,27 +16,25 @@ static inline bool zk__elem_ok(size_t elem_size) {
  * (broadcast, watch): the lock, how many handles of each side are open,
  * and the receivers waiting for a message. */
 typedef struct zk__chan_ends {
-    pthread_mutex_t lock;
+    zk__lock lock;
     size_t senders, receivers;
     zk__waitq waiters;
 } zk__chan_ends;
 
-/* One sender and one receiver. Returns 0 or -ENOMEM. */
-static inline int zk__ends_init(zk__chan_ends *e) {
-    if (pthread_mutex_init(&e->lock, NULL) != 0)
-        return -ENOMEM;
+/* One sender and one receiver. */
+static inline void zk__ends_init(zk__chan_ends *e) {
+    zk__lock_init(&e->lock);
     e->senders = 1;
     e->receivers = 1;
     zk__waitq_init(&e->waiters);
-    return 0;
 }
 
 /* A new sender handle (receivers open under the lock themselves: they
  * also read where they start). */
 static inline void zk__ends_add_sender(zk__chan_ends *e) {
-    pthread_mutex_lock(&e->lock);
+    zk__lock_acquire(&e->lock);
     e->senders++;
-    pthread_mutex_unlock(&e->lock);
+    zk__lock_release(&e->lock);
 }
 
 /* A handle of one side closes. When the last sender goes, waiting
@@ -46,13 +43,13 @@ static inline void zk__ends_add_sender(zk__chan_ends *e) {
 static inline bool zk__ends_close(zk__chan_ends *e, bool sender) {
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&e->lock);
+    zk__lock_acquire(&e->lock);
     size_t *side = sender ? &e->senders : &e->receivers;
     bool last = --*side == 0;
     if (last && sender)
         zk__waitq_release_all(&e->waiters, 0, &wl);
     bool gone = e->senders == 0 && e->receivers == 0;
-    pthread_mutex_unlock(&e->lock);
+    zk__lock_release(&e->lock);
     zk__wakelist_wake(&wl);
     return gone;
 }

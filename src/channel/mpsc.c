@@ -1,20 +1,42 @@
 /*
  * mpsc.c - multi-producer channels, bounded and unbounded.
  *
- * One lock guards a ring of messages and two FIFO queues of waiters:
- * senders waiting for room (bounded channels) and receive futures waiting
- * for a message. When the receiver frees a slot while senders wait, the
- * slot is reserved for the first of them (`reserved`) and that sender is
- * woken; the sender copies its message in on its next poll. So a sender
- * whose future is dropped before that poll sent nothing, and gives its
- * reservation to the next waiting sender. A receive copies its message out
- * inside its poll: a dropped receive took nothing.
+ * Messages: a bounded channel keeps them in a lock-free ring (ring.h), so
+ * a send and a receive that do not wait take no lock, and a sender on one
+ * core and the receiver on another meet only in the ring's slots. An
+ * unbounded channel keeps them in a ring that grows, under its own small
+ * lock (`grow_lock`).
+ *
+ * Waiting: `lock` guards two FIFO queues of waiters (senders waiting for
+ * room, receive futures waiting for a message) and the handle counts. The
+ * fast paths learn whether anyone waits from two counters kept in step
+ * with the queues under the lock: `rx_waiting` (receives queued) and
+ * `tx_waiting` (senders queued). A
+ * sender that publishes a message and a receive that queues itself follow
+ * Dekker's pattern: each writes its side (the message; the count), then
+ * reads the other side, all four sequentially consistent (see ring.h; the
+ * unbounded ring's lock orders them the same way), so either the receive
+ * finds the message on its second look or the sender sees the count and
+ * wakes it. A receive that frees a slot and a sender that queues for room
+ * do the same.
+ *
+ * Fairness: each slot a receive frees while senders wait is reserved for
+ * the first of them, which is woken and fills it in its poll; while any
+ * room is reserved (`tx_reserved`) new sends do not take the fast path. A
+ * woken sender that finds no room (a send that read the count just before
+ * it rose took the slot) waits again at the head of the queue. Once every
+ * woken sender has looked, sends take the fast path again whenever there
+ * is room, so a full channel does not turn into one wake-up per message
+ * (a lock convoy). A sender dropped after it was woken sent nothing and
+ * passes the reservation on. A receive copies its message out inside its
+ * poll: a dropped receive took nothing.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "channel/chan.h"
+#include "channel/ring.h"
 #include "runtime/scope.h"
 
 /* Flag of a sender woken because the receiver is gone. */
@@ -23,17 +45,22 @@
 #define ZK__MPSC_MIN_SLOTS 16
 
 typedef struct zk__mpsc {
-    pthread_mutex_t lock;
     size_t elem;
     /* 0 for an unbounded channel. */
     size_t cap;
-    /* The ring: `slots` places, `len` messages from `head`. */
+    _Atomic bool rx_open;
+    _Atomic uint32_t rx_waiting;
+    _Atomic uint32_t tx_waiting;
+    _Atomic uint32_t tx_reserved;
+    /* Bounded: the messages. */
+    zk__ring ring;
+    /* Unbounded: `slots` places, `len` messages from `head`. */
+    zk__lock grow_lock;
     char *buf;
     size_t slots, head, len;
-    /* Slots promised to woken senders that have not filled them yet. */
-    size_t reserved;
+    /* Waiters and handles. */
+    zk__lock lock;
     size_t senders;
-    bool rx_open;
     zk__waitq send_waiters;
     zk__waitq recv_waiters;
 } zk__mpsc;
@@ -47,15 +74,25 @@ static int zk__mpsc_create(size_t elem, size_t cap, zk_mpsc_tx **tx,
         return -ENOMEM;
     c->elem = elem;
     c->cap = cap;
-    c->slots = cap ? cap : ZK__MPSC_MIN_SLOTS;
-    c->buf = malloc(c->slots * elem);
-    if (c->buf == NULL || pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c->buf);
-        free(c);
-        return -ENOMEM;
+    int rc = 0;
+    if (cap) {
+        rc = zk__ring_init(&c->ring, elem, cap);
+    } else {
+        c->slots = ZK__MPSC_MIN_SLOTS;
+        c->buf = malloc(c->slots * elem);
+        rc = c->buf ? 0 : -ENOMEM;
     }
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    zk__lock_init(&c->grow_lock);
+    zk__lock_init(&c->lock);
+    atomic_init(&c->rx_open, true);
+    atomic_init(&c->rx_waiting, 0);
+    atomic_init(&c->tx_waiting, 0);
+    atomic_init(&c->tx_reserved, 0);
     c->senders = 1;
-    c->rx_open = true;
     zk__waitq_init(&c->send_waiters);
     zk__waitq_init(&c->recv_waiters);
     *tx = (zk_mpsc_tx *)c;
@@ -75,16 +112,17 @@ int zk_mpsc_new_unbounded(size_t elem_size, zk_mpsc_tx **tx, zk_mpsc_rx **rx) {
 }
 
 static void zk__mpsc_free(zk__mpsc *c) {
-    pthread_mutex_destroy(&c->lock);
+    if (c->cap)
+        zk__ring_destroy(&c->ring);
     free(c->buf);
     free(c);
 }
 
 /* ---------------------------------------------------------------------- */
-/* The ring, under the lock                                               */
+/* The messages                                                           */
 /* ---------------------------------------------------------------------- */
 
-/* Makes room for one more message in an unbounded channel. */
+/* Unbounded, under grow_lock: makes room for one more message. */
 static int zk__mpsc_grow(zk__mpsc *c) {
     if (c->len < c->slots)
         return 0;
@@ -106,66 +144,144 @@ static int zk__mpsc_grow(zk__mpsc *c) {
     return 0;
 }
 
-static void zk__mpsc_push(zk__mpsc *c, const void *msg) {
-    size_t at = (c->head + c->len) % c->slots;
-    memcpy(c->buf + at * c->elem, msg, c->elem);
-    c->len++;
+/* Stores a message: 0, -EAGAIN (full) or -ENOMEM. */
+static int zk__mpsc_put(zk__mpsc *c, const void *msg) {
+    if (c->cap)
+        return zk__ring_push(&c->ring, msg) ? 0 : -EAGAIN;
+    zk__lock_acquire(&c->grow_lock);
+    int rc = zk__mpsc_grow(c);
+    if (rc == 0) {
+        size_t at = (c->head + c->len) % c->slots;
+        memcpy(c->buf + at * c->elem, msg, c->elem);
+        c->len++;
+    }
+    zk__lock_release(&c->grow_lock);
+    return rc;
 }
+
+/* Takes the oldest message into `buf`; false when there is none. */
+static bool zk__mpsc_take(zk__mpsc *c, void *buf) {
+    if (c->cap)
+        return zk__ring_pop(&c->ring, buf);
+    zk__lock_acquire(&c->grow_lock);
+    bool got = c->len > 0;
+    if (got) {
+        memcpy(buf, c->buf + c->head * c->elem, c->elem);
+        c->head = (c->head + 1) % c->slots;
+        c->len--;
+    }
+    zk__lock_release(&c->grow_lock);
+    return got;
+}
+
+static size_t zk__mpsc_count(zk__mpsc *c) {
+    if (c->cap)
+        return zk__ring_len(&c->ring);
+    zk__lock_acquire(&c->grow_lock);
+    size_t n = c->len;
+    zk__lock_release(&c->grow_lock);
+    return n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Waking, under the lock                                                 */
+/* ---------------------------------------------------------------------- */
 
 /* Wakes the first waiting receive, if any. */
 static zk_waker zk__mpsc_wake_receiver(zk__mpsc *c) {
     zk_wait_node *w = zk__waitq_pop(&c->recv_waiters);
     if (w == NULL)
         return (zk_waker){0};
+    atomic_fetch_sub(&c->rx_waiting, 1);
     zk_waker wk = zk__node_take_waker(w);
     zk__node_set_state(w, ZK__W_DONE);
     return wk;
 }
 
-/* A slot became free in a bounded channel: reserve it for the first
- * waiting sender, if any. */
-static zk_waker zk__mpsc_slot_freed(zk__mpsc *c) {
+/* Wakes the first sender waiting for room, if any: the room is reserved
+ * for it until it looks. */
+static zk_waker zk__mpsc_wake_sender(zk__mpsc *c) {
     zk_wait_node *w = zk__waitq_pop(&c->send_waiters);
     if (w == NULL)
         return (zk_waker){0};
-    c->reserved++;
-    w->_flags = 0;
+    atomic_fetch_sub(&c->tx_waiting, 1);
+    atomic_fetch_add(&c->tx_reserved, 1);
     zk_waker wk = zk__node_take_waker(w);
     zk__node_set_state(w, ZK__W_DONE);
     return wk;
 }
 
-/* Takes the oldest message into `buf`; returns the waker of a sender that
- * got the freed slot. */
-static zk_waker zk__mpsc_pop(zk__mpsc *c, void *buf) {
-    memcpy(buf, c->buf + c->head * c->elem, c->elem);
-    c->head = (c->head + 1) % c->slots;
-    c->len--;
-    return c->cap ? zk__mpsc_slot_freed(c) : (zk_waker){0};
+/* Wakes every waiting sender with -EPIPE (the receiver is gone). */
+static void zk__mpsc_release_senders(zk__mpsc *c, zk__wakelist *wl) {
+    zk_wait_node *w;
+    while ((w = zk__waitq_pop(&c->send_waiters)) != NULL) {
+        w->_flags |= ZK__MPSC_CLOSED;
+        zk__node_set_state(w, ZK__W_DONE);
+        zk__wakelist_push(wl, zk__node_take_waker(w));
+    }
+    atomic_store(&c->tx_waiting, 0);
 }
 
-/* Sends now if possible: 0, -EAGAIN (full or others waiting), -EPIPE,
- * -ENOMEM. On 0, `*wake` is a receiver to wake. */
-static int zk__mpsc_send_now(zk__mpsc *c, const void *msg, zk_waker *wake) {
-    if (!c->rx_open)
-        return -EPIPE;
-    if (c->cap) {
-        if (!zk__waitq_empty(&c->send_waiters) ||
-            c->len + c->reserved >= c->cap)
-            return -EAGAIN;
-    } else {
-        int rc = zk__mpsc_grow(c);
-        if (rc != 0)
-            return rc;
-    }
-    zk__mpsc_push(c, msg);
-    *wake = zk__mpsc_wake_receiver(c);
-    return 0;
+/* After a message went in: wakes a receive that waits (see the top). */
+static void zk__mpsc_notify_rx(zk__mpsc *c) {
+    if (atomic_load_explicit(&c->rx_waiting, memory_order_seq_cst) == 0)
+        return;
+    zk__lock_acquire(&c->lock);
+    zk_waker wk = zk__mpsc_wake_receiver(c);
+    zk__lock_release(&c->lock);
+    zk_waker_wake(&wk);
+}
+
+/* After a message came out of a bounded channel: the freed slot goes to
+ * the first waiting sender. */
+static void zk__mpsc_notify_tx(zk__mpsc *c) {
+    if (!c->cap)
+        return;
+    if (atomic_load_explicit(&c->tx_waiting, memory_order_seq_cst) == 0)
+        return;
+    zk__lock_acquire(&c->lock);
+    zk_waker wk = zk__mpsc_wake_sender(c);
+    zk__lock_release(&c->lock);
+    zk_waker_wake(&wk);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Sending                                                                */
 /* ---------------------------------------------------------------------- */
+
+/* Sends now if the channel is open, no room is reserved for a woken
+ * sender and there is room: 0, -EAGAIN, -EPIPE or -ENOMEM. */
+static int zk__mpsc_send_now(zk__mpsc *c, const void *msg) {
+    if (!atomic_load_explicit(&c->rx_open, memory_order_acquire))
+        return -EPIPE;
+    if (atomic_load_explicit(&c->tx_reserved, memory_order_acquire) != 0)
+        return -EAGAIN;
+    int rc = zk__mpsc_put(c, msg);
+    if (rc == 0)
+        zk__mpsc_notify_rx(c);
+    return rc;
+}
+
+/* Under the lock: `node` (a sender not in the queue) waits for room, at
+ * the tail or, woken once already, at the head; then, first in line, it
+ * looks at the ring again (a slot freed before the receive saw the count
+ * rise). Returns -EAGAIN while it waits, else the put's result. */
+static int zk__mpsc_send_queue(zk__mpsc *c, zk_wait_node *node, const void *msg,
+                               bool head) {
+    if (head)
+        zk__waitq_push_front(&c->send_waiters, node);
+    else
+        zk__waitq_push(&c->send_waiters, node);
+    atomic_fetch_add(&c->tx_waiting, 1); /* seq_cst: see the top */
+    if (c->send_waiters.head != node)
+        return -EAGAIN;
+    int rc = zk__mpsc_put(c, msg);
+    if (rc != -EAGAIN) {
+        zk__waitq_remove(&c->send_waiters, node);
+        atomic_fetch_sub(&c->tx_waiting, 1);
+    }
+    return rc;
+}
 
 static zk_poll zk__mpsc_send_poll(zk_future *f, zk_context *cx, int64_t *out) {
     zk_mpsc_send_future *s = (zk_mpsc_send_future *)f;
@@ -175,44 +291,59 @@ static zk_poll zk__mpsc_send_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    zk_waker wake = {0};
-    pthread_mutex_lock(&c->lock);
-    switch (zk__node_state(node)) {
-    case ZK__W_IDLE: {
-        int rc = zk__mpsc_send_now(c, s->_msg, &wake);
-        if (rc != -EAGAIN) {
-            *out = rc;
-            break;
-        }
-        zk__waitq_push(&c->send_waiters, node);
+    uint32_t st = zk__node_state(node);
+    if (st == ZK__W_CONSUMED) {
+        *out = -EINVAL; /* polled again after it was ready */
+        return ZK_READY;
     }
-        /* fall through */
-    case ZK__W_QUEUED:
-        zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->lock);
-        return ZK_PENDING;
+    if (st == ZK__W_IDLE) {
+        int rc = zk__mpsc_send_now(c, s->_msg);
+        if (rc != -EAGAIN) {
+            zk__node_set_state(node, ZK__W_CONSUMED);
+            *out = rc;
+            return ZK_READY;
+        }
+    }
+    int rc = -EAGAIN;
+    zk__lock_acquire(&c->lock);
+    switch (zk__node_state(node)) {
+    case ZK__W_IDLE:
+        if (atomic_load_explicit(&c->rx_open, memory_order_relaxed))
+            rc = zk__mpsc_send_queue(c, node, s->_msg, false);
+        else
+            rc = -EPIPE;
+        break;
     case ZK__W_DONE:
         if (node->_flags & ZK__MPSC_CLOSED) {
-            *out = -EPIPE;
+            rc = -EPIPE;
             break;
         }
-        /* Fill the slot reserved for us. */
-        c->reserved--;
-        if (!c->rx_open) {
-            *out = -EPIPE;
+        /* Woken for room reserved for it: fill it. (A send that read the
+         * reservation count just before it rose may have taken the slot:
+         * then wait again, at the head.) */
+        atomic_fetch_sub(&c->tx_reserved, 1);
+        if (!atomic_load_explicit(&c->rx_open, memory_order_relaxed)) {
+            rc = -EPIPE; /* the receiver went after the wake */
             break;
         }
-        zk__mpsc_push(c, s->_msg);
-        wake = zk__mpsc_wake_receiver(c);
-        *out = 0;
+        rc = zk__mpsc_put(c, s->_msg);
+        if (rc == -EAGAIN)
+            rc = zk__mpsc_send_queue(c, node, s->_msg, true);
         break;
-    default:
-        *out = -EINVAL;
+    default: /* QUEUED: polled without a wake */
         break;
     }
+    if (rc == -EAGAIN) {
+        zk__node_set_waker(node, cx);
+        zk__lock_release(&c->lock);
+        return ZK_PENDING;
+    }
     zk__node_set_state(node, ZK__W_CONSUMED);
-    pthread_mutex_unlock(&c->lock);
-    zk_waker_wake(&wake);
+    zk_waker_drop(&node->_waker);
+    zk__lock_release(&c->lock);
+    if (rc == 0)
+        zk__mpsc_notify_rx(c);
+    *out = rc;
     return ZK_READY;
 }
 
@@ -224,18 +355,19 @@ static void zk__mpsc_send_drop(zk_future *f) {
     if (c == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
     zk_waker wake = {0};
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     st = zk__node_state(node);
     if (st == ZK__W_QUEUED) {
         zk__waitq_remove(&c->send_waiters, node);
+        atomic_fetch_sub(&c->tx_waiting, 1);
     } else if (st == ZK__W_DONE && !(node->_flags & ZK__MPSC_CLOSED)) {
-        /* A reserved slot we will not fill: the next sender's. */
-        c->reserved--;
-        wake = zk__mpsc_slot_freed(c);
+        /* Room reserved for us that we will not use: the next one's. */
+        atomic_fetch_sub(&c->tx_reserved, 1);
+        wake = zk__mpsc_wake_sender(c);
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk_waker_wake(&wake);
 }
 
@@ -256,18 +388,13 @@ static int zk__mpsc_send_wait(zk_mpsc_tx *tx, const void *msg,
                               bool has_deadline, zk_instant deadline) {
     if (tx == NULL || msg == NULL)
         return -EINVAL;
-    zk__mpsc *c = (zk__mpsc *)tx;
     /* An aborted task's calls fail, as its awaits do (and so do those of
      * a task whose cancel scope was cancelled or expired). */
     int cancel = zk__cancel_status();
     if (cancel != 0)
         return cancel;
-    /* The common case takes the lock once and builds no future. */
-    zk_waker wake = {0};
-    pthread_mutex_lock(&c->lock);
-    int rc = zk__mpsc_send_now(c, msg, &wake);
-    pthread_mutex_unlock(&c->lock);
-    zk_waker_wake(&wake);
+    /* The common case builds no future. */
+    int rc = zk__mpsc_send_now((zk__mpsc *)tx, msg);
     if (rc != -EAGAIN)
         return rc;
     zk_mpsc_send_future f;
@@ -286,18 +413,20 @@ int zk_mpsc_send_until(zk_mpsc_tx *tx, const void *msg, zk_instant deadline) {
 int zk_mpsc_try_send(zk_mpsc_tx *tx, const void *msg) {
     if (tx == NULL || msg == NULL)
         return -EINVAL;
-    zk__mpsc *c = (zk__mpsc *)tx;
-    zk_waker wake = {0};
-    pthread_mutex_lock(&c->lock);
-    int rc = zk__mpsc_send_now(c, msg, &wake);
-    pthread_mutex_unlock(&c->lock);
-    zk_waker_wake(&wake);
-    return rc;
+    return zk__mpsc_send_now((zk__mpsc *)tx, msg);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Receiving                                                              */
 /* ---------------------------------------------------------------------- */
+
+/* Under the lock: `node` leaves the receive queue if it is in it. */
+static void zk__mpsc_recv_unqueue(zk__mpsc *c, zk_wait_node *node) {
+    if (zk__node_state(node) == ZK__W_QUEUED) {
+        zk__waitq_remove(&c->recv_waiters, node);
+        atomic_fetch_sub(&c->rx_waiting, 1);
+    }
+}
 
 static zk_poll zk__mpsc_recv_poll(zk_future *f, zk_context *cx, int64_t *out) {
     zk_mpsc_recv_future *r = (zk_mpsc_recv_future *)f;
@@ -307,33 +436,42 @@ static zk_poll zk__mpsc_recv_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    zk_waker wake = {0};
-    pthread_mutex_lock(&c->lock);
-    uint32_t st = zk__node_state(node);
-    if (st == ZK__W_CONSUMED) {
+    if (zk__node_state(node) == ZK__W_CONSUMED) {
         *out = -EINVAL;
-    } else if (c->len > 0) {
-        if (st == ZK__W_QUEUED)
-            zk__waitq_remove(&c->recv_waiters, node);
-        wake = zk__mpsc_pop(c, r->_buf);
-        *out = 0;
-    } else if (c->senders == 0) {
-        if (st == ZK__W_QUEUED)
-            zk__waitq_remove(&c->recv_waiters, node);
-        *out = -EPIPE;
-    } else {
-        /* Nothing yet (or a message we were woken for went to another
-         * receive of the same handle): wait (again). */
-        if (st != ZK__W_QUEUED)
+        return ZK_READY;
+    }
+    bool got = zk__mpsc_take(c, r->_buf);
+    zk__lock_acquire(&c->lock);
+    int rc = 0;
+    if (!got) {
+        if (zk__node_state(node) != ZK__W_QUEUED) {
+            /* First wait, or woken for a message another receive of the
+             * same handle took: (back) in the queue. */
             zk__waitq_push(&c->recv_waiters, node);
+            atomic_fetch_add(&c->rx_waiting, 1); /* a full fence too */
+        }
+        /* Second look, after the count is visible to senders; then, with
+         * every sender gone (their messages were in before they closed
+         * under this lock), the channel is drained and closed. */
+        if (zk__mpsc_take(c, r->_buf))
+            rc = 0;
+        else if (c->senders == 0)
+            rc = -EPIPE;
+        else
+            rc = -EAGAIN;
+    }
+    if (rc == -EAGAIN) {
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->lock);
+        zk__lock_release(&c->lock);
         return ZK_PENDING;
     }
+    zk__mpsc_recv_unqueue(c, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
-    zk_waker_wake(&wake);
+    zk__lock_release(&c->lock);
+    if (rc == 0)
+        zk__mpsc_notify_tx(c);
+    *out = rc;
     return ZK_READY;
 }
 
@@ -345,15 +483,15 @@ static void zk__mpsc_recv_drop(zk_future *f) {
     if (c == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
     zk_waker wake = {0};
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     st = zk__node_state(node);
     if (st == ZK__W_QUEUED)
-        zk__waitq_remove(&c->recv_waiters, node);
-    else if (st == ZK__W_DONE && (c->len > 0 || c->senders == 0))
+        zk__mpsc_recv_unqueue(c, node);
+    else if (st == ZK__W_DONE && (zk__mpsc_count(c) > 0 || c->senders == 0))
         wake = zk__mpsc_wake_receiver(c); /* woken for nothing: pass on */
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk_waker_wake(&wake);
 }
 
@@ -372,18 +510,16 @@ void zk_mpsc_recv_future_init(zk_mpsc_recv_future *f, zk_mpsc_rx *rx,
 
 /* Receives now if possible: 0, -EAGAIN or -EPIPE. */
 static int zk__mpsc_recv_now(zk__mpsc *c, void *buf) {
-    zk_waker wake = {0};
-    int rc = -EAGAIN;
-    pthread_mutex_lock(&c->lock);
-    if (c->len > 0) {
-        wake = zk__mpsc_pop(c, buf);
-        rc = 0;
-    } else if (c->senders == 0) {
-        rc = -EPIPE;
+    if (!zk__mpsc_take(c, buf)) {
+        zk__lock_acquire(&c->lock);
+        bool closed = c->senders == 0;
+        zk__lock_release(&c->lock);
+        /* Closed: what the senders sent before is visible now. */
+        if (!closed || !zk__mpsc_take(c, buf))
+            return closed ? -EPIPE : -EAGAIN;
     }
-    pthread_mutex_unlock(&c->lock);
-    zk_waker_wake(&wake);
-    return rc;
+    zk__mpsc_notify_tx(c);
+    return 0;
 }
 
 static int zk__mpsc_recv_wait(zk_mpsc_rx *rx, void *buf, bool has_deadline,
@@ -393,9 +529,11 @@ static int zk__mpsc_recv_wait(zk_mpsc_rx *rx, void *buf, bool has_deadline,
     int cancel = zk__cancel_status();
     if (cancel != 0)
         return cancel;
-    int rc = zk__mpsc_recv_now((zk__mpsc *)rx, buf);
-    if (rc != -EAGAIN)
-        return rc;
+    zk__mpsc *c = (zk__mpsc *)rx;
+    if (zk__mpsc_take(c, buf)) {
+        zk__mpsc_notify_tx(c);
+        return 0;
+    }
     zk_mpsc_recv_future f;
     zk_mpsc_recv_future_init(&f, rx, buf);
     return (int)zk__wait(&f.base, has_deadline, deadline);
@@ -418,11 +556,7 @@ int zk_mpsc_try_recv(zk_mpsc_rx *rx, void *buf) {
 size_t zk_mpsc_len(zk_mpsc_rx *rx) {
     if (rx == NULL)
         return 0;
-    zk__mpsc *c = (zk__mpsc *)rx;
-    pthread_mutex_lock(&c->lock);
-    size_t n = c->len;
-    pthread_mutex_unlock(&c->lock);
-    return n;
+    return zk__mpsc_count((zk__mpsc *)rx);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -433,13 +567,13 @@ int zk_mpsc_tx_clone(zk_mpsc_tx *tx, zk_mpsc_tx **out) {
     if (tx == NULL || out == NULL)
         return -EINVAL;
     zk__mpsc *c = (zk__mpsc *)tx;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     int rc = -EPIPE;
-    if (c->rx_open) {
+    if (atomic_load_explicit(&c->rx_open, memory_order_relaxed)) {
         c->senders++;
         rc = 0;
     }
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     if (rc == 0)
         *out = tx;
     return rc;
@@ -452,12 +586,15 @@ int zk_mpsc_tx_close(zk_mpsc_tx **tx) {
     *tx = NULL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     bool last = --c->senders == 0;
-    if (last) /* receives waiting now learn the channel is closed */
+    if (last) { /* receives waiting now learn the channel is closed */
         zk__waitq_release_all(&c->recv_waiters, 0, &wl);
-    bool gone = last && !c->rx_open;
-    pthread_mutex_unlock(&c->lock);
+        atomic_store(&c->rx_waiting, 0);
+    }
+    bool gone =
+        last && !atomic_load_explicit(&c->rx_open, memory_order_relaxed);
+    zk__lock_release(&c->lock);
     zk__wakelist_wake(&wl);
     if (gone)
         zk__mpsc_free(c);
@@ -471,12 +608,12 @@ int zk_mpsc_rx_close(zk_mpsc_rx **rx) {
     *rx = NULL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
-    c->rx_open = false;
-    c->len = 0; /* buffered messages are discarded */
-    zk__waitq_release_all(&c->send_waiters, ZK__MPSC_CLOSED, &wl);
+    zk__lock_acquire(&c->lock);
+    /* Buffered messages are discarded (they go with the channel). */
+    atomic_store_explicit(&c->rx_open, false, memory_order_release);
+    zk__mpsc_release_senders(c, &wl);
     bool gone = c->senders == 0;
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk__wakelist_wake(&wl);
     if (gone)
         zk__mpsc_free(c);

@@ -9,7 +9,7 @@
 enum { ZK__ONESHOT_EMPTY, ZK__ONESHOT_SENT, ZK__ONESHOT_TAKEN };
 
 typedef struct zk__oneshot {
-    pthread_mutex_t lock;
+    zk__lock lock;
     size_t elem;
     int state;
     bool tx_open, rx_open;
@@ -24,10 +24,7 @@ int zk_oneshot_new(size_t elem_size, zk_oneshot_tx **tx, zk_oneshot_rx **rx) {
     zk__oneshot *c = malloc(sizeof *c + elem_size);
     if (c == NULL)
         return -ENOMEM;
-    if (pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c);
-        return -ENOMEM;
-    }
+    zk__lock_init(&c->lock);
     c->elem = elem_size;
     c->state = ZK__ONESHOT_EMPTY;
     c->tx_open = c->rx_open = true;
@@ -38,7 +35,6 @@ int zk_oneshot_new(size_t elem_size, zk_oneshot_tx **tx, zk_oneshot_rx **rx) {
 }
 
 static void zk__oneshot_free(zk__oneshot *c) {
-    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
@@ -46,7 +42,7 @@ static void zk__oneshot_free(zk__oneshot *c) {
 static int zk__oneshot_finish(zk__oneshot *c, const void *msg) {
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     int rc = 0;
     if (msg != NULL) {
         if (c->rx_open) {
@@ -59,7 +55,7 @@ static int zk__oneshot_finish(zk__oneshot *c, const void *msg) {
     c->tx_open = false;
     zk__waitq_release_all(&c->waiters, 0, &wl);
     bool gone = !c->rx_open;
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk__wakelist_wake(&wl);
     if (gone)
         zk__oneshot_free(c);
@@ -87,10 +83,10 @@ int zk_oneshot_rx_close(zk_oneshot_rx **rx) {
         return -EINVAL;
     zk__oneshot *c = (zk__oneshot *)*rx;
     *rx = NULL;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     c->rx_open = false;
     bool gone = !c->tx_open;
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     if (gone)
         zk__oneshot_free(c);
     return 0;
@@ -116,21 +112,21 @@ static zk_poll zk__oneshot_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     uint32_t st = zk__node_state(node);
     int rc = st == ZK__W_CONSUMED ? -EINVAL : zk__oneshot_take(c, r->_buf);
     if (rc == -EAGAIN) {
         if (st != ZK__W_QUEUED)
             zk__waitq_push(&c->waiters, node);
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->lock);
+        zk__lock_release(&c->lock);
         return ZK_PENDING;
     }
     if (st == ZK__W_QUEUED)
         zk__waitq_remove(&c->waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     *out = rc;
     return ZK_READY;
 }
@@ -142,12 +138,12 @@ static void zk__oneshot_drop(zk_future *f) {
     uint32_t st = zk__node_state(node);
     if (c == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     if (zk__node_state(node) == ZK__W_QUEUED)
         zk__waitq_remove(&c->waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
 }
 
 static const zk_future_ops zk__oneshot_ops = {zk__oneshot_poll,
@@ -184,8 +180,8 @@ int zk_oneshot_try_recv(zk_oneshot_rx *rx, void *buf) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
     zk__oneshot *c = (zk__oneshot *)rx;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     int rc = zk__oneshot_take(c, buf);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     return rc;
 }

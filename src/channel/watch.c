@@ -20,7 +20,6 @@ struct zk_watch_rx {
 };
 
 static void zk__watch_free(zk__watch *c) {
-    pthread_mutex_destroy(&c->ends.lock);
     free(c);
 }
 
@@ -30,11 +29,12 @@ int zk_watch_new(size_t elem_size, const void *initial, zk_watch_tx **tx,
         return -EINVAL;
     zk__watch *c = malloc(sizeof *c + elem_size);
     zk_watch_rx *r = malloc(sizeof *r);
-    if (c == NULL || r == NULL || zk__ends_init(&c->ends) != 0) {
+    if (c == NULL || r == NULL) {
         free(c);
         free(r);
         return -ENOMEM;
     }
+    zk__ends_init(&c->ends);
     c->elem = elem_size;
     c->version = 0;
     memcpy(c->value, initial, elem_size);
@@ -60,10 +60,10 @@ static int zk__watch_new_rx(zk__watch *c, const zk_watch_rx *like,
     if (r == NULL)
         return -ENOMEM;
     r->chan = c;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     c->ends.receivers++;
     r->seen = like ? like->seen : c->version;
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     *out = r;
     return 0;
 }
@@ -108,15 +108,15 @@ int zk_watch_send(zk_watch_tx *tx, const void *value) {
     zk__watch *c = (zk__watch *)tx;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     if (c->ends.receivers == 0) {
-        pthread_mutex_unlock(&c->ends.lock);
+        zk__lock_release(&c->ends.lock);
         return -EPIPE;
     }
     memcpy(c->value, value, c->elem);
     c->version++;
     zk__waitq_release_all(&c->ends.waiters, 0, &wl);
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -125,10 +125,10 @@ int zk_watch_borrow(zk_watch_rx *rx, void *buf) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
     zk__watch *c = rx->chan;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     memcpy(buf, c->value, c->elem);
     rx->seen = c->version;
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     return 0;
 }
 
@@ -141,7 +141,7 @@ static zk_poll zk__watch_poll(zk_future *f, zk_context *cx, int64_t *out) {
         return ZK_READY;
     }
     zk__watch *c = r->chan;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     uint32_t st = zk__node_state(node);
     int rc;
     if (st == ZK__W_CONSUMED) {
@@ -155,14 +155,14 @@ static zk_poll zk__watch_poll(zk_future *f, zk_context *cx, int64_t *out) {
         if (st != ZK__W_QUEUED)
             zk__waitq_push(&c->ends.waiters, node);
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->ends.lock);
+        zk__lock_release(&c->ends.lock);
         return ZK_PENDING;
     }
     if (st == ZK__W_QUEUED)
         zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
     *out = rc;
     return ZK_READY;
 }
@@ -174,12 +174,12 @@ static void zk__watch_drop(zk_future *f) {
     if (w->_rx == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
     zk__watch *c = w->_rx->chan;
-    pthread_mutex_lock(&c->ends.lock);
+    zk__lock_acquire(&c->ends.lock);
     if (zk__node_state(node) == ZK__W_QUEUED)
         zk__waitq_remove(&c->ends.waiters, node);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->ends.lock);
+    zk__lock_release(&c->ends.lock);
 }
 
 static const zk_future_ops zk__watch_ops = {zk__watch_poll, zk__watch_drop};

@@ -25,7 +25,6 @@
  * when a task completes, so a member's wake can take the group's lock.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "common/util.h"
@@ -72,7 +71,7 @@ typedef struct zk__mlist {
 } zk__mlist;
 
 struct zk_group {
-    pthread_mutex_t lock;
+    zk__lock lock;
     /* Members whose completion was not seen yet. */
     zk__mlist running;
     /* Finished members nobody joined yet, in completion order.
@@ -193,14 +192,14 @@ static void zk__member_finished(zk__member *m) {
     zk_group *g = m->group;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     if (m->where == ZK__M_RUNNING) {
         zk__mlist_remove(&g->running, m);
         zk__group_deliver(g, m, false, &wl);
         if (g->running.n == 0)
             zk__waitq_release_all(&g->drainers, 0, &wl);
     }
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     zk__wakelist_wake(&wl);
 }
 
@@ -249,11 +248,7 @@ int zk_group_new(zk_group **out) {
     zk_group *g = calloc(1, sizeof *g);
     if (g == NULL)
         return -ENOMEM;
-    int rc = -pthread_mutex_init(&g->lock, NULL);
-    if (rc != 0) {
-        free(g);
-        return rc;
-    }
+    zk__lock_init(&g->lock);
     zk__waitq_init(&g->joiners);
     zk__waitq_init(&g->drainers);
     *out = g;
@@ -281,9 +276,9 @@ static int zk__group_spawn(zk_group *g, const zk__spawn_req *q, uint64_t *id) {
     /* The spawn happens under the lock so that it is ordered with a close
      * or cancel: a spawn either fails or its member is reached by a cancel
      * that follows. */
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     if (g->closed) {
-        pthread_mutex_unlock(&g->lock);
+        zk__lock_release(&g->lock);
         free(m);
         return -EPIPE;
     }
@@ -291,7 +286,7 @@ static int zk__group_spawn(zk_group *g, const zk__spawn_req *q, uint64_t *id) {
     int rc = q->fut ? zk_spawn_future(NULL, q->fut, q->size, &h)
                     : zk_spawn_ex(NULL, q->opts, q->fn, q->arg, &h);
     if (rc != 0) {
-        pthread_mutex_unlock(&g->lock);
+        zk__lock_release(&g->lock);
         free(m);
         return rc;
     }
@@ -309,7 +304,7 @@ static int zk__group_spawn(zk_group *g, const zk__spawn_req *q, uint64_t *id) {
         zk__mlist_push_back(&g->running, m);
     }
     zk__group_update_len(g);
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     zk__wakelist_wake(&wl);
     if (id)
         *id = mid;
@@ -335,7 +330,7 @@ int zk_group_spawn_future(zk_group *g, const zk_future *fut, size_t size,
 int zk_group_cancel(zk_group *g) {
     if (g == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     g->closed = true;
     if (!g->cancelled) {
         /* Once cancelled, no member can be added: one pass reaches all. */
@@ -343,16 +338,16 @@ int zk_group_cancel(zk_group *g) {
         for (zk__member *m = g->running.head; m; m = m->next)
             zk__task_cancel(m->task);
     }
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     return 0;
 }
 
 int zk_group_close(zk_group *g) {
     if (g == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     g->closed = true;
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     return 0;
 }
 
@@ -377,7 +372,7 @@ static zk_poll zk__join_next_poll(zk_future *fut, zk_context *cx,
     int rc = 0;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     switch (zk__node_state(n)) {
     case ZK__W_IDLE:
         /* No join waits while members are finished (the invariant), so
@@ -397,7 +392,7 @@ static zk_poll zk__join_next_poll(zk_future *fut, zk_context *cx,
         /* fall through */
     case ZK__W_QUEUED:
         zk__node_set_waker(n, cx);
-        pthread_mutex_unlock(&g->lock);
+        zk__lock_release(&g->lock);
         return ZK_PENDING;
     case ZK__W_DONE:
         if (n->_flags == ZK__JOIN_GOT) {
@@ -415,7 +410,7 @@ static zk_poll zk__join_next_poll(zk_future *fut, zk_context *cx,
     zk__node_set_state(n, ZK__W_CONSUMED);
     if (m != NULL)
         zk__group_took(g, m, &wl);
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     zk__wakelist_wake(&wl);
     if (m != NULL)
         rc = zk__member_join(m, f->_result, f->_id);
@@ -432,7 +427,7 @@ static void zk__join_next_drop(zk_future *fut) {
         return;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     st = zk__node_state(n);
     if (st == ZK__W_QUEUED) {
         zk__waitq_remove(&g->joiners, n);
@@ -445,7 +440,7 @@ static void zk__join_next_drop(zk_future *fut) {
     }
     zk__node_set_state(n, ZK__W_CONSUMED);
     zk_waker_drop(&n->_waker);
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     zk__wakelist_wake(&wl);
 }
 
@@ -491,12 +486,12 @@ int zk_group_try_join_next(zk_group *g, int64_t *result, uint64_t *id) {
         return -EINVAL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     zk__member *m = zk__mlist_pop_front(&g->finished);
     bool empty = g->len == 0;
     if (m != NULL)
         zk__group_took(g, m, &wl);
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     zk__wakelist_wake(&wl);
     if (m == NULL)
         return empty ? -ECHILD : -EAGAIN;
@@ -570,20 +565,20 @@ typedef struct zk__drain_future {
 static zk_poll zk__drain_poll(zk_future *fut, zk_context *cx, int64_t *out) {
     zk__drain_future *f = (zk__drain_future *)fut;
     zk_group *g = f->group;
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     uint32_t st = zk__node_state(&f->node);
     if (st != ZK__W_DONE && g->running.n > 0) {
         if (st == ZK__W_IDLE)
             zk__waitq_push(&g->drainers, &f->node);
         zk__node_set_waker(&f->node, cx);
-        pthread_mutex_unlock(&g->lock);
+        zk__lock_release(&g->lock);
         return ZK_PENDING;
     }
     if (st == ZK__W_QUEUED)
         zk__waitq_remove(&g->drainers, &f->node);
     zk__node_set_state(&f->node, ZK__W_CONSUMED);
     zk_waker_drop(&f->node._waker);
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     *out = 0;
     return ZK_READY;
 }
@@ -594,12 +589,12 @@ static void zk__drain_drop(zk_future *fut) {
     uint32_t st = zk__node_state(&f->node);
     if (st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     if (zk__node_state(&f->node) == ZK__W_QUEUED)
         zk__waitq_remove(&g->drainers, &f->node);
     zk__node_set_state(&f->node, ZK__W_CONSUMED);
     zk_waker_drop(&f->node._waker);
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
 }
 
 static const zk_future_ops zk__drain_ops = {zk__drain_poll, zk__drain_drop};
@@ -612,7 +607,7 @@ int zk_group_free(zk_group *g) {
     if (plain && zk__thread_waiter_current() == NULL)
         return -ENOMEM;
     uint64_t self = zk_task_current_id();
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     int rc = 0;
     if (!zk__waitq_empty(&g->joiners) || !zk__waitq_empty(&g->drainers) ||
         g->handed > 0)
@@ -624,7 +619,7 @@ int zk_group_free(zk_group *g) {
     if (rc == 0 && g->running.n > 0 && !coroutine && !plain)
         rc = -EPERM; /* a future task's poll cannot wait */
     if (rc != 0) {
-        pthread_mutex_unlock(&g->lock);
+        zk__lock_release(&g->lock);
         return rc;
     }
     g->closed = true;
@@ -632,7 +627,7 @@ int zk_group_free(zk_group *g) {
     for (zk__member *m = g->running.head; m; m = m->next)
         zk__task_cancel(m->task);
     bool wait = g->running.n > 0;
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
 
     if (wait) {
         /* Woken once, when the last member finishes: a task freeing a
@@ -649,16 +644,15 @@ int zk_group_free(zk_group *g) {
     /* Nothing runs and nothing can be added: release what nobody joined.
      * Taking the lock also waits out a last member's wake still inside
      * it. */
-    pthread_mutex_lock(&g->lock);
+    zk__lock_acquire(&g->lock);
     zk__member *left = g->finished.head;
     g->finished = (zk__mlist){0};
-    pthread_mutex_unlock(&g->lock);
+    zk__lock_release(&g->lock);
     while (left != NULL) {
         zk__member *next = left->next;
         zk__member_join(left, NULL, NULL);
         left = next;
     }
-    pthread_mutex_destroy(&g->lock);
     free(g);
     return 0;
 }

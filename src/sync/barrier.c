@@ -5,7 +5,7 @@
 #include "sync/waitq.h"
 
 struct zk_barrier {
-    pthread_mutex_t lock;
+    zk__lock lock;
     size_t n;
     /* Tasks that arrived in the current round and still wait. */
     size_t arrived;
@@ -21,11 +21,7 @@ int zk_barrier_new(size_t n, zk_barrier **out) {
     b->n = n;
     b->arrived = 0;
     zk__waitq_init(&b->waiters);
-    int rc = -pthread_mutex_init(&b->lock, NULL);
-    if (rc != 0) {
-        free(b);
-        return rc;
-    }
+    zk__lock_init(&b->lock);
     *out = b;
     return 0;
 }
@@ -33,12 +29,11 @@ int zk_barrier_new(size_t n, zk_barrier **out) {
 int zk_barrier_free(zk_barrier *b) {
     if (b == NULL)
         return 0;
-    pthread_mutex_lock(&b->lock);
+    zk__lock_acquire(&b->lock);
     bool busy = !zk__waitq_empty(&b->waiters);
-    pthread_mutex_unlock(&b->lock);
+    zk__lock_release(&b->lock);
     if (busy)
         return -EBUSY;
-    pthread_mutex_destroy(&b->lock);
     free(b);
     return 0;
 }
@@ -53,7 +48,7 @@ static zk_poll zk__barrier_poll(zk_future *f, zk_context *cx, int64_t *out) {
     }
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&b->lock);
+    zk__lock_acquire(&b->lock);
     switch (zk__node_state(node)) {
     case ZK__W_IDLE:
         if (++b->arrived == b->n) {
@@ -67,7 +62,7 @@ static zk_poll zk__barrier_poll(zk_future *f, zk_context *cx, int64_t *out) {
         /* fall through */
     case ZK__W_QUEUED:
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&b->lock);
+        zk__lock_release(&b->lock);
         return ZK_PENDING;
     case ZK__W_DONE:
         *out = 0;
@@ -77,7 +72,7 @@ static zk_poll zk__barrier_poll(zk_future *f, zk_context *cx, int64_t *out) {
         break;
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
-    pthread_mutex_unlock(&b->lock);
+    zk__lock_release(&b->lock);
     zk__wakelist_wake(&wl);
     return ZK_READY;
 }
@@ -89,7 +84,7 @@ static void zk__barrier_drop(zk_future *f) {
     uint32_t st = zk__node_state(node);
     if (b == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
-    pthread_mutex_lock(&b->lock);
+    zk__lock_acquire(&b->lock);
     if (zk__node_state(node) == ZK__W_QUEUED) {
         /* The round has not completed: withdraw the arrival. */
         zk__waitq_remove(&b->waiters, node);
@@ -97,7 +92,7 @@ static void zk__barrier_drop(zk_future *f) {
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&b->lock);
+    zk__lock_release(&b->lock);
 }
 
 static const zk_future_ops zk__barrier_ops = {zk__barrier_poll,

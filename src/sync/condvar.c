@@ -18,7 +18,7 @@ enum { ZK__CV_START, ZK__CV_WAIT, ZK__CV_RELOCK, ZK__CV_END };
 #define ZK__CV_ALL 2u
 
 struct zk_condvar {
-    pthread_mutex_t lock;
+    zk__lock lock;
     zk__waitq waiters;
 };
 
@@ -29,11 +29,7 @@ int zk_condvar_new(zk_condvar **out) {
     if (cv == NULL)
         return -ENOMEM;
     zk__waitq_init(&cv->waiters);
-    int rc = -pthread_mutex_init(&cv->lock, NULL);
-    if (rc != 0) {
-        free(cv);
-        return rc;
-    }
+    zk__lock_init(&cv->lock);
     *out = cv;
     return 0;
 }
@@ -41,12 +37,11 @@ int zk_condvar_new(zk_condvar **out) {
 int zk_condvar_free(zk_condvar *cv) {
     if (cv == NULL)
         return 0;
-    pthread_mutex_lock(&cv->lock);
+    zk__lock_acquire(&cv->lock);
     bool busy = !zk__waitq_empty(&cv->waiters);
-    pthread_mutex_unlock(&cv->lock);
+    zk__lock_release(&cv->lock);
     if (busy)
         return -EBUSY;
-    pthread_mutex_destroy(&cv->lock);
     free(cv);
     return 0;
 }
@@ -65,9 +60,9 @@ static zk_waker zk__cv_one_locked(zk_condvar *cv) {
 int zk_condvar_notify_one(zk_condvar *cv) {
     if (cv == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&cv->lock);
+    zk__lock_acquire(&cv->lock);
     zk_waker wk = zk__cv_one_locked(cv);
-    pthread_mutex_unlock(&cv->lock);
+    zk__lock_release(&cv->lock);
     zk_waker_wake(&wk);
     return 0;
 }
@@ -77,9 +72,9 @@ int zk_condvar_notify_all(zk_condvar *cv) {
         return -EINVAL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&cv->lock);
+    zk__lock_acquire(&cv->lock);
     zk__waitq_release_all(&cv->waiters, ZK__CV_ALL, &wl);
-    pthread_mutex_unlock(&cv->lock);
+    zk__lock_release(&cv->lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -95,7 +90,7 @@ static bool zk__cv_leave(zk_condvar_future *f, bool pass_on) {
     zk_condvar *cv = f->_cv;
     zk_wait_node *node = &f->_node;
     zk_waker wk = {0};
-    pthread_mutex_lock(&cv->lock);
+    zk__lock_acquire(&cv->lock);
     uint32_t st = zk__node_state(node);
     bool notified = st == ZK__W_DONE;
     if (st == ZK__W_QUEUED)
@@ -104,7 +99,7 @@ static bool zk__cv_leave(zk_condvar_future *f, bool pass_on) {
         wk = zk__cv_one_locked(cv);
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&cv->lock);
+    zk__lock_release(&cv->lock);
     zk_waker_wake(&wk);
     return notified;
 }
@@ -138,10 +133,10 @@ static zk_poll zk__cv_poll(zk_future *fut, zk_context *cx, int64_t *out) {
     }
     switch (f->_phase) {
     case ZK__CV_START: {
-        pthread_mutex_lock(&cv->lock);
+        zk__lock_acquire(&cv->lock);
         zk__waitq_push(&cv->waiters, node);
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&cv->lock);
+        zk__lock_release(&cv->lock);
         f->_phase = ZK__CV_WAIT;
         int rc = zk_mutex_unlock(f->_mutex);
         f->_unlocked = rc == 0;
@@ -156,11 +151,11 @@ static zk_poll zk__cv_poll(zk_future *fut, zk_context *cx, int64_t *out) {
     }
         /* fall through */
     case ZK__CV_WAIT: {
-        pthread_mutex_lock(&cv->lock);
+        zk__lock_acquire(&cv->lock);
         bool notified = zk__node_state(node) == ZK__W_DONE;
         if (!notified)
             zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&cv->lock);
+        zk__lock_release(&cv->lock);
         if (notified) {
             zk__cv_leave(f, false);
             zk__cv_start_relock(f, 0);

@@ -15,11 +15,7 @@ int zk_mutex_new(zk_mutex **out) {
     zk_mutex *m = malloc(sizeof *m);
     if (m == NULL)
         return -ENOMEM;
-    int rc = zk__sem_init(&m->sem, 1);
-    if (rc != 0) {
-        free(m);
-        return rc;
-    }
+    zk__sem_init(&m->sem, 1);
     *out = m;
     return 0;
 }
@@ -29,7 +25,6 @@ int zk_mutex_free(zk_mutex *m) {
         return 0;
     if (!zk__sem_quiet(&m->sem, true))
         return -EBUSY;
-    zk__sem_destroy(&m->sem);
     free(m);
     return 0;
 }

@@ -10,7 +10,7 @@
 #define ZK__NOTIFIED_ALL 2u
 
 struct zk_notify {
-    pthread_mutex_t lock;
+    zk__lock lock;
     zk__waitq waiters;
     /* A notify_one that found nobody waiting (at most one is kept). */
     bool permit;
@@ -28,11 +28,7 @@ int zk_notify_new(zk_notify **out) {
     zk__waitq_init(&n->waiters);
     n->permit = false;
     atomic_init(&n->gen, 0);
-    int rc = -pthread_mutex_init(&n->lock, NULL);
-    if (rc != 0) {
-        free(n);
-        return rc;
-    }
+    zk__lock_init(&n->lock);
     *out = n;
     return 0;
 }
@@ -40,12 +36,11 @@ int zk_notify_new(zk_notify **out) {
 int zk_notify_free(zk_notify *n) {
     if (n == NULL)
         return 0;
-    pthread_mutex_lock(&n->lock);
+    zk__lock_acquire(&n->lock);
     bool busy = !zk__waitq_empty(&n->waiters);
-    pthread_mutex_unlock(&n->lock);
+    zk__lock_release(&n->lock);
     if (busy)
         return -EBUSY;
-    pthread_mutex_destroy(&n->lock);
     free(n);
     return 0;
 }
@@ -66,9 +61,9 @@ static zk_waker zk__notify_one_locked(zk_notify *n) {
 int zk_notify_one(zk_notify *n) {
     if (n == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&n->lock);
+    zk__lock_acquire(&n->lock);
     zk_waker wk = zk__notify_one_locked(n);
-    pthread_mutex_unlock(&n->lock);
+    zk__lock_release(&n->lock);
     zk_waker_wake(&wk);
     return 0;
 }
@@ -78,10 +73,10 @@ int zk_notify_waiters(zk_notify *n) {
         return -EINVAL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&n->lock);
+    zk__lock_acquire(&n->lock);
     atomic_fetch_add(&n->gen, 1);
     zk__waitq_release_all(&n->waiters, ZK__NOTIFIED_ALL, &wl);
-    pthread_mutex_unlock(&n->lock);
+    zk__lock_release(&n->lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -89,10 +84,10 @@ int zk_notify_waiters(zk_notify *n) {
 int zk_notify_try_wait(zk_notify *n) {
     if (n == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&n->lock);
+    zk__lock_acquire(&n->lock);
     bool had = n->permit;
     n->permit = false;
-    pthread_mutex_unlock(&n->lock);
+    zk__lock_release(&n->lock);
     return had ? 0 : -EAGAIN;
 }
 
@@ -108,7 +103,7 @@ static zk_poll zk__notified_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    pthread_mutex_lock(&n->lock);
+    zk__lock_acquire(&n->lock);
     switch (zk__node_state(node)) {
     case ZK__W_IDLE:
         if (n->permit) {
@@ -121,13 +116,13 @@ static zk_poll zk__notified_poll(zk_future *f, zk_context *cx, int64_t *out) {
         /* fall through */
     case ZK__W_QUEUED:
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&n->lock);
+        zk__lock_release(&n->lock);
         return ZK_PENDING;
     default:
         break;
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
-    pthread_mutex_unlock(&n->lock);
+    zk__lock_release(&n->lock);
     *out = 0;
     return ZK_READY;
 }
@@ -140,7 +135,7 @@ static void zk__notified_drop(zk_future *f) {
     if (n == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
     zk_waker wk = {0};
-    pthread_mutex_lock(&n->lock);
+    zk__lock_acquire(&n->lock);
     st = zk__node_state(node);
     if (st == ZK__W_QUEUED)
         zk__waitq_remove(&n->waiters, node);
@@ -148,7 +143,7 @@ static void zk__notified_drop(zk_future *f) {
         wk = zk__notify_one_locked(n); /* not ours to swallow */
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&n->lock);
+    zk__lock_release(&n->lock);
     zk_waker_wake(&wk);
 }
 

@@ -15,7 +15,7 @@ enum { ZK__ONCE_EMPTY, ZK__ONCE_RUNNING, ZK__ONCE_SET };
 #define ZK__ONCE_TURN  2u
 
 struct zk_once_cell {
-    pthread_mutex_t lock;
+    zk__lock lock;
     int state;
     void *value;
     zk__waitq waiters;
@@ -30,11 +30,7 @@ int zk_once_cell_new(zk_once_cell **out) {
     c->state = ZK__ONCE_EMPTY;
     c->value = NULL;
     zk__waitq_init(&c->waiters);
-    int rc = -pthread_mutex_init(&c->lock, NULL);
-    if (rc != 0) {
-        free(c);
-        return rc;
-    }
+    zk__lock_init(&c->lock);
     *out = c;
     return 0;
 }
@@ -42,12 +38,11 @@ int zk_once_cell_new(zk_once_cell **out) {
 int zk_once_cell_free(zk_once_cell *c) {
     if (c == NULL)
         return 0;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     bool busy = c->state == ZK__ONCE_RUNNING || !zk__waitq_empty(&c->waiters);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     if (busy)
         return -EBUSY;
-    pthread_mutex_destroy(&c->lock);
     free(c);
     return 0;
 }
@@ -55,13 +50,13 @@ int zk_once_cell_free(zk_once_cell *c) {
 int zk_once_cell_get(zk_once_cell *c, void **value) {
     if (c == NULL || value == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     int rc = -EAGAIN;
     if (c->state == ZK__ONCE_SET) {
         *value = c->value;
         rc = 0;
     }
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     return rc;
 }
 
@@ -84,15 +79,15 @@ int zk_once_cell_complete(zk_once_cell *c, void *value) {
         return -EINVAL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     if (c->state != ZK__ONCE_RUNNING) {
-        pthread_mutex_unlock(&c->lock);
+        zk__lock_release(&c->lock);
         return -EPERM;
     }
     c->value = value;
     c->state = ZK__ONCE_SET;
     zk__waitq_release_all(&c->waiters, ZK__ONCE_VALUE, &wl);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -100,13 +95,13 @@ int zk_once_cell_complete(zk_once_cell *c, void *value) {
 int zk_once_cell_abandon(zk_once_cell *c) {
     if (c == NULL)
         return -EINVAL;
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     if (c->state != ZK__ONCE_RUNNING) {
-        pthread_mutex_unlock(&c->lock);
+        zk__lock_release(&c->lock);
         return -EPERM;
     }
     zk_waker wk = zk__once_pass_turn_locked(c);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk_waker_wake(&wk);
     return 0;
 }
@@ -123,7 +118,7 @@ static zk_poll zk__once_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     switch (zk__node_state(node)) {
     case ZK__W_IDLE:
         if (c->state == ZK__ONCE_SET) {
@@ -139,7 +134,7 @@ static zk_poll zk__once_poll(zk_future *f, zk_context *cx, int64_t *out) {
         /* fall through */
     case ZK__W_QUEUED:
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&c->lock);
+        zk__lock_release(&c->lock);
         return ZK_PENDING;
     case ZK__W_DONE:
         *out = node->_flags == ZK__ONCE_TURN ? ZK_ONCE_INIT : 0;
@@ -149,7 +144,7 @@ static zk_poll zk__once_poll(zk_future *f, zk_context *cx, int64_t *out) {
         break;
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     return ZK_READY;
 }
 
@@ -161,7 +156,7 @@ static void zk__once_drop(zk_future *f) {
     if (c == NULL || st == ZK__W_IDLE || st == ZK__W_CONSUMED)
         return;
     zk_waker wk = {0};
-    pthread_mutex_lock(&c->lock);
+    zk__lock_acquire(&c->lock);
     st = zk__node_state(node);
     if (st == ZK__W_QUEUED)
         zk__waitq_remove(&c->waiters, node);
@@ -169,7 +164,7 @@ static void zk__once_drop(zk_future *f) {
         wk = zk__once_pass_turn_locked(c); /* handed the turn, never saw it */
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&c->lock);
+    zk__lock_release(&c->lock);
     zk_waker_wake(&wk);
 }
 

@@ -19,11 +19,7 @@ int zk_rwlock_new(zk_rwlock **out) {
     zk_rwlock *l = malloc(sizeof *l);
     if (l == NULL)
         return -ENOMEM;
-    int rc = zk__sem_init(&l->sem, ZK__RW_ALL);
-    if (rc != 0) {
-        free(l);
-        return rc;
-    }
+    zk__sem_init(&l->sem, ZK__RW_ALL);
     *out = l;
     return 0;
 }
@@ -33,7 +29,6 @@ int zk_rwlock_free(zk_rwlock *l) {
         return 0;
     if (!zk__sem_quiet(&l->sem, true))
         return -EBUSY;
-    zk__sem_destroy(&l->sem);
     free(l);
     return 0;
 }

@@ -14,7 +14,7 @@
 #include "sync/waitq.h"
 
 struct zk_semaphore {
-    pthread_mutex_t lock;
+    zk__lock lock;
     /* Free permits: owned by nobody, not assigned to a waiter. */
     size_t permits;
     /* Permits handed to acquirers whose acquire completed (ready or DONE)
@@ -25,8 +25,7 @@ struct zk_semaphore {
     zk__waitq waiters;
 };
 
-int zk__sem_init(struct zk_semaphore *s, size_t permits);
-void zk__sem_destroy(struct zk_semaphore *s);
+void zk__sem_init(struct zk_semaphore *s, size_t permits);
 /* True when nothing waits (and, with `idle`, no permit is held). */
 bool zk__sem_quiet(struct zk_semaphore *s, bool idle);
 int zk__sem_try_acquire(struct zk_semaphore *s, size_t n);

@@ -7,22 +7,18 @@
 /* A waiter's flag once the semaphore closed under it. */
 #define ZK__SEM_CLOSED 1u
 
-int zk__sem_init(struct zk_semaphore *s, size_t permits) {
+void zk__sem_init(struct zk_semaphore *s, size_t permits) {
     s->permits = permits;
     s->held = 0;
     s->closed = false;
     zk__waitq_init(&s->waiters);
-    return -pthread_mutex_init(&s->lock, NULL);
-}
-
-void zk__sem_destroy(struct zk_semaphore *s) {
-    pthread_mutex_destroy(&s->lock);
+    zk__lock_init(&s->lock);
 }
 
 bool zk__sem_quiet(struct zk_semaphore *s, bool idle) {
-    pthread_mutex_lock(&s->lock);
+    zk__lock_acquire(&s->lock);
     bool quiet = zk__waitq_empty(&s->waiters) && (!idle || s->held == 0);
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     return quiet;
 }
 
@@ -51,7 +47,7 @@ static void zk__sem_assign_locked(struct zk_semaphore *s, size_t n,
 }
 
 int zk__sem_try_acquire(struct zk_semaphore *s, size_t n) {
-    pthread_mutex_lock(&s->lock);
+    zk__lock_acquire(&s->lock);
     int rc = -EAGAIN;
     if (s->closed) {
         rc = -EPIPE;
@@ -60,7 +56,7 @@ int zk__sem_try_acquire(struct zk_semaphore *s, size_t n) {
         s->held += n;
         rc = 0;
     }
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     return rc;
 }
 
@@ -68,18 +64,18 @@ int zk__sem_release_held(struct zk_semaphore *s, size_t n,
                          bool (*check)(size_t held, size_t n)) {
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&s->lock);
+    zk__lock_acquire(&s->lock);
     if (check != NULL && !check(s->held, n)) {
-        pthread_mutex_unlock(&s->lock);
+        zk__lock_release(&s->lock);
         return -EPERM;
     }
     if (n > ZK_SEMAPHORE_MAX_PERMITS - s->permits) {
-        pthread_mutex_unlock(&s->lock);
+        zk__lock_release(&s->lock);
         return -EOVERFLOW;
     }
     s->held -= n < s->held ? n : s->held;
     zk__sem_assign_locked(s, n, &wl);
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -96,7 +92,14 @@ static zk_poll zk__acq_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    pthread_mutex_lock(&s->lock);
+    if (zk__node_state(node) == ZK__W_DONE) {
+        /* Handed its permits (or the close): the node left the queue and
+         * only this future touches it now, so no lock is needed. */
+        *out = node->_flags & ZK__SEM_CLOSED ? -EPIPE : 0;
+        zk__node_set_state(node, ZK__W_CONSUMED);
+        return ZK_READY;
+    }
+    zk__lock_acquire(&s->lock);
     switch (zk__node_state(node)) {
     case ZK__W_IDLE:
         if (s->closed) {
@@ -117,7 +120,7 @@ static zk_poll zk__acq_poll(zk_future *f, zk_context *cx, int64_t *out) {
         /* fall through */
     case ZK__W_QUEUED:
         zk__node_set_waker(node, cx);
-        pthread_mutex_unlock(&s->lock);
+        zk__lock_release(&s->lock);
         return ZK_PENDING;
     case ZK__W_DONE:
         *out = node->_flags & ZK__SEM_CLOSED ? -EPIPE : 0;
@@ -127,7 +130,7 @@ static zk_poll zk__acq_poll(zk_future *f, zk_context *cx, int64_t *out) {
         break;
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     return ZK_READY;
 }
 
@@ -140,7 +143,7 @@ static void zk__acq_drop(zk_future *f) {
         return; /* nothing shared: only this future sets these states */
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&s->lock);
+    zk__lock_acquire(&s->lock);
     st = zk__node_state(node);
     if (st == ZK__W_QUEUED) {
         /* Leave the queue; what it had collected goes to the next. */
@@ -153,7 +156,7 @@ static void zk__acq_drop(zk_future *f) {
     }
     zk__node_set_state(node, ZK__W_CONSUMED);
     zk_waker_drop(&node->_waker);
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     zk__wakelist_wake(&wl);
 }
 
@@ -177,11 +180,7 @@ int zk_semaphore_new(size_t permits, zk_semaphore **out) {
     zk_semaphore *s = malloc(sizeof *s);
     if (s == NULL)
         return -ENOMEM;
-    int rc = zk__sem_init(s, permits);
-    if (rc != 0) {
-        free(s);
-        return rc;
-    }
+    zk__sem_init(s, permits);
     *out = s;
     return 0;
 }
@@ -191,7 +190,6 @@ int zk_semaphore_free(zk_semaphore *s) {
         return 0;
     if (!zk__sem_quiet(s, false))
         return -EBUSY;
-    zk__sem_destroy(s);
     free(s);
     return 0;
 }
@@ -235,9 +233,9 @@ int zk_semaphore_close(zk_semaphore *s) {
         return -EINVAL;
     zk__wakelist wl;
     zk__wakelist_init(&wl);
-    pthread_mutex_lock(&s->lock);
+    zk__lock_acquire(&s->lock);
     if (s->closed) {
-        pthread_mutex_unlock(&s->lock);
+        zk__lock_release(&s->lock);
         return -EALREADY;
     }
     s->closed = true;
@@ -249,7 +247,7 @@ int zk_semaphore_close(zk_semaphore *s) {
         zk__wakelist_push(&wl, zk__node_take_waker(w));
         zk__node_set_state(w, ZK__W_DONE);
     }
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     zk__wakelist_wake(&wl);
     return 0;
 }
@@ -257,8 +255,8 @@ int zk_semaphore_close(zk_semaphore *s) {
 size_t zk_semaphore_available(zk_semaphore *s) {
     if (s == NULL)
         return 0;
-    pthread_mutex_lock(&s->lock);
+    zk__lock_acquire(&s->lock);
     size_t n = s->permits;
-    pthread_mutex_unlock(&s->lock);
+    zk__lock_release(&s->lock);
     return n;
 }

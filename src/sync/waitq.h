@@ -15,10 +15,10 @@
 #ifndef ZK__WAITQ_H
 #define ZK__WAITQ_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "common/lock.h"
 #include "common/util.h"
 #include "zokio/sync.h"
 
@@ -30,7 +30,9 @@ typedef struct zk__waitq {
 
 /* A node's state is written under its object's lock, and read either under
  * it or (by the future that owns the node) without it once the state is
- * IDLE or CONSUMED, which only the owner sets. */
+ * IDLE or CONSUMED, which only the owner sets, or DONE, after which nobody
+ * but the owner touches the node (the release store of DONE publishes
+ * everything the hand-off wrote into it). */
 static inline uint32_t zk__node_state(const zk_wait_node *n) {
     return __atomic_load_n(&n->_state, __ATOMIC_ACQUIRE);
 }
@@ -63,6 +65,19 @@ static inline void zk__waitq_push(zk__waitq *q, zk_wait_node *n) {
     else
         q->head = n;
     q->tail = n;
+    zk__node_set_state(n, ZK__W_QUEUED);
+}
+
+/* Queues `n` first (a waiter that was served but must wait again keeps
+ * its turn). */
+static inline void zk__waitq_push_front(zk__waitq *q, zk_wait_node *n) {
+    n->_prev = NULL;
+    n->_next = q->head;
+    if (q->head)
+        q->head->_prev = n;
+    else
+        q->tail = n;
+    q->head = n;
     zk__node_set_state(n, ZK__W_QUEUED);
 }
 
