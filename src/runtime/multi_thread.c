@@ -191,8 +191,13 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     for (int lifo_runs = 0; (t = mw->lifo) != NULL; lifo_runs++) {
         mw->lifo = NULL;
         if (lifo_runs == ZK__LIFO_MAX) {
+            /* To the back of the queue. Alone there, it is this worker's
+             * next task: waking a sleeper to steal it would only move it
+             * to another core (and the futex calls cost more than it). */
+            bool alone = zk__local_queue_len(&mw->queue) == 0;
             zk__mt_push_local(mw, t);
-            zk__mt_notify_parked(mw->mt);
+            if (!alone)
+                zk__mt_notify_parked(mw->mt);
             break;
         }
         ZK__COUNT(mw->w.metrics.lifo_hits);
