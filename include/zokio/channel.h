@@ -159,8 +159,8 @@ ZK_EXTERN int zk_mpsc_send(zk_mpsc_tx *tx, const void *msg);
 ZK_EXTERN int zk_mpsc_send_until(zk_mpsc_tx *tx, const void *msg,
                                  zk_instant deadline);
 
-/* Sends if there is room now and no sender waits: 0, -EAGAIN, -EPIPE,
- * -ENOMEM, or -EINVAL. */
+/* Sends if there is room now and none of it is reserved for a waiting
+ * sender that was woken: 0, -EAGAIN, -EPIPE, -ENOMEM, or -EINVAL. */
 ZK_EXTERN int zk_mpsc_try_send(zk_mpsc_tx *tx, const void *msg);
 
 /* Waits for the next message and copies it into `buf`. Returns 0, -EPIPE
