@@ -24,7 +24,8 @@
  * the first of them, which is woken and fills it in its poll; while any
  * room is reserved (`tx_reserved`) new sends do not take the fast path. A
  * woken sender that finds no room (a send that read the count just before
- * it rose took the slot) waits again at the head of the queue. Once every
+ * it rose, or one that queued behind nobody and found the slot free, took
+ * it) waits again at the head of the queue. Once every
  * woken sender has looked, sends take the fast path again whenever there
  * is room, so a full channel does not turn into one wake-up per message
  * (a lock convoy). A sender dropped after it was woken sent nothing and
@@ -441,6 +442,14 @@ static zk_poll zk__mpsc_recv_poll(zk_future *f, zk_context *cx, int64_t *out) {
         return ZK_READY;
     }
     bool got = zk__mpsc_take(c, r->_buf);
+    if (got && zk__node_state(node) != ZK__W_QUEUED) {
+        /* Not in the queue (IDLE, or DONE: only this future changes
+         * those), so nothing to undo under the lock. */
+        zk__node_set_state(node, ZK__W_CONSUMED);
+        zk__mpsc_notify_tx(c);
+        *out = 0;
+        return ZK_READY;
+    }
     zk__lock_acquire(&c->lock);
     int rc = 0;
     if (!got) {
@@ -448,7 +457,7 @@ static zk_poll zk__mpsc_recv_poll(zk_future *f, zk_context *cx, int64_t *out) {
             /* First wait, or woken for a message another receive of the
              * same handle took: (back) in the queue. */
             zk__waitq_push(&c->recv_waiters, node);
-            atomic_fetch_add(&c->rx_waiting, 1); /* a full fence too */
+            atomic_fetch_add(&c->rx_waiting, 1); /* seq_cst: see the top */
         }
         /* Second look, after the count is visible to senders; then, with
          * every sender gone (their messages were in before they closed
