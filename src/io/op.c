@@ -229,6 +229,7 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
         return -ENOMEM;
     h->fd = fd;
     h->kind = kind;
+    h->bytestream = kind == ZK__HANDLE_PIPE; /* sockets: set by their maker */
     h->rt = rt;
     atomic_init(&h->refs, 1);
     atomic_init(&h->closed, false);

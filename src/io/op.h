@@ -59,6 +59,11 @@ struct zk__io_handle {
     /* One for the user, one per operation in flight. */
     _Atomic uint32_t refs;
     _Atomic bool closed;
+    /* A byte stream (TCP, Unix stream socket, pipe): a read or write that
+     * moves less than asked found the kernel's buffer empty or full, which
+     * the epoll backend uses to skip the call that would fail next. False
+     * for datagram sockets, where a short read says nothing of the next. */
+    bool bytestream;
     /* Backend data: the epoll registration (epoll.c). */
     void *reg;
 };

@@ -58,6 +58,7 @@ static int64_t zk__accept_finish(zk__io_op *op, int64_t res) {
         close((int)res);
         return rc;
     }
+    h->bytestream = true; /* listeners are stream sockets */
     if (op->a.sa.addr)
         ((zk_addr *)op->a.sa.addr)->len = op->a.sa.len;
     *(zk_stream **)op->out = (zk_stream *)h;

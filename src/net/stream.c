@@ -23,6 +23,8 @@ int zk__socket_new(int family, int type, zk__io_handle **out) {
     int rc = zk__handle_new(rt, fd, ZK__HANDLE_SOCKET, out);
     if (rc != 0)
         close(fd);
+    else
+        (*out)->bytestream = type == SOCK_STREAM;
     return rc;
 }
 
@@ -110,6 +112,12 @@ int zk_stream_from_fd(int fd, zk_stream **out) {
     if (rc != 0) {
         close(fd);
         return rc;
+    }
+    if (kind == ZK__HANDLE_SOCKET) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        h->bytestream = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                        type == SOCK_STREAM;
     }
     *out = (zk_stream *)h;
     return 0;
