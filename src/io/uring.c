@@ -435,6 +435,9 @@ static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
                                        .tv_nsec = timeout_ns % 1000000000};
         io_uring_wait_cqe_timeout(&u->ring, &cqe, timeout_ns < 0 ? NULL : &ts);
     }
+    if (io_uring_cq_ready(&u->ring) == 0 &&
+        (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN))
+        io_uring_get_events(&u->ring);
     if (io_uring_cq_ready(&u->ring) == 0)
         return;
     pthread_mutex_lock(&u->lock);
@@ -471,7 +474,11 @@ static int zk__uring_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
     u->free_head = ZK__SLOT_NONE;
     atomic_init(&u->dirty, false);
     pthread_mutex_init(&u->lock, NULL);
-    int rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring, 0);
+    int rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring,
+                                 IORING_SETUP_COOP_TASKRUN |
+                                     IORING_SETUP_TASKRUN_FLAG);
+    if (rc == -EINVAL)
+        rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring, 0);
     if (rc < 0) {
         pthread_mutex_destroy(&u->lock);
         free(u);
