@@ -32,11 +32,6 @@ struct zk_builder {
     zk_io_backend io_backend;
 };
 
-static void zk__runtime_destroy_shards(zk_runtime *rt) {
-    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
-        pthread_mutex_destroy(&rt->owned[i].lock);
-}
-
 static size_t zk__default_workers(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n : 1;
@@ -147,7 +142,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     zk__parker_init(&rt->drained);
     int rc = 0;
     for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
-        pthread_mutex_init(&rt->owned[i].lock, NULL); /* cannot fail */
+        zk__lock_init(&rt->owned[i].lock);
     rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
     if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
         zk__stack_pool_destroy(&rt->stacks);
@@ -177,7 +172,6 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         }
     }
     if (rc != 0) {
-        zk__runtime_destroy_shards(rt);
         free(rt);
         return rc;
     }
@@ -211,9 +205,9 @@ int zk__runtime_own(zk_runtime *rt, zk__task *t) {
      * a task that saw its cancellation) fails whatever its shard. */
     if (atomic_load(&rt->shutting_down))
         return -ESHUTDOWN;
-    pthread_mutex_lock(&sh->lock);
+    zk__lock_acquire(&sh->lock);
     if (sh->closed) {
-        pthread_mutex_unlock(&sh->lock);
+        zk__lock_release(&sh->lock);
         return -ESHUTDOWN;
     }
     core->owned_prev = NULL;
@@ -221,7 +215,7 @@ int zk__runtime_own(zk_runtime *rt, zk__task *t) {
     if (sh->head)
         zk__task_core_of(sh->head)->owned_prev = t;
     sh->head = t;
-    pthread_mutex_unlock(&sh->lock);
+    zk__lock_release(&sh->lock);
     atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     return 0;
 }
@@ -229,7 +223,7 @@ int zk__runtime_own(zk_runtime *rt, zk__task *t) {
 void zk__runtime_release(zk_runtime *rt, zk__task *t) {
     zk__task_core *core = zk__task_core_of(t);
     zk__owned_shard *sh = zk__shard_of(rt, t);
-    pthread_mutex_lock(&sh->lock);
+    zk__lock_acquire(&sh->lock);
     if (core->owned_prev)
         zk__task_core_of(core->owned_prev)->owned_next = core->owned_next;
     else
@@ -237,7 +231,7 @@ void zk__runtime_release(zk_runtime *rt, zk__task *t) {
     if (core->owned_next)
         zk__task_core_of(core->owned_next)->owned_prev = core->owned_prev;
     core->owned_prev = core->owned_next = NULL;
-    pthread_mutex_unlock(&sh->lock);
+    zk__lock_release(&sh->lock);
     /* The last task of a runtime that shuts down wakes the thread waiting
      * in zk__runtime_wait_drained() (an unpark before its park counts). */
     if (atomic_fetch_sub(&rt->live, 1) == 1 && atomic_load(&rt->shutting_down))
@@ -253,11 +247,11 @@ void zk__runtime_close_and_cancel(zk_runtime *rt) {
     atomic_store(&rt->shutting_down, true);
     for (size_t i = 0; i < ZK__OWNED_SHARDS; i++) {
         zk__owned_shard *sh = &rt->owned[i];
-        pthread_mutex_lock(&sh->lock);
+        zk__lock_acquire(&sh->lock);
         sh->closed = true;
         for (zk__task *t = sh->head; t; t = zk__task_core_of(t)->owned_next)
             zk__task_cancel(t);
-        pthread_mutex_unlock(&sh->lock);
+        zk__lock_release(&sh->lock);
     }
 }
 
@@ -428,7 +422,6 @@ int zk_runtime_free(zk_runtime *rt) {
     zk__io_destroy(&rt->io);
     zk__time_destroy(&rt->time);
     zk__stack_pool_destroy(&rt->stacks);
-    zk__runtime_destroy_shards(rt);
     free(rt);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 
+#include "common/lock.h"
 #include "io/io.h"
 #include "park.h"
 #include "stack.h"
@@ -22,7 +23,7 @@
 /* One shard of a runtime's live-task list. `closed` is set at shutdown: no
  * task may be added after it. */
 typedef struct zk__owned_shard {
-    alignas(64) pthread_mutex_t lock;
+    alignas(64) zk__lock lock; /* short sections: see common/lock.h */
     zk__task *head;
     bool closed;
 } zk__owned_shard;
