@@ -61,7 +61,7 @@ typedef struct zk__epoll zk__epoll;
 
 typedef struct zk__epoll_reg {
     pthread_mutex_t lock;
-    _Atomic uint64_t state; /* events << 2 | ZK__RD_* bits */
+    _Atomic uint64_t state; /* events x ZK__RD_EVENT + ZK__RD_* bits */
     zk__io_op *waiters[2];  /* [0] readers, [1] writers; doubly linked */
     zk__epoll *ep;
     zk__io_handle *h;
