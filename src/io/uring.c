@@ -152,6 +152,24 @@ static void zk__uring_reap_locked(zk__uring *u) {
     io_uring_cq_advance(&u->ring, n);
 }
 
+/* Reaps what the kernel has for this ring, in up to `rounds` passes. It
+ * may hold completions back: work it runs only when asked (cooperative task
+ * running) and, when the completion queue was full, an overflow list that
+ * only a kernel entry moves into the queue, a queue's worth at a time. */
+static void zk__uring_reap(zk__uring *u, uint32_t rounds) {
+    for (uint32_t i = 0; i < rounds; i++) {
+        if (io_uring_cq_ready(&u->ring) == 0 &&
+            (IO_URING_READ_ONCE(*u->ring.sq.kflags) &
+             (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
+            io_uring_get_events(&u->ring);
+        if (io_uring_cq_ready(&u->ring) == 0)
+            return;
+        pthread_mutex_lock(&u->lock);
+        zk__uring_reap_locked(u);
+        pthread_mutex_unlock(&u->lock);
+    }
+}
+
 /* ---------------------------------------------------------------------- */
 /* Submission                                                             */
 /* ---------------------------------------------------------------------- */
@@ -435,14 +453,7 @@ static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
                                        .tv_nsec = timeout_ns % 1000000000};
         io_uring_wait_cqe_timeout(&u->ring, &cqe, timeout_ns < 0 ? NULL : &ts);
     }
-    if (io_uring_cq_ready(&u->ring) == 0 &&
-        (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_TASKRUN))
-        io_uring_get_events(&u->ring);
-    if (io_uring_cq_ready(&u->ring) == 0)
-        return;
-    pthread_mutex_lock(&u->lock);
-    zk__uring_reap_locked(u);
-    pthread_mutex_unlock(&u->lock);
+    zk__uring_reap(u, 4);
 }
 
 static void zk__uring_unpark(zk__io_worker *w) {
@@ -452,10 +463,10 @@ static void zk__uring_unpark(zk__io_worker *w) {
 static void zk__uring_destroy(zk__io_worker *w) {
     zk__uring *u = (zk__uring *)w;
     /* Every task has finished, so every operation was dropped (and
-     * cancelled): their completions release the handles they held. */
-    pthread_mutex_lock(&u->lock);
-    zk__uring_reap_locked(u);
-    pthread_mutex_unlock(&u->lock);
+     * cancelled): their completions release the handles they held, and
+     * close what a dropped accept or open made. All of them, including
+     * those the kernel kept aside because the queue was full. */
+    zk__uring_reap(u, UINT32_MAX);
     io_uring_queue_exit(&u->ring);
     close(u->efd);
     for (uint32_t c = 0; c < u->nslots / ZK__SLOT_CHUNK; c++)
