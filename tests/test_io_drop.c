@@ -198,6 +198,16 @@ static void expect_until_end(zk_stream *s, const char *expect) {
 }
 
 /* The local port of a stream (matches the peer port an accept reports). */
+/* After a read into `canary` was dropped: `msg` sent from `from` reaches
+ * the next read on `to` whole, and the dropped buffer was never written. */
+static void late_data_skips_dropped(zk_stream *from, zk_stream *to,
+                                    const char *msg, const char *canary,
+                                    size_t size, const char *what) {
+    send_and_end(from, msg);
+    expect_until_end(to, msg);
+    assert_canary(canary, size, what);
+}
+
 static int local_port(zk_stream *s) {
     zk_addr a;
     cr_assert_eq(zk_stream_local_addr(s, &a), 0);
@@ -244,9 +254,8 @@ static int64_t read_prepared_root(void *arg) {
     poll_pending(f, &tw);
     drop_and_free(f); /* prepared, not submitted: same run */
 
-    send_and_end(p.b, "late data");
-    expect_until_end(p.a, "late data");
-    assert_canary(canary, sizeof canary, "prepared read");
+    late_data_skips_dropped(p.b, p.a, "late data", canary, sizeof canary,
+                            "prepared read");
     /* The stream still works the other way. */
     send_and_end(p.a, "back");
     expect_until_end(p.b, "back");
@@ -275,9 +284,8 @@ static int64_t read_submitted_root(void *arg) {
     ring_barrier(&aux); /* the read is in the kernel now */
     drop_and_free(f);
 
-    send_and_end(p.b, "late data");
-    expect_until_end(p.a, "late data");
-    assert_canary(canary, sizeof canary, "submitted read");
+    late_data_skips_dropped(p.b, p.a, "late data", canary, sizeof canary,
+                            "submitted read");
     close_pair(&p);
     close_pair(&aux);
     zk_waker_drop(&tw);
@@ -481,9 +489,8 @@ static int64_t flood_root(void *arg) {
         poll_pending(f, &tw);
         drop_and_free(f);
     }
-    send_and_end(p.b, "after the flood");
-    expect_until_end(p.a, "after the flood");
-    assert_canary(canary, sizeof canary, "flooded read");
+    late_data_skips_dropped(p.b, p.a, "after the flood", canary, sizeof canary,
+                            "flooded read");
     close_pair(&p);
     zk_waker_drop(&tw);
     return 0;
@@ -699,18 +706,16 @@ static int64_t other_thread_root(void *arg) {
     zk_stream_read_future_init(f, p.a, canary, sizeof canary);
     poll_pending(f, &tw);
     drop_elsewhere(f);
-    send_and_end(p.b, "late data");
-    expect_until_end(p.a, "late data");
-    assert_canary(canary, sizeof canary, "prepared read, other thread");
+    late_data_skips_dropped(p.b, p.a, "late data", canary, sizeof canary,
+                            "prepared read, other thread");
 
     f = new_future();
     zk_stream_read_future_init(f, q.a, canary2, sizeof canary2);
     poll_pending(f, &tw);
     ring_barrier(&aux);
     drop_elsewhere(f);
-    send_and_end(q.b, "late data");
-    expect_until_end(q.a, "late data");
-    assert_canary(canary2, sizeof canary2, "submitted read, other thread");
+    late_data_skips_dropped(q.b, q.a, "late data", canary2, sizeof canary2,
+                            "submitted read, other thread");
 
     close_pair(&p);
     close_pair(&q);
@@ -837,9 +842,8 @@ static int64_t other_worker_root(void *arg) {
     memset(f, 0xA5, sizeof *f);
     free(f);
 
-    send_and_end(p.b, "late data");
-    expect_until_end(p.a, "late data");
-    assert_canary(canary, sizeof canary, "read dropped on another worker");
+    late_data_skips_dropped(p.b, p.a, "late data", canary, sizeof canary,
+                            "read dropped on another worker");
     cr_assert_eq(zk_task_join(&dropper, NULL), 0);
     close_pair(&p);
     zk_gate_destroy(&h.go);

@@ -590,13 +590,18 @@ ZK_IO_TEST(net, unix_stream_echo) {
 /* Pipes                                                                  */
 /* ---------------------------------------------------------------------- */
 
-static int64_t pipe_root(void *arg) {
-    (void)arg;
+/* A pipe made into two streams: `r` reads what `w` writes. */
+static void make_pipe(zk_stream **r, zk_stream **w) {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(zk_stream_from_fd(fds[0], r), 0);
+    cr_assert_eq(zk_stream_from_fd(fds[1], w), 0);
+}
+
+static int64_t pipe_root(void *arg) {
+    (void)arg;
     zk_stream *r, *w;
-    cr_assert_eq(zk_stream_from_fd(fds[0], &r), 0);
-    cr_assert_eq(zk_stream_from_fd(fds[1], &w), 0);
+    make_pipe(&r, &w);
     cr_assert_eq(zk_stream_write_all(w, "pipe!", 5), 0);
     char buf[5];
     cr_assert_eq(zk_stream_read_exact(r, buf, 5), 0);
@@ -642,11 +647,8 @@ static void check_short_read_then_end(zk_stream *reader, zk_stream *writer) {
 
 static int64_t short_read_end_root(void *arg) {
     (void)arg;
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
     zk_stream *r, *w;
-    cr_assert_eq(zk_stream_from_fd(fds[0], &r), 0);
-    cr_assert_eq(zk_stream_from_fd(fds[1], &w), 0);
+    make_pipe(&r, &w);
     check_short_read_then_end(r, w);
     pair p;
     make_pair(&p);
