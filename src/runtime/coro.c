@@ -390,26 +390,39 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
     return out;
 }
 
-int64_t zk_await(zk_future *f) {
-    if (f == NULL || f->ops == NULL || f->ops->poll == NULL)
-        return -EINVAL;
+/* The coroutine task that may await `f`, or NULL with *err set: -EINVAL
+ * for a future that cannot be polled, -EPERM outside a coroutine task. */
+static zk__coro *zk__awaiting_coro(const zk_future *f, int64_t *err) {
+    if (f == NULL || f->ops == NULL || f->ops->poll == NULL) {
+        *err = -EINVAL;
+        return NULL;
+    }
     zk__worker *w = zk__worker_current();
     zk__task *t = w ? w->current : NULL;
-    if (t == NULL || !t->vtable->coroutine)
-        return -EPERM;
-    zk__coro *c = (zk__coro *)t;
-    if (ZK__UNLIKELY(c->scope != NULL))
-        return zk__await_scoped(c, f);
+    if (t == NULL || !t->vtable->coroutine) {
+        *err = -EPERM;
+        return NULL;
+    }
+    return (zk__coro *)t;
+}
+
+/* Polls `f` until it is ready, parking the task in between; with
+ * `cancellable`, an abort of the task ends the wait with -ECANCELED. The
+ * future is dropped either way. Inlined into both callers, so the flag
+ * costs nothing at run time. */
+static inline int64_t zk__await_loop(zk__coro *c, zk_future *f,
+                                     bool cancellable) {
+    zk__task *t = &c->base.header;
     zk_waker waker = zk__task_waker_ref(t);
     zk_context cx = {&waker};
     bool waited = false;
     for (;;) {
-        if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+        int64_t out;
+        if (cancellable && ZK__UNLIKELY(zk__task_is_cancelled(t))) {
             zk_future_drop(f);
             zk__coro_spend_budget(c);
             return -ECANCELED;
         }
-        int64_t out;
         if (f->ops->poll(f, &cx, &out) == ZK_READY) {
             zk_future_drop(f);
             if (!waited)
@@ -421,30 +434,22 @@ int64_t zk_await(zk_future *f) {
     }
 }
 
+int64_t zk_await(zk_future *f) {
+    int64_t err;
+    zk__coro *c = zk__awaiting_coro(f, &err);
+    if (c == NULL)
+        return err;
+    if (ZK__UNLIKELY(c->scope != NULL))
+        return zk__await_scoped(c, f);
+    return zk__await_loop(c, f, true);
+}
+
 /* The loop of zk_await() without its checks of the task's abort and of
  * its cancel scopes (see coro.h). */
 int64_t zk__await_shielded(zk_future *f) {
-    if (f == NULL || f->ops == NULL || f->ops->poll == NULL)
-        return -EINVAL;
-    zk__worker *w = zk__worker_current();
-    zk__task *t = w ? w->current : NULL;
-    if (t == NULL || !t->vtable->coroutine)
-        return -EPERM;
-    zk__coro *c = (zk__coro *)t;
-    zk_waker waker = zk__task_waker_ref(t);
-    zk_context cx = {&waker};
-    bool waited = false;
-    for (;;) {
-        int64_t out;
-        if (f->ops->poll(f, &cx, &out) == ZK_READY) {
-            zk_future_drop(f);
-            if (!waited)
-                zk__coro_spend_budget(c);
-            return out;
-        }
-        zk__coro_suspend(c);
-        waited = true;
-    }
+    int64_t err;
+    zk__coro *c = zk__awaiting_coro(f, &err);
+    return c ? zk__await_loop(c, f, false) : err;
 }
 
 static zk_poll zk__yield_poll(zk_future *f, zk_context *cx, int64_t *out) {
