@@ -171,7 +171,10 @@ ZK_EXTERN void zk_future_drop(zk_future *f);
  * -EINVAL     `f` or its poll function is NULL.
  *
  * A task whose awaits keep completing immediately yields to other tasks
- * after a bounded number of them (cooperative budget), transparently.
+ * after a bounded number of them (cooperative budget), transparently. The
+ * yield happens at the start of the next await, before `f` is polled, so
+ * a task does not give up its worker while holding what `f` would have
+ * handed it (a lock, say).
  *
  * On a multi-thread runtime the task may resume on another worker thread.
  * zokio saves errno before the task suspends and restores it on the thread

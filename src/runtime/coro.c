@@ -320,11 +320,21 @@ static void zk__coro_yield_now(zk__coro *c) {
     zk__coro_suspend(c);
 }
 
-/* Counts one await that did not have to wait; when the budget is spent the
- * task yields so that one busy task cannot hold its worker. */
-static void zk__coro_spend_budget(zk__coro *c) {
+/* Counts one await that did not have to wait. */
+static inline void zk__coro_spend_budget(void) {
+    zk__worker_current()->budget--;
+}
+
+/* Before an await polls: a task whose budget is spent yields first, so
+ * that one busy task cannot hold its worker. Yielding here rather than
+ * after the await that spent the last unit means the task gives up the
+ * worker before it takes what it awaits: a task looping over a mutex
+ * yields between its critical sections, not inside one, where every other
+ * task would queue behind the lock it holds and the lock's FIFO hand-off
+ * would then keep them in a convoy, one task switch per lock. */
+static inline void zk__coro_check_budget(zk__coro *c) {
     zk__worker *w = zk__worker_current();
-    if (--w->budget > 0)
+    if (ZK__LIKELY(w->budget > 0))
         return;
     ZK__COUNT(w->metrics.budget_yields);
     zk__coro_yield_now(c);
@@ -368,7 +378,7 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
             if (armed)
                 zk_future_drop(&timer.base);
             if (!waited)
-                zk__coro_spend_budget(c);
+                zk__coro_spend_budget();
             return out;
         }
         if (!armed && nearest != ZK_INSTANT_MAX) {
@@ -386,7 +396,7 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
     zk_future_drop(f);
     if (armed)
         zk_future_drop(&timer.base);
-    zk__coro_spend_budget(c);
+    zk__coro_spend_budget();
     return out;
 }
 
@@ -420,13 +430,13 @@ static inline int64_t zk__await_loop(zk__coro *c, zk_future *f,
         int64_t out;
         if (cancellable && ZK__UNLIKELY(zk__task_is_cancelled(t))) {
             zk_future_drop(f);
-            zk__coro_spend_budget(c);
+            zk__coro_spend_budget();
             return -ECANCELED;
         }
         if (f->ops->poll(f, &cx, &out) == ZK_READY) {
             zk_future_drop(f);
             if (!waited)
-                zk__coro_spend_budget(c);
+                zk__coro_spend_budget();
             return out;
         }
         zk__coro_suspend(c);
@@ -439,6 +449,7 @@ int64_t zk_await(zk_future *f) {
     zk__coro *c = zk__awaiting_coro(f, &err);
     if (c == NULL)
         return err;
+    zk__coro_check_budget(c);
     if (ZK__UNLIKELY(c->scope != NULL))
         return zk__await_scoped(c, f);
     return zk__await_loop(c, f, true);
@@ -449,7 +460,10 @@ int64_t zk_await(zk_future *f) {
 int64_t zk__await_shielded(zk_future *f) {
     int64_t err;
     zk__coro *c = zk__awaiting_coro(f, &err);
-    return c ? zk__await_loop(c, f, false) : err;
+    if (c == NULL)
+        return err;
+    zk__coro_check_budget(c);
+    return zk__await_loop(c, f, false);
 }
 
 static zk_poll zk__yield_poll(zk_future *f, zk_context *cx, int64_t *out) {
@@ -494,7 +508,8 @@ int zk_yield(void) {
     zk__coro *c = (zk__coro *)t;
     int rc = zk__coro_yield_status(c);
     if (ZK__UNLIKELY(rc != 0)) {
-        zk__coro_spend_budget(c);
+        zk__coro_spend_budget();
+        zk__coro_check_budget(c);
         return rc;
     }
     zk__coro_yield_now(c);
