@@ -56,7 +56,7 @@ static bool zk__lq_push_overflow(zk__local_queue *q, zk__task *t, uint32_t head,
         last = next;
     }
     last->queue_next = t;
-    zk__inject_push_batch(overflow, first, t, half + 1);
+    zk__inject_push_batch(overflow, first, t);
     return true;
 }
 

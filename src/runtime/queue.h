@@ -38,4 +38,16 @@ static inline zk__task *zk__fifo_pop(zk__task_fifo *q) {
     return t;
 }
 
+/* Appends `from` to the end of `to`. */
+static inline void zk__fifo_splice(zk__task_fifo *to, zk__task_fifo *from) {
+    if (from->len == 0)
+        return;
+    if (to->tail)
+        to->tail->queue_next = from->head;
+    else
+        to->head = from->head;
+    to->tail = from->tail;
+    to->len += from->len;
+}
+
 #endif

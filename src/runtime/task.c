@@ -17,6 +17,7 @@ void zk__task_init(zk__task *t, const zk__task_vtable *vt,
     atomic_init(&t->state, ZK__STATE_INITIAL);
     t->vtable = vt;
     t->queue_next = NULL;
+    t->has_run = false;
     t->id =
         atomic_fetch_add_explicit(&zk__next_task_id, 1, memory_order_relaxed);
     t->rt = rt;
@@ -91,6 +92,7 @@ void zk__task_run(zk__task *t) {
         break;
     }
 
+    t->has_run = true;
     zk__worker *w = zk__worker_current();
     if (w != NULL) {
         w->current = t;

@@ -55,6 +55,10 @@ struct zk__task {
     /* Link of whichever run queue holds the task's notification. */
     zk__task *queue_next;
     uint64_t id;
+    /* Set by its first run, and read only by whoever holds its
+     * notification: the inject queue puts tasks that never ran after
+     * those that did (inject.h). */
+    bool has_run;
     /* The runtime it belongs to. Only read while the task is not complete:
      * once complete, a handle or waker may outlive the runtime. */
     struct zk_runtime *rt;
