@@ -146,7 +146,7 @@ static int zk__ct_shutdown(zk_runtime *rt) {
         return rc;
     zk__runtime_close_and_cancel(rt);
     /* Run until every task finished; then drain stale notifications. */
-    while (atomic_load_explicit(&rt->live, memory_order_acquire) > 0) {
+    while (zk__runtime_live(rt) > 0) {
         zk__task *t = zk__ct_next(ct);
         if (t) {
             zk__task_run(t);

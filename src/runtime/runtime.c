@@ -135,14 +135,15 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     rt->stack_size = (b->stack_size + page - 1) & ~(page - 1);
     memcpy(rt->thread_name, b->thread_name, sizeof rt->thread_name);
     rt->shutdown_timeout_ns = b->shutdown_timeout_ns;
-    atomic_init(&rt->live, 0);
     atomic_init(&rt->shutting_down, false);
     atomic_init(&rt->remote_schedules, 0);
     atomic_init(&rt->remote_in_flight, 0);
     zk__parker_init(&rt->drained);
     int rc = 0;
-    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
+    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++) {
         zk__lock_init(&rt->owned[i].lock);
+        atomic_init(&rt->owned[i].count, 0);
+    }
     rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
     if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
         zk__stack_pool_destroy(&rt->stacks);
@@ -197,6 +198,12 @@ static zk__owned_shard *zk__shard_of(zk_runtime *rt, const zk__task *t) {
     return &rt->owned[t->id & (ZK__OWNED_SHARDS - 1)];
 }
 
+/* Under the shard's lock: one writer at a time, so no atomic add. */
+static void zk__shard_count_add(zk__owned_shard *sh, size_t delta) {
+    size_t n = atomic_load_explicit(&sh->count, memory_order_relaxed);
+    atomic_store_explicit(&sh->count, n + delta, memory_order_release);
+}
+
 int zk__runtime_own(zk_runtime *rt, zk__task *t) {
     zk__task_core *core = zk__task_core_of(t);
     zk__owned_shard *sh = zk__shard_of(rt, t);
@@ -215,8 +222,8 @@ int zk__runtime_own(zk_runtime *rt, zk__task *t) {
     if (sh->head)
         zk__task_core_of(sh->head)->owned_prev = t;
     sh->head = t;
+    zk__shard_count_add(sh, 1);
     zk__lock_release(&sh->lock);
-    atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -231,15 +238,28 @@ void zk__runtime_release(zk_runtime *rt, zk__task *t) {
     if (core->owned_next)
         zk__task_core_of(core->owned_next)->owned_prev = core->owned_prev;
     core->owned_prev = core->owned_next = NULL;
+    zk__shard_count_add(sh, (size_t)-1);
+    /* Read under the lock that zk__runtime_close_and_cancel() takes to set
+     * it: either this task saw the shard closed, or its count went down
+     * before the thread shutting down closed the shard (and so before it
+     * counts in zk__runtime_wait_drained()). */
+    bool closed = sh->closed;
     zk__lock_release(&sh->lock);
-    /* The last task of a runtime that shuts down wakes the thread waiting
-     * in zk__runtime_wait_drained() (an unpark before its park counts). */
-    if (atomic_fetch_sub(&rt->live, 1) == 1 && atomic_load(&rt->shutting_down))
+    /* During shutdown every task that ends wakes that thread, which counts
+     * again (an unpark before its park counts). */
+    if (closed)
         zk__parker_unpark(&rt->drained);
 }
 
+size_t zk__runtime_live(zk_runtime *rt) {
+    size_t n = 0;
+    for (size_t i = 0; i < ZK__OWNED_SHARDS; i++)
+        n += atomic_load_explicit(&rt->owned[i].count, memory_order_acquire);
+    return n;
+}
+
 void zk__runtime_wait_drained(zk_runtime *rt) {
-    while (atomic_load_explicit(&rt->live, memory_order_acquire) > 0)
+    while (zk__runtime_live(rt) > 0)
         zk__parker_park(&rt->drained);
 }
 
@@ -405,7 +425,7 @@ int zk_runtime_free(zk_runtime *rt) {
     int rc = rt->sched_ops->shutdown(rt);
     if (rc != 0)
         return rc;
-    ZK__ASSERT(atomic_load(&rt->live) == 0);
+    ZK__ASSERT(zk__runtime_live(rt) == 0);
     /* A thread that woke the last task may still be unparking us. */
     while (atomic_load_explicit(&rt->remote_in_flight, memory_order_acquire))
         sched_yield();
@@ -439,9 +459,7 @@ size_t zk_runtime_workers(const zk_runtime *rt) {
 }
 
 size_t zk_runtime_live_tasks(const zk_runtime *rt) {
-    return rt ? atomic_load_explicit(&((zk_runtime *)rt)->live,
-                                     memory_order_acquire)
-              : 0;
+    return rt ? zk__runtime_live((zk_runtime *)rt) : 0;
 }
 
 /* ---------------------------------------------------------------------- */

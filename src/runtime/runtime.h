@@ -25,6 +25,8 @@
 typedef struct zk__owned_shard {
     alignas(64) zk__lock lock; /* short sections: see common/lock.h */
     zk__task *head;
+    /* Tasks in the list: written under the lock, read without it. */
+    _Atomic size_t count;
     bool closed;
 } zk__owned_shard;
 
@@ -66,9 +68,10 @@ struct zk_runtime {
     char thread_name[16];
 
     /* Live tasks (spawned, not yet complete), sharded by task id so that
-     * spawns and completions on different workers rarely share a lock. */
+     * spawns and completions on different workers rarely share a lock or
+     * a cache line; their number is the sum of the shards' counts (see
+     * zk__runtime_live), not a shared counter every spawn would write. */
     zk__owned_shard owned[ZK__OWNED_SHARDS];
-    _Atomic size_t live;
 
     /* True from the start of shutdown: coroutines are then resumed at most
      * ZK_SHUTDOWN_POLLS_MAX times. */
@@ -115,6 +118,9 @@ int zk__runtime_own(struct zk_runtime *rt, zk__task *t);
 /* Removes a completed task from the live list; the list's reference goes
  * to the caller. */
 void zk__runtime_release(struct zk_runtime *rt, zk__task *t);
+/* How many tasks are live (spawned, not complete): exact when nothing
+ * spawns or completes meanwhile, such as at the end of a shutdown. */
+size_t zk__runtime_live(struct zk_runtime *rt);
 /* Refuses further spawns and cancels every live task. */
 void zk__runtime_close_and_cancel(struct zk_runtime *rt);
 /* Hands a task to the scheduler after its spawn (its first notification). */
@@ -134,7 +140,9 @@ int zk__current_thread_create(struct zk_runtime *rt);
 int zk__multi_thread_create(struct zk_runtime *rt);
 
 /* Blocks the calling (plain) thread until every task of the closed runtime
- * has finished. */
+ * has finished. Must be the thread that called
+ * zk__runtime_close_and_cancel(): the tasks' ends are seen through the
+ * shard locks it took. */
 void zk__runtime_wait_drained(struct zk_runtime *rt);
 
 /* Installs the stack-overflow reporter for the process (once) and an
