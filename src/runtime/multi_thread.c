@@ -9,9 +9,10 @@
  * the queue so two tasks waking each other cannot starve the rest. Yields go
  * to the back of the local queue. Wakes from other threads go to the global
  * inject queue, which each worker checks first every ZK__INJECT_INTERVAL
- * ticks (it serves tasks that ran before ahead of new ones: inject.h). A worker without work steals half of another worker's queue, then
- * looks at the inject queue, then sleeps in its parker; idle.h decides who
- * searches and who is woken.
+ * ticks (it serves tasks that ran before ahead of new ones: inject.h). A
+ * worker without work steals half of another worker's queue, then looks at
+ * the inject queue, then sleeps in its parker; idle.h decides who searches
+ * and who is woken.
  */
 #define _GNU_SOURCE
 #include <errno.h>
