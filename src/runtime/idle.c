@@ -70,14 +70,12 @@ bool zk__idle_transition_from_searching(zk__idle *idle) {
     return zk__searching(atomic_fetch_sub(&idle->state, 1)) == 1;
 }
 
-bool zk__idle_transition_to_parked(zk__idle *idle, size_t index,
+void zk__idle_transition_to_parked(zk__idle *idle, size_t index,
                                    bool searching) {
     pthread_mutex_lock(&idle->lock);
-    uint64_t prev =
-        atomic_fetch_sub(&idle->state, ZK__UNPARK_ONE + (searching ? 1 : 0));
+    atomic_fetch_sub(&idle->state, ZK__UNPARK_ONE + (searching ? 1 : 0));
     idle->sleepers[idle->nsleepers++] = index;
     pthread_mutex_unlock(&idle->lock);
-    return searching && zk__searching(prev) == 1;
 }
 
 bool zk__idle_is_parked(zk__idle *idle, size_t index) {

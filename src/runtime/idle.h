@@ -9,8 +9,12 @@
  * - at most half of the workers search at once;
  * - a searcher that finds work stops searching, and if it was the last one
  *   it wakes another sleeper, so the search goes on while work remains;
- * - the last searcher to go to sleep checks every queue once more and wakes
- *   a worker if it finds work (the other side of a racing new task).
+ * - a worker going to sleep checks every queue once more and wakes a
+ *   worker if it finds work (the other side of a racing new task). Tokio
+ *   leaves this to the last searcher; but a worker that did not search
+ *   because another did stays counted as unparked until it registers as a
+ *   sleeper, and tasks pushed in that window wake nobody if the searcher
+ *   stopped meanwhile.
  * All accesses to `state` are sequentially consistent: a task pushed then
  * `state` read on one side, `state` changed then queues read on the other.
  */
@@ -46,9 +50,9 @@ bool zk__idle_transition_to_searching(zk__idle *idle);
  * (the caller then wakes another worker). */
 bool zk__idle_transition_from_searching(zk__idle *idle);
 
-/* Worker `index` goes to sleep; returns true if it was the last searcher
- * (the caller then checks the queues once more). */
-bool zk__idle_transition_to_parked(zk__idle *idle, size_t index,
+/* Worker `index` goes to sleep (the caller then checks the queues once
+ * more). */
+void zk__idle_transition_to_parked(zk__idle *idle, size_t index,
                                    bool searching);
 
 /* Worker `index`, registered as sleeping, found work of its own (timers it

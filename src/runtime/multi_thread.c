@@ -77,7 +77,7 @@ static void zk__mt_notify_parked(zk__mt *mt) {
         zk__parker_unpark(&mt->workers[index].parker);
 }
 
-/* The last searcher going to sleep looks for work once more. */
+/* A worker going to sleep looks for work once more. */
 static void zk__mt_notify_if_work_pending(zk__mt *mt) {
     for (size_t i = 0; i < mt->n; i++) {
         if (zk__local_queue_len(&mt->workers[i].queue) > 0) {
@@ -213,11 +213,17 @@ static void zk__mt_park(zk__mt_worker *mw) {
     if (zk__local_queue_len(&mw->queue) > 0 || mw->lifo != NULL)
         return;
     zk__stack_pool_trim(&mt->rt->stacks);
-    bool last =
-        zk__idle_transition_to_parked(&mt->idle, mw->w.index, mw->searching);
+    zk__idle_transition_to_parked(&mt->idle, mw->w.index, mw->searching);
     mw->searching = false;
-    if (last)
-        zk__mt_notify_if_work_pending(mt);
+    /* Every worker going to sleep looks at the queues once more, not only
+     * the last searcher. A worker that gave up searching because another
+     * searched is unparked until here: a task pushed meanwhile saw it
+     * unparked and woke nobody, while the searcher may have stopped
+     * searching (it found its own task) before this worker registered as
+     * a sleeper. With a busy worker pushing a few tasks and never parking,
+     * those tasks then waited for ever (seen under ThreadSanitizer on a
+     * loaded machine). */
+    zk__mt_notify_if_work_pending(mt);
     ZK__COUNT(mw->w.metrics.parks);
     zk__time *time = &mt->rt->time;
     while (!atomic_load_explicit(&mt->stop, memory_order_acquire)) {

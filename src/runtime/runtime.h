@@ -76,8 +76,8 @@ struct zk_runtime {
     /* True from the start of shutdown: coroutines are then resumed at most
      * ZK_SHUTDOWN_POLLS_MAX times. */
     _Atomic bool shutting_down;
-    /* Unparked when the last live task of a closed runtime finishes: the
-     * thread shutting down a multi-thread runtime waits on it. */
+    /* Unparked by every task of a closed runtime that finishes: the thread
+     * shutting down a multi-thread runtime waits on it until none is left. */
     zk__parker drained;
 
     /* Wakes and spawns that came from outside the runtime's workers. */
