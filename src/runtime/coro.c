@@ -332,8 +332,7 @@ static inline void zk__coro_spend_budget(void) {
  * yields between its critical sections, not inside one, where every other
  * task would queue behind the lock it holds and the lock's FIFO hand-off
  * would then keep them in a convoy, one task switch per lock. */
-static inline void zk__coro_check_budget(zk__coro *c) {
-    zk__worker *w = zk__worker_current();
+static inline void zk__coro_check_budget(zk__coro *c, zk__worker *w) {
     if (ZK__LIKELY(w->budget > 0))
         return;
     ZK__COUNT(w->metrics.budget_yields);
@@ -400,9 +399,11 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
     return out;
 }
 
-/* The coroutine task that may await `f`, or NULL with *err set: -EINVAL
- * for a future that cannot be polled, -EPERM outside a coroutine task. */
-static zk__coro *zk__awaiting_coro(const zk_future *f, int64_t *err) {
+/* The coroutine task that may await `f` and, in *wp, the worker running
+ * it; or NULL with *err set: -EINVAL for a future that cannot be polled,
+ * -EPERM outside a coroutine task. */
+static zk__coro *zk__awaiting_coro(const zk_future *f, zk__worker **wp,
+                                   int64_t *err) {
     if (f == NULL || f->ops == NULL || f->ops->poll == NULL) {
         *err = -EINVAL;
         return NULL;
@@ -413,6 +414,7 @@ static zk__coro *zk__awaiting_coro(const zk_future *f, int64_t *err) {
         *err = -EPERM;
         return NULL;
     }
+    *wp = w;
     return (zk__coro *)t;
 }
 
@@ -446,10 +448,11 @@ static inline int64_t zk__await_loop(zk__coro *c, zk_future *f,
 
 int64_t zk_await(zk_future *f) {
     int64_t err;
-    zk__coro *c = zk__awaiting_coro(f, &err);
+    zk__worker *w;
+    zk__coro *c = zk__awaiting_coro(f, &w, &err);
     if (c == NULL)
         return err;
-    zk__coro_check_budget(c);
+    zk__coro_check_budget(c, w);
     if (ZK__UNLIKELY(c->scope != NULL))
         return zk__await_scoped(c, f);
     return zk__await_loop(c, f, true);
@@ -459,10 +462,11 @@ int64_t zk_await(zk_future *f) {
  * its cancel scopes (see coro.h). */
 int64_t zk__await_shielded(zk_future *f) {
     int64_t err;
-    zk__coro *c = zk__awaiting_coro(f, &err);
+    zk__worker *w;
+    zk__coro *c = zk__awaiting_coro(f, &w, &err);
     if (c == NULL)
         return err;
-    zk__coro_check_budget(c);
+    zk__coro_check_budget(c, w);
     return zk__await_loop(c, f, false);
 }
 
@@ -509,7 +513,7 @@ int zk_yield(void) {
     int rc = zk__coro_yield_status(c);
     if (ZK__UNLIKELY(rc != 0)) {
         zk__coro_spend_budget();
-        zk__coro_check_budget(c);
+        zk__coro_check_budget(c, w);
         return rc;
     }
     zk__coro_yield_now(c);
