@@ -38,6 +38,36 @@ static inline zk_runtime *bench_runtime(size_t workers) {
     return rt;
 }
 
+/* With ZOKIO_BENCH_METRICS=1 in the environment, prints every worker's
+ * counters to stderr (what the scheduler did during the runs: steals,
+ * parks, LIFO hits), to explain a figure rather than to produce one. */
+static inline void bench_print_metrics(zk_runtime *rt) {
+    const char *on = getenv("ZOKIO_BENCH_METRICS");
+    if (on == NULL || on[0] != '1')
+        return;
+    zk_runtime_metrics m;
+    if (zk_runtime_metrics_get(rt, &m) != 0)
+        return;
+    for (size_t i = 0; i < m.workers; i++) {
+        zk_worker_metrics w;
+        if (zk_runtime_worker_metrics(rt, i, &w) != 0)
+            continue;
+        fprintf(
+            stderr,
+            "worker %zu: polls %llu lifo %llu (direct %llu) local %llu "
+            "steals %llu/%llu parks %llu budget_yields %llu overflows "
+            "%llu\n",
+            i, (unsigned long long)w.polls, (unsigned long long)w.lifo_hits,
+            (unsigned long long)w.direct_switches,
+            (unsigned long long)w.local_schedules, (unsigned long long)w.steals,
+            (unsigned long long)w.steal_operations, (unsigned long long)w.parks,
+            (unsigned long long)w.budget_yields,
+            (unsigned long long)w.overflows);
+    }
+    fprintf(stderr, "remote schedules %llu\n",
+            (unsigned long long)m.remote_schedules);
+}
+
 /* The process's resident memory in bytes. */
 static inline long rss_bytes(void) {
     long pages = 0, resident = 0;

@@ -216,6 +216,7 @@ int main(int argc, char **argv) {
     RUN("mpsc_bounded", bench_mpsc(rt));
     RUN("ping_pong_oneshot", bench_ping_pong(rt));
     RUN("mutex_contention", bench_mutex(rt));
+    bench_print_metrics(rt);
     zk_runtime_free(rt);
     return 0;
 }

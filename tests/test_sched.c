@@ -495,3 +495,179 @@ ZK_TEST(sched, a_coroutine_resumes_on_another_worker) {
     zk_gate_destroy(&m.gate);
 }
 #endif
+
+/* ---------------------------------------------------------------------- */
+/* direct switches between coroutines                                     */
+/* ---------------------------------------------------------------------- */
+
+#if ZK_TEST_MT
+/* Two coroutines taking turns through two notifies: each wakes the other
+ * and waits, so each waits with the other in its worker's LIFO slot. */
+typedef struct relay {
+    zk_notify *a, *b;
+    atomic_long turns;
+    int rounds; /* 0: until `flag` is set */
+    int64_t err;
+} relay;
+
+static int64_t relay_leg(relay *r, zk_notify *mine, zk_notify *theirs) {
+    for (int i = 0; r->rounds == 0 || i < r->rounds; i++) {
+        if (r->rounds == 0 && atomic_load(&flag))
+            break;
+        zk_notify_one(theirs);
+        int rc = zk_notify_wait(mine);
+        if (rc != 0)
+            return rc;
+        atomic_fetch_add(&r->turns, 1);
+    }
+    zk_notify_one(theirs); /* the other may wait for this turn */
+    return 0;
+}
+
+static int64_t relay_ping(void *arg) {
+    relay *r = arg;
+    return relay_leg(r, r->a, r->b);
+}
+
+static int64_t relay_pong(void *arg) {
+    relay *r = arg;
+    return relay_leg(r, r->b, r->a);
+}
+
+static void relay_init(relay *r, int rounds) {
+    memset(r, 0, sizeof *r);
+    cr_assert_eq(zk_notify_new(&r->a), 0);
+    cr_assert_eq(zk_notify_new(&r->b), 0);
+    r->rounds = rounds;
+}
+
+static void relay_free(relay *r) {
+    cr_assert_eq(zk_notify_free(r->a), 0);
+    cr_assert_eq(zk_notify_free(r->b), 0);
+}
+
+/* Starts the two, lets them take 1,000 turns, then stops them: it gets
+ * its worker back only if they let it. */
+static int64_t relay_then_stop_root(void *arg) {
+    relay *r = arg;
+    zk_task *h[2];
+    cr_assert_eq(zk_spawn(relay_ping, r, &h[0]), 0);
+    cr_assert_eq(zk_spawn(relay_pong, r, &h[1]), 0);
+    while (r->rounds == 0 && atomic_load(&r->turns) < 1000)
+        zk_yield();
+    atomic_store(&flag, 1);
+    return zk_test_join_all(h, 2);
+}
+
+static zk_runtime *one_worker_runtime(void) {
+    zk_builder *b = zk_builder_new();
+    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+    zk_builder_set_workers(b, 1);
+    zk_runtime *rt = NULL;
+    cr_assert_eq(zk_builder_build(b, &rt), 0);
+    zk_builder_free(b);
+    return rt;
+}
+
+/* The two hand their worker straight to each other, and still only a few
+ * times in a row (the LIFO slot's limit): the task that ends them waits in
+ * the queue of their only worker, so without the limit it never runs again
+ * and the test times out. */
+ZK_TEST(sched,
+        coroutines_waking_each_other_switch_directly_and_let_others_run) {
+    atomic_store(&flag, 0);
+    relay r;
+    relay_init(&r, 0);
+    zk_runtime *rt = one_worker_runtime();
+    int64_t res = -1;
+    cr_assert_eq(zk_block_on(rt, relay_then_stop_root, &r, &res), 0);
+    cr_assert_eq(res, 0);
+    cr_assert_eq(atomic_load(&flag), 1);
+    zk_worker_metrics m;
+    cr_assert_eq(zk_runtime_worker_metrics(rt, 0, &m), 0);
+    cr_assert_leq(m.direct_switches, m.lifo_hits);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    relay_free(&r);
+
+    /* With nothing else to run, most resumptions are direct switches
+     * (three in four: the slot's limit). */
+    relay_init(&r, 2000);
+    rt = one_worker_runtime();
+    cr_assert_eq(zk_block_on(rt, relay_then_stop_root, &r, &res), 0);
+    cr_assert_eq(res, 0);
+    cr_assert_eq(atomic_load(&r.turns), 4000);
+    cr_assert_eq(zk_runtime_worker_metrics(rt, 0, &m), 0);
+    cr_assert_geq(
+        m.direct_switches * 2, m.polls, "%llu direct switches in %llu polls",
+        (unsigned long long)m.direct_switches, (unsigned long long)m.polls);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    relay_free(&r);
+}
+
+/* A plain thread wakes both coroutines over and over, so wakes land while
+ * a coroutine has switched to the other and its run is not ended yet. */
+typedef struct relay_spam {
+    relay *r;
+    atomic_int stop;
+} relay_spam;
+
+static void *spams_notifies(void *arg) {
+    relay_spam *s = arg;
+    while (!atomic_load(&s->stop)) {
+        zk_notify_one(s->r->a);
+        zk_notify_one(s->r->b);
+    }
+    return NULL;
+}
+
+static int64_t relay_root(void *arg) {
+    relay *r = arg;
+    zk_task *h[2];
+    cr_assert_eq(zk_spawn(relay_ping, r, &h[0]), 0);
+    cr_assert_eq(zk_spawn(relay_pong, r, &h[1]), 0);
+    return zk_test_join_all(h, 2);
+}
+
+ZK_TEST(sched, wakes_from_another_thread_during_direct_switches_are_kept) {
+    relay r;
+    relay_init(&r, 20000);
+    relay_spam s = {&r, 0};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, spams_notifies, &s), 0);
+    zk_runtime *rt = zk_test_runtime();
+    int64_t res = -1;
+    cr_assert_eq(zk_block_on(rt, relay_root, &r, &res), 0);
+    atomic_store(&s.stop, 1);
+    pthread_join(th, NULL);
+    cr_assert_eq(res, 0);
+    cr_assert_eq(atomic_load(&r.turns), 40000);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    relay_free(&r);
+}
+
+/* Aborted from the other worker while they switch to each other: both
+ * see -ECANCELED and end, their stacks freed (the leak check). */
+static int64_t aborts_a_relay(void *arg) {
+    relay *r = arg;
+    zk_task *h[2];
+    cr_assert_eq(zk_spawn(relay_ping, r, &h[0]), 0);
+    cr_assert_eq(zk_spawn(relay_pong, r, &h[1]), 0);
+    while (atomic_load(&r->turns) < 1000)
+        zk_yield();
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(zk_task_abort(h[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        int64_t out = 0;
+        cr_assert_eq(zk_task_join(&h[i], &out), -ECANCELED);
+        cr_assert_eq(out, -ECANCELED, "its wait saw the abort");
+    }
+    return 0;
+}
+
+ZK_TEST(sched, coroutines_aborted_while_switching_directly_end) {
+    relay r;
+    relay_init(&r, 1 << 30);
+    cr_assert_eq(zk_test_run(aborts_a_relay, &r), 0);
+    relay_free(&r);
+}
+#endif

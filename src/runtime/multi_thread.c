@@ -46,6 +46,8 @@ typedef struct zk__mt_worker {
     zk__local_queue queue;
     /* The task woken last by the running task; owner thread only. */
     zk__task *lifo;
+    /* Tasks run from the LIFO slot since one was taken from a queue. */
+    int lifo_runs;
     zk__parker parker;
     zk__io_worker *io;
     pthread_t thread;
@@ -187,11 +189,12 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
         if (zk__idle_transition_from_searching(&mw->mt->idle))
             zk__mt_notify_parked(mw->mt);
     }
+    mw->lifo_runs = 0;
     zk__task_run(t);
     zk__io_after_run(mw->io, zk__mt_has_work(mw));
-    for (int lifo_runs = 0; (t = mw->lifo) != NULL; lifo_runs++) {
+    while ((t = mw->lifo) != NULL) {
         mw->lifo = NULL;
-        if (lifo_runs == ZK__LIFO_MAX) {
+        if (mw->lifo_runs >= ZK__LIFO_MAX) {
             /* To the back of the queue. Alone there, it is this worker's
              * next task: waking a sleeper to steal it would only move it
              * to another core (and the futex calls cost more than it). */
@@ -201,10 +204,26 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
                 zk__mt_notify_parked(mw->mt);
             break;
         }
+        mw->lifo_runs++;
         ZK__COUNT(mw->w.metrics.lifo_hits);
         zk__task_run(t);
         zk__io_after_run(mw->io, zk__mt_has_work(mw));
     }
+}
+
+/* A coroutine about to wait may switch straight to the task in the LIFO
+ * slot (coro.c) when that is a coroutine that has run before (it has a
+ * stack to switch to), within the same ZK__LIFO_MAX as the loop above. */
+static zk__task *zk__mt_next_direct(zk__worker *w) {
+    zk__mt_worker *mw = (zk__mt_worker *)w;
+    zk__task *t = mw->lifo;
+    if (t == NULL || mw->lifo_runs >= ZK__LIFO_MAX || !t->vtable->coroutine ||
+        !t->has_run)
+        return NULL;
+    mw->lifo = NULL;
+    mw->lifo_runs++;
+    ZK__COUNT(w->metrics.lifo_hits);
+    return t;
 }
 
 static void zk__mt_park(zk__mt_worker *mw) {
@@ -390,6 +409,7 @@ static const zk__sched_ops zk__mt_ops = {
     .inject_len = zk__mt_inject_len,
     .local_len = zk__mt_local_len,
     .timers_changed = zk__mt_timers_changed,
+    .next_direct = zk__mt_next_direct,
 };
 
 int zk__multi_thread_create(zk_runtime *rt) {

@@ -500,6 +500,7 @@ int zk_runtime_worker_metrics(zk_runtime *rt, size_t index,
     out->steal_operations = ZK__READ(c->steal_operations);
     out->parks = ZK__READ(c->parks);
     out->budget_yields = ZK__READ(c->budget_yields);
+    out->direct_switches = ZK__READ(c->direct_switches);
     out->overflows = ZK__READ(c->overflows);
     out->local_queue_depth = rt->sched_ops->local_len(rt, index);
     return 0;

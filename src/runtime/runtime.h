@@ -57,6 +57,11 @@ typedef struct zk__sched_ops {
      * a worker sleeping until the previous deadline must wake. Any
      * thread. */
     void (*timers_changed)(struct zk_runtime *rt);
+    /* Called by a coroutine about to suspend on worker `w`: the started
+     * coroutine task to switch to directly, taken off the worker's queues
+     * (its notification reference passes to the caller), or NULL to go
+     * back to the scheduler loop. Worker thread only; may be NULL. */
+    zk__task *(*next_direct)(zk__worker *w);
 } zk__sched_ops;
 
 struct zk_runtime {

@@ -74,34 +74,33 @@ static void zk__task_cancel_and_complete(zk__task *t) {
     zk__task_complete(t);
 }
 
-void zk__task_run(zk__task *t) {
+bool zk__task_begin_run(zk__task *t, zk__worker *w) {
     switch (zk__transition_to_running(t)) {
     case ZK__RUN_FAILED:
-        return;
+        return false;
     case ZK__RUN_DEALLOC:
         zk__task_dealloc(t);
-        return;
+        return false;
     case ZK__RUN_CANCELLED:
         if (!t->vtable->coroutine) {
             zk__task_cancel_and_complete(t);
-            return;
+            return false;
         }
         /* A coroutine runs on and sees -ECANCELED from its awaits. */
         break;
     case ZK__RUN_SUCCESS:
         break;
     }
-
     t->has_run = true;
-    zk__worker *w = zk__worker_current();
     if (w != NULL) {
         w->current = t;
         w->budget = ZK__BUDGET;
         ZK__COUNT(w->metrics.polls);
     }
-    zk__run_outcome r = t->vtable->poll(t);
-    if (w != NULL)
-        w->current = NULL;
+    return true;
+}
+
+void zk__task_end_run(zk__task *t, zk__run_outcome r) {
     struct zk_runtime *rt = t->rt;
     if (r == ZK__RUN_READY) {
         zk__task_complete(t);
@@ -127,6 +126,21 @@ void zk__task_run(zk__task *t) {
         zk__task_cancel_and_complete(t);
         return;
     }
+}
+
+void zk__task_run(zk__task *t) {
+    zk__worker *w = zk__worker_current();
+    if (!zk__task_begin_run(t, w))
+        return;
+    zk__run_outcome r = t->vtable->poll(t);
+    if (w != NULL) {
+        /* The task that comes back is the worker's current one: a
+         * coroutine may have handed the worker straight to another
+         * (coro.c), which is then the one that suspended or finished. */
+        t = w->current;
+        w->current = NULL;
+    }
+    zk__task_end_run(t, r);
 }
 
 bool zk__task_cancel(zk__task *t) {

@@ -96,6 +96,16 @@ void zk__task_init(zk__task *t, const zk__task_vtable *vt,
  * blocking-pool threads (no worker) for blocking tasks. */
 void zk__task_run(zk__task *t);
 
+/* zk__task_run() in two halves, for a coroutine that hands its worker
+ * straight to another (coro.c). begin claims the task for a run by the
+ * calling thread (w: its worker, NULL on a plain thread) and makes it the
+ * worker's current task; false when there is nothing to run (a stale
+ * notification, dropped, or a cancelled future task, completed). end takes
+ * the outcome of the task's poll: completes, requeues or idles it. */
+struct zk__worker;
+bool zk__task_begin_run(zk__task *t, struct zk__worker *w);
+void zk__task_end_run(zk__task *t, zk__run_outcome r);
+
 /* Wakes the task: schedules it unless it is running, complete or already
  * notified. by_val consumes one reference. */
 void zk__task_wake_by_ref(zk__task *t);

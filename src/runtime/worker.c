@@ -37,6 +37,7 @@ void zk__worker_init(zk__worker *w, struct zk_runtime *rt, void *sched,
 
 void zk__worker_attach(zk__worker *w) {
     w->current = NULL;
+    w->handed_from = NULL;
 #if defined(ZK__TSAN)
     w->tsan_fiber = __tsan_get_current_fiber();
 #endif

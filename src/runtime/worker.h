@@ -29,7 +29,8 @@ struct zk_runtime;
  * instruction; any thread may read them. */
 typedef struct zk__counters {
     _Atomic uint64_t polls, tasks_spawned, tasks_completed, local_schedules,
-        lifo_hits, steals, steal_operations, parks, budget_yields, overflows;
+        lifo_hits, direct_switches, steals, steal_operations, parks,
+        budget_yields, overflows;
 } zk__counters;
 
 #define ZK__COUNT_N(c, n)                                                      \
@@ -44,6 +45,10 @@ typedef struct zk__worker {
     zk__task *current;
     /* Where a coroutine switches back to when it suspends. */
     zk__ctx sched_ctx;
+    /* The coroutine task that switched straight to the current one and
+     * whose run the latter ends once on its own stack (coro.c); NULL
+     * otherwise. */
+    zk__task *handed_from;
     /* Ready awaits left before the current task must yield. */
     int budget;
     /* Scheduler-specific worker state. */
