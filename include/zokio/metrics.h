@@ -20,8 +20,9 @@ typedef struct zk_worker_metrics {
     uint64_t tasks_completed;  /* tasks that finished on this worker */
     uint64_t local_schedules;  /* wakes/spawns queued on this worker */
     uint64_t lifo_hits;        /* tasks run straight from the LIFO slot */
-    uint64_t direct_switches;  /* of those, coroutines a waiting coroutine
-                                  switched to without the scheduler loop */
+    uint64_t direct_switches;  /* coroutines resumed straight from another
+                                  that suspended, without the scheduler
+                                  loop in between */
     uint64_t steals;           /* tasks taken from other workers */
     uint64_t steal_operations; /* successful steal attempts */
     uint64_t parks;            /* times the worker went to sleep */

@@ -197,24 +197,34 @@ static void zk__coro_check_redzone(zk__coro *c) {
                             "it wrote below its stack (red zone check)");
 }
 
+/* What a suspended (not finished) coroutine's run came to. */
+static zk__run_outcome zk__coro_suspended(zk__coro *c) {
+    zk__coro_check_redzone(c);
+    if (!c->yielding)
+        return ZK__RUN_PENDING;
+    c->yielding = false;
+    return ZK__RUN_YIELDED;
+}
+
 /*
  * Suspends the calling coroutine until its task is polled again.
  *
- * A waiting coroutine hands its worker straight to the next task when that
- * is a started coroutine: one stack switch instead of two (into the
+ * A suspending coroutine hands its worker straight to the next task when
+ * that is a started coroutine: one stack switch instead of two (into the
  * scheduler, out to the next task). What it saves is mostly the return
  * predictions: after a switch every return of the resumed side goes to a
  * call chain the processor did not see, a misprediction each, while two
- * coroutines waiting at the same place (a mutex, a channel) have the same
- * chain. The waiting task's run can end (its state go to idle, where a
- * waker may resume it on another thread) only once its registers are
- * saved, so the next coroutine ends it, first thing on its own stack.
+ * coroutines waiting at the same place (a mutex, a channel, a read) have
+ * the same chain. The suspending task's run can end (its state go to idle,
+ * where a waker may resume it on another thread, or it be queued again)
+ * only once its registers are saved, so the next coroutine ends it, first
+ * thing on its own stack.
  */
 static void zk__coro_suspend(zk__coro *c) {
     int saved_errno = zk__errno_save();
     c->suspend_sp = __builtin_frame_address(0);
     zk__worker *w = zk__worker_current();
-    zk__coro *next = c->yielding ? NULL : zk__coro_next_direct(c, w);
+    zk__coro *next = zk__coro_next_direct(c, w);
     if (next != NULL) {
         w->handed_from = &c->base.header;
         zk__san_switch_coros(c, next);
@@ -228,8 +238,7 @@ static void zk__coro_suspend(zk__coro *c) {
     zk__san_in_coro(c, false, from != NULL);
     if (from != NULL) {
         w->handed_from = NULL;
-        zk__coro_check_redzone(from);
-        zk__task_end_run(&from->base.header, ZK__RUN_PENDING);
+        zk__task_end_run(&from->base.header, zk__coro_suspended(from));
     }
     zk__errno_restore(saved_errno);
 }
@@ -301,13 +310,9 @@ static zk__run_outcome zk__coro_poll(zk__task *t) {
     /* The coroutine that came back is the worker's current task: not c
      * when c handed the worker straight to another (zk__coro_suspend). */
     c = (zk__coro *)w->current;
+    if (!c->finished)
+        return zk__coro_suspended(c);
     zk__coro_check_redzone(c);
-    if (!c->finished) {
-        if (!c->yielding)
-            return ZK__RUN_PENDING;
-        c->yielding = false;
-        return ZK__RUN_YIELDED;
-    }
     zk__coro_release_stack(c);
     return ZK__RUN_READY;
 }

@@ -183,6 +183,17 @@ static bool zk__mt_has_work(zk__mt_worker *mw) {
     return mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0;
 }
 
+/* The LIFO slot's task after ZK__LIFO_MAX runs from it in a row: to the
+ * back of the queue. Alone there, it is this worker's next task: waking a
+ * sleeper to steal it would only move it to another core (and the futex
+ * calls cost more than it). */
+static void zk__mt_lifo_to_back(zk__mt_worker *mw, zk__task *t) {
+    bool alone = zk__local_queue_len(&mw->queue) == 0;
+    zk__mt_push_local(mw, t);
+    if (!alone)
+        zk__mt_notify_parked(mw->mt);
+}
+
 static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     if (mw->searching) {
         mw->searching = false;
@@ -195,13 +206,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     while ((t = mw->lifo) != NULL) {
         mw->lifo = NULL;
         if (mw->lifo_runs >= ZK__LIFO_MAX) {
-            /* To the back of the queue. Alone there, it is this worker's
-             * next task: waking a sleeper to steal it would only move it
-             * to another core (and the futex calls cost more than it). */
-            bool alone = zk__local_queue_len(&mw->queue) == 0;
-            zk__mt_push_local(mw, t);
-            if (!alone)
-                zk__mt_notify_parked(mw->mt);
+            zk__mt_lifo_to_back(mw, t);
             break;
         }
         mw->lifo_runs++;
@@ -211,18 +216,42 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     }
 }
 
-/* A coroutine about to wait may switch straight to the task in the LIFO
- * slot (coro.c) when that is a coroutine that has run before (it has a
- * stack to switch to), within the same ZK__LIFO_MAX as the loop above. */
+/* A coroutine that has run before: it has a stack to switch to. */
+static bool zk__mt_resumable(const zk__task *t) {
+    return t->vtable->coroutine && t->has_run;
+}
+
+/* For a coroutine about to wait or yield (coro.c): the task this loop
+ * would run next, taken as the loop would take it, when it is a coroutine
+ * that has run before. Not at a tick where the loop looks at the inject
+ * queue, timers and I/O (zk__mt_next_task): it gets control back then. */
 static zk__task *zk__mt_next_direct(zk__worker *w) {
     zk__mt_worker *mw = (zk__mt_worker *)w;
     zk__task *t = mw->lifo;
-    if (t == NULL || mw->lifo_runs >= ZK__LIFO_MAX || !t->vtable->coroutine ||
-        !t->has_run)
-        return NULL;
-    mw->lifo = NULL;
-    mw->lifo_runs++;
-    ZK__COUNT(w->metrics.lifo_hits);
+    if (t != NULL && mw->lifo_runs < ZK__LIFO_MAX) {
+        if (!zk__mt_resumable(t))
+            return NULL;
+        mw->lifo = NULL;
+        mw->lifo_runs++;
+        ZK__COUNT(w->metrics.lifo_hits);
+    } else {
+        if ((mw->tick + 1) % ZK__INJECT_INTERVAL == 0)
+            return NULL;
+        if (t != NULL) {
+            mw->lifo = NULL;
+            zk__mt_lifo_to_back(mw, t);
+        }
+        if ((t = zk__local_queue_pop(&mw->queue)) == NULL)
+            return NULL;
+        mw->tick++;
+        mw->lifo_runs = 0;
+        if (!zk__mt_resumable(t)) {
+            mw->lifo = t; /* the loop's next task all the same */
+            return NULL;
+        }
+    }
+    /* What the task that stops now prepared may go to the kernel. */
+    zk__io_after_run(mw->io, true);
     return t;
 }
 
