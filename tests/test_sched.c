@@ -549,7 +549,6 @@ ZK_TEST(sched, a_coroutine_resumes_on_another_worker) {
 /* direct switches between coroutines                                     */
 /* ---------------------------------------------------------------------- */
 
-#if ZK_TEST_MT
 /* Two coroutines taking turns through two notifies: each wakes the other
  * and waits, so each waits with the other in its worker's LIFO slot. */
 typedef struct relay {
@@ -608,26 +607,30 @@ static int64_t relay_then_stop_root(void *arg) {
     return zk_test_join_all(h, 2);
 }
 
-static zk_runtime *one_worker_runtime(void) {
-    zk_builder *b = zk_builder_new();
-    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+/* One thread runs every task: a current-thread runtime, or a multi-thread
+ * one with one worker. */
+static zk_runtime *one_thread_runtime(void) {
+    zk_builder *b = zk_test_builder();
+#if ZK_TEST_MT
     zk_builder_set_workers(b, 1);
+#endif
     zk_runtime *rt = NULL;
     cr_assert_eq(zk_builder_build(b, &rt), 0);
     zk_builder_free(b);
     return rt;
 }
 
-/* The two hand their worker straight to each other, and still only a few
- * times in a row (the LIFO slot's limit): the task that ends them waits in
- * the queue of their only worker, so without the limit it never runs again
- * and the test times out. */
+/* The two hand their thread straight to each other, and still let the
+ * loop run the others: on a multi-thread runtime they take turns through
+ * the LIFO slot, only a few times in a row (the slot's limit); the task
+ * that ends them waits in the queue of the only worker, so without the
+ * limit it would never run again and the test would time out. */
 ZK_TEST(sched,
         coroutines_waking_each_other_switch_directly_and_let_others_run) {
     atomic_store(&flag, 0);
     relay r;
     relay_init(&r, 0);
-    zk_runtime *rt = one_worker_runtime();
+    zk_runtime *rt = one_thread_runtime();
     int64_t res = -1;
     cr_assert_eq(zk_block_on(rt, relay_then_stop_root, &r, &res), 0);
     cr_assert_eq(res, 0);
@@ -639,7 +642,7 @@ ZK_TEST(sched,
      * but those at the scheduler loop's periodic look at its other
      * sources). */
     relay_init(&r, 2000);
-    rt = one_worker_runtime();
+    rt = one_thread_runtime();
     cr_assert_eq(zk_block_on(rt, relay_then_stop_root, &r, &res), 0);
     cr_assert_eq(res, 0);
     cr_assert_eq(atomic_load(&r.turns), 4000);
@@ -652,6 +655,7 @@ ZK_TEST(sched,
     relay_free(&r);
 }
 
+#if ZK_TEST_MT
 /* A plain thread wakes both coroutines over and over, so wakes land while
  * a coroutine has switched to the other and its run is not ended yet. */
 typedef struct relay_spam {

@@ -24,6 +24,7 @@
 #define ZK__INJECT_INTERVAL 61
 
 typedef struct zk__ct {
+    /* First member: the worker the rest of the runtime sees. */
     zk__worker worker;
     zk__io_worker *io;
     /* Only touched by the driving thread. */
@@ -63,6 +64,23 @@ static zk__task *zk__ct_next(zk__ct *ct) {
     }
     t = zk__fifo_pop(&ct->local);
     return t ? t : zk__inject_pop(&ct->inject);
+}
+
+/* For a coroutine about to wait or yield (coro.c): the local queue's next
+ * task when it is a coroutine that has run before (it has a stack to
+ * switch to). Not at a tick where the loop looks at the inject queue,
+ * timers and I/O (zk__ct_next): the loop gets control back then. */
+static zk__task *zk__ct_next_direct(zk__worker *w) {
+    zk__ct *ct = (zk__ct *)w;
+    zk__task *t = ct->local.head;
+    if (t == NULL || !zk__task_resumable(t) ||
+        (ct->tick + 1) % ZK__INJECT_INTERVAL == 0)
+        return NULL;
+    zk__fifo_pop(&ct->local);
+    ct->tick++;
+    /* What the task that stops now prepared may go to the kernel. */
+    zk__io_after_run(ct->io, true);
+    return t;
 }
 
 static int zk__ct_enter(zk_runtime *rt) {
@@ -200,6 +218,7 @@ static const zk__sched_ops zk__ct_ops = {
     .inject_len = zk__ct_inject_len,
     .local_len = zk__ct_local_len,
     .timers_changed = zk__ct_timers_changed,
+    .next_direct = zk__ct_next_direct,
 };
 
 int zk__current_thread_create(zk_runtime *rt) {

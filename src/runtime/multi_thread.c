@@ -216,11 +216,6 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     }
 }
 
-/* A coroutine that has run before: it has a stack to switch to. */
-static bool zk__mt_resumable(const zk__task *t) {
-    return t->vtable->coroutine && t->has_run;
-}
-
 /* For a coroutine about to wait or yield (coro.c): the task this loop
  * would run next, taken as the loop would take it, when it is a coroutine
  * that has run before. Not at a tick where the loop looks at the inject
@@ -229,7 +224,7 @@ static zk__task *zk__mt_next_direct(zk__worker *w) {
     zk__mt_worker *mw = (zk__mt_worker *)w;
     zk__task *t = mw->lifo;
     if (t != NULL && mw->lifo_runs < ZK__LIFO_MAX) {
-        if (!zk__mt_resumable(t))
+        if (!zk__task_resumable(t))
             return NULL;
         mw->lifo = NULL;
         mw->lifo_runs++;
@@ -245,7 +240,7 @@ static zk__task *zk__mt_next_direct(zk__worker *w) {
             return NULL;
         mw->tick++;
         mw->lifo_runs = 0;
-        if (!zk__mt_resumable(t)) {
+        if (!zk__task_resumable(t)) {
             mw->lifo = t; /* the loop's next task all the same */
             return NULL;
         }

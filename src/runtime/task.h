@@ -104,6 +104,11 @@ void zk__task_run(zk__task *t);
  * the outcome of the task's poll: completes, requeues or idles it. */
 struct zk__worker;
 bool zk__task_begin_run(zk__task *t, struct zk__worker *w);
+/* A coroutine task that has run before: it has a stack another coroutine
+ * can switch to (the schedulers' next_direct). */
+static inline bool zk__task_resumable(const zk__task *t) {
+    return t->vtable->coroutine && t->has_run;
+}
 void zk__task_end_run(zk__task *t, zk__run_outcome r);
 
 /* Wakes the task: schedules it unless it is running, complete or already
