@@ -91,9 +91,14 @@ ZK__SAN_HELPER void zk__san_back_in_sched(zk__worker *w) {
 /* Called on the coroutine's stack when it (re)gains the CPU, possibly on
  * another thread than before. The stack it came from is the scheduler's,
  * remembered to switch back to, unless another coroutine switched
- * straight here (`from_coro`). */
-__attribute__((noinline)) static void zk__san_in_coro(zk__coro *c, bool first,
-                                                      bool from_coro) {
+ * straight here (`from_coro`). A function of its own under
+ * AddressSanitizer, empty and inlined otherwise. */
+#if defined(ZK__ASAN)
+#define ZK__SAN_IN_CORO static __attribute__((noinline))
+#else
+#define ZK__SAN_IN_CORO ZK__SAN_HELPER
+#endif
+ZK__SAN_IN_CORO void zk__san_in_coro(zk__coro *c, bool first, bool from_coro) {
 #if defined(ZK__ASAN)
     zk__worker *w = zk__worker_current();
     if (from_coro)
@@ -207,7 +212,8 @@ static zk__run_outcome zk__coro_suspended(zk__coro *c) {
 }
 
 /*
- * Suspends the calling coroutine until its task is polled again.
+ * Suspends the calling coroutine, running on worker `w`, until its task is
+ * polled again; returns the worker it then runs on (maybe another).
  *
  * A suspending coroutine hands its worker straight to the next task when
  * that is a started coroutine: one stack switch instead of two (into the
@@ -220,10 +226,9 @@ static zk__run_outcome zk__coro_suspended(zk__coro *c) {
  * only once its registers are saved, so the next coroutine ends it, first
  * thing on its own stack.
  */
-static void zk__coro_suspend(zk__coro *c) {
+static zk__worker *zk__coro_suspend(zk__coro *c, zk__worker *w) {
     int saved_errno = zk__errno_save();
     c->suspend_sp = __builtin_frame_address(0);
-    zk__worker *w = zk__worker_current();
     zk__coro *next = zk__coro_next_direct(c, w);
     if (next != NULL) {
         w->handed_from = &c->base.header;
@@ -241,6 +246,7 @@ static void zk__coro_suspend(zk__coro *c) {
         zk__task_end_run(&from->base.header, zk__coro_suspended(from));
     }
     zk__errno_restore(saved_errno);
+    return w;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -389,15 +395,16 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
 /* Awaiting                                                               */
 /* ---------------------------------------------------------------------- */
 
-/* Suspends the coroutine and puts it behind the other ready tasks. */
-static void zk__coro_yield_now(zk__coro *c) {
+/* Suspends the coroutine and puts it behind the other ready tasks;
+ * returns the worker it runs on afterwards. */
+static zk__worker *zk__coro_yield_now(zk__coro *c, zk__worker *w) {
     c->yielding = true;
-    zk__coro_suspend(c);
+    return zk__coro_suspend(c, w);
 }
 
-/* Counts one await that did not have to wait. */
-static inline void zk__coro_spend_budget(void) {
-    zk__worker_current()->budget--;
+/* Inlined here: tested before every poll of every await. */
+static inline bool zk__coro_aborted(const zk__task *t) {
+    return (zk__state_load(t) & ZK__CANCELLED) != 0;
 }
 
 /* Before an await polls: a task whose budget is spent yields first, so
@@ -407,11 +414,11 @@ static inline void zk__coro_spend_budget(void) {
  * yields between its critical sections, not inside one, where every other
  * task would queue behind the lock it holds and the lock's FIFO hand-off
  * would then keep them in a convoy, one task switch per lock. */
-static inline void zk__coro_check_budget(zk__coro *c, zk__worker *w) {
+static inline zk__worker *zk__coro_check_budget(zk__coro *c, zk__worker *w) {
     if (ZK__LIKELY(w->budget > 0))
-        return;
+        return w;
     ZK__COUNT(w->metrics.budget_yields);
-    zk__coro_yield_now(c);
+    return zk__coro_yield_now(c, w);
 }
 
 /*
@@ -424,8 +431,8 @@ static inline void zk__coro_check_budget(zk__coro *c, zk__worker *w) {
  * so the chain's status says -ETIMEDOUT from then on. Kept out of line so
  * that awaits outside any scope pay one pointer test and no stack for it.
  */
-__attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
-                                                          zk_future *f) {
+__attribute__((noinline)) static int64_t
+zk__await_scoped(zk__coro *c, zk__worker *w, zk_future *f) {
     zk__task *t = &c->base.header;
     zk_waker waker = zk__task_waker_ref(t);
     zk_context cx = {&waker};
@@ -435,7 +442,7 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
     bool waited = false;
     int64_t out;
     for (;;) {
-        if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+        if (ZK__UNLIKELY(zk__coro_aborted(t))) {
             out = -ECANCELED;
             break;
         }
@@ -448,11 +455,11 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
             break;
         }
         if (f->ops->poll(f, &cx, &out) == ZK_READY) {
+            if (!waited)
+                w->budget--;
             zk_future_drop(f);
             if (armed)
                 zk_future_drop(&timer.base);
-            if (!waited)
-                zk__coro_spend_budget();
             return out;
         }
         if (!armed && nearest != ZK_INSTANT_MAX) {
@@ -464,13 +471,13 @@ __attribute__((noinline)) static int64_t zk__await_scoped(zk__coro *c,
                 continue;
             }
         }
-        zk__coro_suspend(c);
+        w = zk__coro_suspend(c, w);
         waited = true;
     }
+    w->budget--;
     zk_future_drop(f);
     if (armed)
         zk_future_drop(&timer.base);
-    zk__coro_spend_budget();
     return out;
 }
 
@@ -495,9 +502,12 @@ static zk__coro *zk__awaiting_coro(const zk_future *f, zk__worker **wp,
 
 /* Polls `f` until it is ready, parking the task in between; with
  * `cancellable`, an abort of the task ends the wait with -ECANCELED. The
- * future is dropped either way. Inlined into both callers, so the flag
- * costs nothing at run time. */
-static inline int64_t zk__await_loop(zk__coro *c, zk_future *f,
+ * future is dropped either way. `w` is the worker running the task, kept
+ * up to date across suspensions; the budget is spent before the drop,
+ * which may itself suspend (a user's drop can call a blocking-style
+ * function). Inlined into both callers, so the flag costs nothing at run
+ * time. */
+static inline int64_t zk__await_loop(zk__coro *c, zk__worker *w, zk_future *f,
                                      bool cancellable) {
     zk__task *t = &c->base.header;
     zk_waker waker = zk__task_waker_ref(t);
@@ -505,20 +515,28 @@ static inline int64_t zk__await_loop(zk__coro *c, zk_future *f,
     bool waited = false;
     for (;;) {
         int64_t out;
-        if (cancellable && ZK__UNLIKELY(zk__task_is_cancelled(t))) {
+        if (cancellable && ZK__UNLIKELY(zk__coro_aborted(t))) {
+            w->budget--;
             zk_future_drop(f);
-            zk__coro_spend_budget();
             return -ECANCELED;
         }
         if (f->ops->poll(f, &cx, &out) == ZK_READY) {
-            zk_future_drop(f);
             if (!waited)
-                zk__coro_spend_budget();
+                w->budget--;
+            zk_future_drop(f);
             return out;
         }
-        zk__coro_suspend(c);
+        w = zk__coro_suspend(c, w);
         waited = true;
     }
+}
+
+/* zk_await() once the awaiting coroutine and its worker are known. */
+static inline int64_t zk__await_in(zk__coro *c, zk__worker *w, zk_future *f) {
+    w = zk__coro_check_budget(c, w);
+    if (ZK__UNLIKELY(c->scope != NULL))
+        return zk__await_scoped(c, w, f);
+    return zk__await_loop(c, w, f, true);
 }
 
 int64_t zk_await(zk_future *f) {
@@ -527,10 +545,16 @@ int64_t zk_await(zk_future *f) {
     zk__coro *c = zk__awaiting_coro(f, &w, &err);
     if (c == NULL)
         return err;
-    zk__coro_check_budget(c, w);
-    if (ZK__UNLIKELY(c->scope != NULL))
-        return zk__await_scoped(c, f);
-    return zk__await_loop(c, f, true);
+    return zk__await_in(c, w, f);
+}
+
+bool zk__await_if_coroutine(zk_future *f, int64_t *out) {
+    zk__worker *w = zk__worker_current();
+    zk__task *t = w ? w->current : NULL;
+    if (t == NULL || !t->vtable->coroutine)
+        return false;
+    *out = zk__await_in((zk__coro *)t, w, f);
+    return true;
 }
 
 /* The loop of zk_await() without its checks of the task's abort and of
@@ -541,8 +565,8 @@ int64_t zk__await_shielded(zk_future *f) {
     zk__coro *c = zk__awaiting_coro(f, &w, &err);
     if (c == NULL)
         return err;
-    zk__coro_check_budget(c, w);
-    return zk__await_loop(c, f, false);
+    w = zk__coro_check_budget(c, w);
+    return zk__await_loop(c, w, f, false);
 }
 
 static zk_poll zk__yield_poll(zk_future *f, zk_context *cx, int64_t *out) {
@@ -569,7 +593,7 @@ void zk_yield_future_init(zk_yield_future *f) {
  * its scopes' cancellation or deadline. */
 static int zk__coro_yield_status(zk__coro *c) {
     zk__task *t = &c->base.header;
-    if (ZK__UNLIKELY(zk__task_is_cancelled(t)))
+    if (ZK__UNLIKELY(zk__coro_aborted(t)))
         return -ECANCELED;
     if (ZK__LIKELY(c->scope == NULL))
         return 0;
@@ -587,10 +611,10 @@ int zk_yield(void) {
     zk__coro *c = (zk__coro *)t;
     int rc = zk__coro_yield_status(c);
     if (ZK__UNLIKELY(rc != 0)) {
-        zk__coro_spend_budget();
+        w->budget--;
         zk__coro_check_budget(c, w);
         return rc;
     }
-    zk__coro_yield_now(c);
+    zk__coro_yield_now(c, w);
     return zk__coro_yield_status(c);
 }

@@ -39,4 +39,11 @@ __attribute__((noreturn)) void zk__overflow_report(uint64_t id,
  */
 int64_t zk__await_shielded(zk_future *f);
 
+/* zk_await() for the blocking-style calls (sync/wait.c): in a coroutine
+ * task, awaits `f`, stores its output in *out and returns true; elsewhere
+ * returns false with `f` untouched. `f` must be a pollable future. One
+ * look at the calling thread's task instead of zk_in_coroutine()'s and
+ * then zk_await()'s. */
+bool zk__await_if_coroutine(zk_future *f, int64_t *out);
+
 #endif

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "runtime/coro.h"
 #include "runtime/waiter.h"
 #include "sync/waitq.h"
 
@@ -48,8 +49,11 @@ static int64_t zk__wait_plain(zk_future *f, bool has_deadline,
 }
 
 int64_t zk__wait(zk_future *f, bool has_deadline, zk_instant deadline) {
+    int64_t out;
+    if (!has_deadline && zk__await_if_coroutine(f, &out))
+        return out;
     if (zk_in_coroutine())
-        return has_deadline ? zk_await_until(f, deadline) : zk_await(f);
+        return zk_await_until(f, deadline);
     if (zk_in_task())
         return -EPERM; /* a future task's poll must not block its worker */
     return zk__wait_plain(f, has_deadline, deadline, true);
