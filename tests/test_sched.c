@@ -86,17 +86,23 @@ static void *spawns_flag_setter(void *arg) {
     return (void *)(intptr_t)rc;
 }
 
-ZK_TEST(sched, a_flooded_local_queue_does_not_starve_the_inject_queue) {
+/* Runs root on a fresh runtime while a plain thread spawns the flag setter
+ * into it; returns the runtime (the caller frees it) once both are done. */
+static zk_runtime *run_with_setter_from_outside(zk_task_fn root) {
     atomic_store(&flag, 0);
     zk_runtime *rt = zk_test_runtime();
     pthread_t th;
     pthread_create(&th, NULL, spawns_flag_setter, rt);
-    int64_t runs = 0;
-    cr_assert_eq(zk_block_on(rt, flood_root, NULL, &runs), 0);
+    cr_assert_eq(zk_block_on(rt, root, NULL, NULL), 0);
     void *rc;
     pthread_join(th, &rc);
     cr_assert_eq((intptr_t)rc, 0);
     cr_assert_eq(atomic_load(&flag), 1);
+    return rt;
+}
+
+ZK_TEST(sched, a_flooded_local_queue_does_not_starve_the_inject_queue) {
+    zk_runtime *rt = run_with_setter_from_outside(flood_root);
     zk_runtime_metrics m;
     cr_assert_eq(zk_runtime_metrics_get(rt, &m), 0);
     cr_assert_geq(m.remote_schedules, 1, "the setter came from outside");
@@ -137,17 +143,8 @@ static int64_t yield_flood_root(void *arg) {
 }
 
 ZK_TEST(sched, yielding_coroutines_do_not_starve_the_inject_queue_or_timers) {
-    atomic_store(&flag, 0);
     atomic_store(&slept, 0);
-    zk_runtime *rt = zk_test_runtime();
-    pthread_t th;
-    pthread_create(&th, NULL, spawns_flag_setter, rt);
-    int64_t yields = 0;
-    cr_assert_eq(zk_block_on(rt, yield_flood_root, NULL, &yields), 0);
-    void *rc;
-    pthread_join(th, &rc);
-    cr_assert_eq((intptr_t)rc, 0);
-    cr_assert_eq(atomic_load(&flag), 1);
+    zk_runtime *rt = run_with_setter_from_outside(yield_flood_root);
     cr_assert_eq(atomic_load(&slept), 1);
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
