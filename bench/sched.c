@@ -562,6 +562,7 @@ int main(int argc, char **argv) {
     RUN("ping_pong", bench_ping_pong(rt));
     RUN("chained_spawn", bench_chained(rt));
     RUN("timers", bench_timers(rt));
+    bench_print_metrics(rt);
     zk_runtime_free(rt);
     RUN("idle_memory", bench_idle_memory());
     return 0;
