@@ -180,8 +180,8 @@ static void zk__coro_entry(void *arg) {
 }
 
 /* The coroutine to switch to straight from `c`, which is about to wait
- * on worker `w`: the one the scheduler would run next if it is a started
- * coroutine (next_direct), claimed for its run and made the worker's
+ * or yield on worker `w`: the one the scheduler would run next if it is a
+ * started coroutine (next_direct), claimed for its run and made the worker's
  * current task. NULL: go back to the scheduler loop. */
 static zk__coro *zk__coro_next_direct(zk__coro *c, zk__worker *w) {
     struct zk_runtime *rt = c->base.header.rt;
