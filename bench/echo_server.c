@@ -7,11 +7,16 @@
  *
  * One coroutine task per connection, reading into a 4 KiB buffer and
  * writing back what it read: the straight-line code a user would write.
+ * SIGTERM stops it cleanly (the runtime cancels the connections); with
+ * ZOKIO_BENCH_METRICS=1 it then prints every worker's counters.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <zokio.h>
+
+#include "bench.h"
 
 static int64_t serve(void *arg) {
     zk_stream *s = arg;
@@ -32,6 +37,8 @@ static int64_t accept_loop(void *arg) {
         if (rc != 0) {
             if (rc == -EMFILE || rc == -ENFILE || rc == -ECONNABORTED)
                 continue;
+            if (rc == -ECANCELED)
+                return 0; /* stopped by SIGTERM */
             fprintf(stderr, "accept: %s\n", zk_strerror(rc));
             return rc;
         }
@@ -62,7 +69,23 @@ static int64_t server_main(void *arg) {
     }
     fprintf(stderr, "zokio echo server on %s (%s)\n", text,
             zk_io_backend_name(zk_runtime_io_backend(zk_runtime_current())));
-    return accept_loop(l);
+    zk_signal *term;
+    if ((rc = zk_signal_listen(SIGTERM, &term)) != 0) {
+        fprintf(stderr, "signal: %s\n", zk_strerror(rc));
+        return 1;
+    }
+    zk_task *acceptor;
+    if ((rc = zk_spawn(accept_loop, l, &acceptor)) != 0) {
+        fprintf(stderr, "spawn: %s\n", zk_strerror(rc));
+        return 1;
+    }
+    zk_signal_recv(term);
+    bench_print_metrics(zk_runtime_current());
+    zk_task_abort(acceptor);
+    zk_task_join(&acceptor, NULL);
+    zk_signal_close(term);
+    zk_listener_close(l);
+    return 0;
 }
 
 int main(int argc, char **argv) {
