@@ -212,6 +212,47 @@ ZK_TEST(channel, mpsc_bounded_backpressure_fifo_and_dropped_senders) {
     cr_assert_eq(zk_mpsc_tx_close(&tx), 0);
 }
 
+/* A new sender that finds the fast path shut (room is reserved for a woken
+ * sender) and nobody queued takes a slot only if one is left beyond the
+ * reservation. */
+ZK_TEST(channel, mpsc_new_sender_takes_only_room_beyond_the_reserved) {
+    zk_mpsc_tx *tx;
+    zk_mpsc_rx *rx;
+    cr_assert_eq(zk_mpsc_new(sizeof(int), 3, &tx, &rx), 0);
+    int v[5] = {0, 1, 2, 3, 4}, got;
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(zk_mpsc_try_send(tx, &v[i]), 0);
+    counter_waker w[3] = {0};
+    zk_mpsc_send_future s[3];
+    int64_t out;
+    zk_mpsc_send_future_init(&s[0], tx, &v[3]);
+    cr_assert_not(poll1(&s[0].base, &w[0], &out), "full: waits");
+    cr_assert_eq(zk_mpsc_try_recv(rx, &got), 0);
+    cr_assert_eq(atomic_load(&w[0].wakes), 1, "the freed slot is s[0]'s");
+    /* The only free slot is reserved: the newcomer waits. */
+    zk_mpsc_send_future_init(&s[1], tx, &v[4]);
+    cr_assert_not(poll1(&s[1].base, &w[1], &out), "no barging");
+    zk_future_drop(&s[1].base);
+    /* A second slot frees (nobody queued, so nobody is woken): a newcomer
+     * takes it and leaves the reserved one to s[0]. */
+    cr_assert_eq(zk_mpsc_try_recv(rx, &got), 0);
+    zk_mpsc_send_future_init(&s[2], tx, &v[4]);
+    cr_assert(poll1(&s[2].base, &w[2], &out), "room beyond the reserved");
+    cr_assert_eq(out, 0);
+    zk_future_drop(&s[2].base);
+    cr_assert(poll1(&s[0].base, &w[0], &out), "its room is still there");
+    cr_assert_eq(out, 0);
+    zk_future_drop(&s[0].base);
+    int want[3] = {2, 4, 3};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(zk_mpsc_try_recv(rx, &got), 0);
+        cr_assert_eq(got, want[i]);
+    }
+    cr_assert_eq(zk_mpsc_try_recv(rx, &got), -EAGAIN);
+    cr_assert_eq(zk_mpsc_tx_close(&tx), 0);
+    cr_assert_eq(zk_mpsc_rx_close(&rx), 0);
+}
+
 ZK_TEST(channel, mpsc_receive_woken_then_dropped_passes_the_wake_on) {
     zk_mpsc_tx *tx;
     zk_mpsc_rx *rx;

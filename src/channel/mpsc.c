@@ -22,10 +22,10 @@
  *
  * Fairness: each slot a receive frees while senders wait is reserved for
  * the first of them, which is woken and fills it in its poll; while any
- * room is reserved (`tx_reserved`) new sends do not take the fast path. A
- * woken sender that finds no room (a send that read the count just before
- * it rose, or one that queued behind nobody and found the slot free, took
- * it) waits again at the head of the queue. Once every
+ * room is reserved (`tx_reserved`) new sends do not take the fast path,
+ * and under the lock they take only room beyond the reserved. A woken
+ * sender that finds no room (a send that read the count just before it
+ * rose took it) waits again at the head of the queue. Once every
  * woken sender has looked, sends take the fast path again whenever there
  * is room, so a full channel does not turn into one wake-up per message
  * (a lock convoy). A sender dropped after it was woken sent nothing and
@@ -250,6 +250,15 @@ static void zk__mpsc_notify_tx(zk__mpsc *c) {
 /* Sending                                                                */
 /* ---------------------------------------------------------------------- */
 
+/* Whether a bounded channel has room beyond what is reserved for woken
+ * senders (a snapshot: a woken sender that finds its room taken waits
+ * again at the head of the queue). */
+static bool zk__mpsc_unreserved_room(zk__mpsc *c) {
+    uint32_t reserved =
+        atomic_load_explicit(&c->tx_reserved, memory_order_relaxed);
+    return reserved == 0 || zk__ring_len(&c->ring) + reserved < c->cap;
+}
+
 /* Sends now if the channel is open, no room is reserved for a woken
  * sender and there is room: 0, -EAGAIN, -EPIPE or -ENOMEM. */
 static int zk__mpsc_send_now(zk__mpsc *c, const void *msg) {
@@ -266,15 +275,26 @@ static int zk__mpsc_send_now(zk__mpsc *c, const void *msg) {
 /* Under the lock: `node` (a sender not in the queue) waits for room, at
  * the tail or, woken once already, at the head; then, first in line, it
  * looks at the ring again (a slot freed before the receive saw the count
- * rise). Returns -EAGAIN while it waits, else the put's result. */
+ * rise). A new sender takes only room beyond what is reserved for woken
+ * senders. Returns -EAGAIN while it waits, else the put's result. */
 static int zk__mpsc_send_queue(zk__mpsc *c, zk_wait_node *node, const void *msg,
                                bool head) {
+    bool first = head || c->send_waiters.head == NULL;
+    /* A new sender first in line takes a slot freed since its fast path
+     * failed before the count rises. With a full channel that is most
+     * sends; raising the count for them made the receiver take the lock
+     * after each message for nothing. */
+    if (first && !head && zk__mpsc_unreserved_room(c)) {
+        int rc = zk__mpsc_put(c, msg);
+        if (rc != -EAGAIN)
+            return rc;
+    }
     if (head)
         zk__waitq_push_front(&c->send_waiters, node);
     else
         zk__waitq_push(&c->send_waiters, node);
     atomic_fetch_add(&c->tx_waiting, 1); /* seq_cst: see the top */
-    if (c->send_waiters.head != node)
+    if (!first || (!head && !zk__mpsc_unreserved_room(c)))
         return -EAGAIN;
     int rc = zk__mpsc_put(c, msg);
     if (rc != -EAGAIN) {
