@@ -402,11 +402,6 @@ static zk__worker *zk__coro_yield_now(zk__coro *c, zk__worker *w) {
     return zk__coro_suspend(c, w);
 }
 
-/* Inlined here: tested before every poll of every await. */
-static inline bool zk__coro_aborted(const zk__task *t) {
-    return (zk__state_load(t) & ZK__CANCELLED) != 0;
-}
-
 /* Before an await polls: a task whose budget is spent yields first, so
  * that one busy task cannot hold its worker. Yielding here rather than
  * after the await that spent the last unit means the task gives up the
@@ -442,7 +437,7 @@ zk__await_scoped(zk__coro *c, zk__worker *w, zk_future *f) {
     bool waited = false;
     int64_t out;
     for (;;) {
-        if (ZK__UNLIKELY(zk__coro_aborted(t))) {
+        if (ZK__UNLIKELY(zk__task_is_cancelled(t))) {
             out = -ECANCELED;
             break;
         }
@@ -515,7 +510,7 @@ static inline int64_t zk__await_loop(zk__coro *c, zk__worker *w, zk_future *f,
     bool waited = false;
     for (;;) {
         int64_t out;
-        if (cancellable && ZK__UNLIKELY(zk__coro_aborted(t))) {
+        if (cancellable && ZK__UNLIKELY(zk__task_is_cancelled(t))) {
             w->budget--;
             zk_future_drop(f);
             return -ECANCELED;
@@ -593,7 +588,7 @@ void zk_yield_future_init(zk_yield_future *f) {
  * its scopes' cancellation or deadline. */
 static int zk__coro_yield_status(zk__coro *c) {
     zk__task *t = &c->base.header;
-    if (ZK__UNLIKELY(zk__coro_aborted(t)))
+    if (ZK__UNLIKELY(zk__task_is_cancelled(t)))
         return -ECANCELED;
     if (ZK__LIKELY(c->scope == NULL))
         return 0;

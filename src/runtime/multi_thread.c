@@ -241,7 +241,9 @@ static zk__task *zk__mt_next_direct(zk__worker *w) {
         mw->tick++;
         mw->lifo_runs = 0;
         if (!zk__task_resumable(t)) {
-            mw->lifo = t; /* the loop's next task all the same */
+            /* The loop's next task all the same (which counts it as a
+             * LIFO hit: the metric is off by these, rare, tasks). */
+            mw->lifo = t;
             return NULL;
         }
     }

@@ -37,10 +37,6 @@ bool zk__task_is_complete(const zk__task *t) {
     return (zk__state_load(t) & ZK__COMPLETE) != 0;
 }
 
-bool zk__task_is_cancelled(const zk__task *t) {
-    return (zk__state_load(t) & ZK__CANCELLED) != 0;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Running                                                                */
 /* ---------------------------------------------------------------------- */

@@ -104,12 +104,13 @@ void zk__task_run(zk__task *t);
  * the outcome of the task's poll: completes, requeues or idles it. */
 struct zk__worker;
 bool zk__task_begin_run(zk__task *t, struct zk__worker *w);
+void zk__task_end_run(zk__task *t, zk__run_outcome r);
+
 /* A coroutine task that has run before: it has a stack another coroutine
  * can switch to (the schedulers' next_direct). */
 static inline bool zk__task_resumable(const zk__task *t) {
     return t->vtable->coroutine && t->has_run;
 }
-void zk__task_end_run(zk__task *t, zk__run_outcome r);
 
 /* Wakes the task: schedules it unless it is running, complete or already
  * notified. by_val consumes one reference. */
@@ -129,9 +130,6 @@ zk_waker zk__task_waker_ref(zk__task *t);
 
 /* True once the task completed. */
 bool zk__task_is_complete(const zk__task *t);
-
-/* True when the CANCELLED bit is set. */
-bool zk__task_is_cancelled(const zk__task *t);
 
 /* For futures that wait on a task through its join handle (the I/O
  * driver's blocking-pool operations): true once `t` completed, else `w`

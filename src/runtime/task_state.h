@@ -47,6 +47,12 @@ static inline uint64_t zk__state_load(const zk__task *t) {
     return atomic_load_explicit(&t->state, memory_order_acquire);
 }
 
+/* True when the CANCELLED bit is set. Inline: tested before every poll of
+ * every await (coro.c). */
+static inline bool zk__task_is_cancelled(const zk__task *t) {
+    return (zk__state_load(t) & ZK__CANCELLED) != 0;
+}
+
 static inline bool zk__cas(zk__task *t, uint64_t *cur, uint64_t next) {
     return atomic_compare_exchange_weak_explicit(
         &t->state, cur, next, memory_order_acq_rel, memory_order_acquire);
