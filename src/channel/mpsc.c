@@ -251,8 +251,12 @@ static void zk__mpsc_notify_tx(zk__mpsc *c) {
 /* ---------------------------------------------------------------------- */
 
 /* Whether a bounded channel has room beyond what is reserved for woken
- * senders (a snapshot: a woken sender that finds its room taken waits
- * again at the head of the queue). */
+ * senders. A snapshot, wrong either way at worst for a moment: a woken
+ * sender that finds its room taken waits again at the head of the queue;
+ * a queued sender told "no room" by a stale length is woken all the same,
+ * since room is reserved, and a reservation ends in a message the receive
+ * then takes (which wakes the head of the queue) or, dropped, is passed to
+ * the head of the queue. */
 static bool zk__mpsc_unreserved_room(zk__mpsc *c) {
     uint32_t reserved =
         atomic_load_explicit(&c->tx_reserved, memory_order_relaxed);
