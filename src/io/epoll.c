@@ -127,22 +127,6 @@ static void zk__ready_add(zk__epoll_reg *r, uint64_t bits) {
     }
 }
 
-/* True when a read or write on a byte stream moved less than it asked:
- * the kernel's buffer was empty (read) or full (write) right after it. */
-static bool zk__op_drained(const zk__io_op *op, int64_t res) {
-    if (op->h->kind == ZK__HANDLE_FILE || !op->h->bytestream)
-        return false;
-    switch ((zk__op_code)op->code) {
-    case ZK__OP_READ:
-    case ZK__OP_RECV:
-    case ZK__OP_WRITE:
-    case ZK__OP_SEND:
-        return res > 0 && (size_t)res < op->a.rw.len;
-    default:
-        return false;
-    }
-}
-
 /* Wakes every waiter of direction `d`. Called with the lock. */
 static void zk__waiters_wake_locked(zk__epoll_reg *r, int d) {
     zk__io_op *op;

@@ -112,6 +112,20 @@ int64_t zk__op_complete(zk__io_op *op, int64_t res) {
     return res;
 }
 
+bool zk__op_drained(const zk__io_op *op, int64_t res) {
+    if (op->h->kind == ZK__HANDLE_FILE || !op->h->bytestream)
+        return false;
+    switch ((zk__op_code)op->code) {
+    case ZK__OP_READ:
+    case ZK__OP_RECV:
+    case ZK__OP_WRITE:
+    case ZK__OP_SEND:
+        return res > 0 && (size_t)res < op->a.rw.len;
+    default:
+        return false;
+    }
+}
+
 int64_t zk__op_await(zk__io_op *op) {
     return zk_await(&op->base);
 }

@@ -64,6 +64,10 @@ struct zk__io_handle {
      * the epoll backend uses to skip the call that would fail next. False
      * for datagram sockets, where a short read says nothing of the next. */
     bool bytestream;
+    /* io_uring: the last receive on this byte stream came back short (the
+     * buffer was empty after it), so the next one is submitted to wait for
+     * readiness first instead of failing an attempt (zk__op_drained). */
+    _Atomic bool recv_drained;
     /* Backend data: the epoll registration (epoll.c). */
     void *reg;
 };
@@ -129,6 +133,11 @@ struct zk__io_op {
 
 _Static_assert(sizeof(zk__io_op) <= sizeof(zk_io_future),
                "zk_io_future too small for zk__io_op");
+
+/* True when a read or write on a byte stream moved less than it asked
+ * (`res` bytes): the kernel's buffer was empty (read) or full (write)
+ * right after it. */
+bool zk__op_drained(const zk__io_op *op, int64_t res);
 
 /* Initialises `op` as an unstarted future on handle `h` (NULL for path
  * operations). */

@@ -263,6 +263,10 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
         break;
     case ZK__OP_RECV:
         io_uring_prep_recv(sqe, fd, op->a.rw.buf, op->a.rw.len, 0);
+        /* After a short receive the next one would most likely fail its
+         * first attempt and only then wait: let it wait at once. */
+        if (atomic_load_explicit(&op->h->recv_drained, memory_order_relaxed))
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
         break;
     case ZK__OP_SEND:
         io_uring_prep_send(sqe, fd, op->a.rw.buf, op->a.rw.len, MSG_NOSIGNAL);
@@ -313,6 +317,16 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
 /* Operations                                                             */
 /* ---------------------------------------------------------------------- */
 
+/* Hands the recorded result to the awaiting code. */
+static zk_poll zk__uring_deliver(zk__io_op *op) {
+    if (op->code == ZK__OP_RECV)
+        atomic_store_explicit(&op->h->recv_drained,
+                              zk__op_drained(op, op->res),
+                              memory_order_relaxed);
+    zk__op_complete(op, op->res);
+    return ZK_READY;
+}
+
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
     if (op->state == ZK__OPS_INIT) {
@@ -345,10 +359,8 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
             atomic_store_explicit(&u->dirty, true, memory_order_release);
         return ZK_PENDING;
     }
-    if (atomic_load_explicit(&op->done, memory_order_acquire)) {
-        zk__op_complete(op, op->res);
-        return ZK_READY;
-    }
+    if (atomic_load_explicit(&op->done, memory_order_acquire))
+        return zk__uring_deliver(op);
     zk__uring *u = (zk__uring *)op->iow;
     pthread_mutex_lock(&u->lock);
     bool done = atomic_load_explicit(&op->done, memory_order_acquire);
@@ -357,10 +369,7 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         op->waker = zk_waker_clone(zk_context_waker(cx));
     }
     pthread_mutex_unlock(&u->lock);
-    if (!done)
-        return ZK_PENDING;
-    zk__op_complete(op, op->res);
-    return ZK_READY;
+    return done ? zk__uring_deliver(op) : ZK_PENDING;
 }
 
 static void zk__uring_sync_cancel(zk__uring *u, uint64_t ud, int fd) {
