@@ -328,10 +328,37 @@ static void zk__coro_cancel(zk__task *t) {
     ZK__BUG("a coroutine task cannot be dropped while it runs");
 }
 
+/* A coroutine task's memory: recycled by the calling worker
+ * (block_cache.h), from malloc on other threads. */
+static zk__coro *zk__coro_alloc(void) {
+    zk__worker *w = zk__worker_current();
+    if (w == NULL)
+        return malloc(sizeof(zk__coro));
+    return zk__block_get(&w->rt->coro_depot, &w->coro_blocks);
+}
+
+/* The task's runtime may be gone by now: the block goes to the calling
+ * worker's runtime. */
+static void zk__coro_free(zk__coro *c) {
+    zk__worker *w = zk__worker_current();
+    if (w == NULL)
+        free(c);
+    else
+        zk__block_put(&w->rt->coro_depot, &w->coro_blocks, c);
+}
+
+size_t zk__coro_block_size(void) {
+    return sizeof(zk__coro);
+}
+
+void zk__coro_cache_flush(zk__worker *w) {
+    zk__block_cache_flush(&w->rt->coro_depot, &w->coro_blocks);
+}
+
 static void zk__coro_dealloc(zk__task *t) {
     zk__coro *c = (zk__coro *)t;
     ZK__ASSERT(c->stack == NULL);
-    free(c);
+    zk__coro_free(c);
 }
 
 static const zk__task_vtable zk__coro_vtable = {zk__coro_poll, zk__coro_cancel,
@@ -362,7 +389,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
         return -EINVAL;
     size = (size + page - 1) & ~(page - 1);
 
-    zk__coro *c = malloc(sizeof *c);
+    zk__coro *c = zk__coro_alloc();
     if (c == NULL)
         return -ENOMEM;
     zk__task_init(&c->base.header, &zk__coro_vtable, rt);
@@ -384,7 +411,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
 #endif
     int rc = zk__runtime_own(rt, &c->base.header);
     if (rc != 0) {
-        free(c);
+        zk__coro_free(c);
         return rc;
     }
     *out = &c->base.header;

@@ -13,6 +13,14 @@ bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
                        const char **name);
 
 struct zk_scope;
+struct zk__worker;
+
+/* The size of a coroutine task's block (block_cache.h). */
+size_t zk__coro_block_size(void);
+
+/* Hands the task blocks worker `w` kept to its runtime's depot (a worker
+ * that stops). */
+void zk__coro_cache_flush(struct zk__worker *w);
 
 /* The slot that holds the innermost cancel scope of coroutine task `t`
  * (NULL when it is in none), or NULL when `t` is not a coroutine task.

@@ -18,6 +18,7 @@
 #include "inject.h"
 #include "park.h"
 #include "queue.h"
+#include "coro.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -182,6 +183,7 @@ static int zk__ct_shutdown(zk_runtime *rt) {
 static void zk__ct_destroy(zk_runtime *rt) {
     zk__ct *ct = rt->sched;
     zk__stack_cache_flush(&rt->stacks, &ct->worker.stacks);
+    zk__coro_cache_flush(&ct->worker);
     zk__inject_destroy(&ct->inject);
     free(ct);
 }

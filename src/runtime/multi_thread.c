@@ -28,6 +28,7 @@
 #include "inject.h"
 #include "local_queue.h"
 #include "park.h"
+#include "coro.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -349,6 +350,7 @@ static void *zk__mt_worker_main(void *arg) {
         zk__task_run(t);
 
     zk__stack_cache_flush(&mt->rt->stacks, &mw->w.stacks);
+    zk__coro_cache_flush(&mw->w);
     zk__overflow_thread_leave(altstack);
     zk__worker_set(NULL);
     return NULL;

@@ -3,6 +3,7 @@
  * shutdown. Scheduling itself is behind zk__sched_ops (current_thread.c).
  */
 #include "runtime.h"
+#include "coro.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -144,6 +145,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         zk__lock_init(&rt->owned[i].lock);
         atomic_init(&rt->owned[i].count, 0);
     }
+    zk__block_depot_init(&rt->coro_depot, zk__coro_block_size());
     rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
     if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
         zk__stack_pool_destroy(&rt->stacks);
@@ -442,6 +444,7 @@ int zk_runtime_free(zk_runtime *rt) {
     zk__io_destroy(&rt->io);
     zk__time_destroy(&rt->time);
     zk__stack_pool_destroy(&rt->stacks);
+    zk__block_depot_destroy(&rt->coro_depot);
     free(rt);
     return 0;
 }

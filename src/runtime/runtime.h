@@ -9,6 +9,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 
+#include "block_cache.h"
 #include "common/lock.h"
 #include "io/io.h"
 #include "park.h"
@@ -94,6 +95,8 @@ struct zk_runtime {
     _Atomic uint32_t remote_in_flight;
 
     zk__stack_pool stacks;
+    /* Coroutine task blocks that workers freed, for their next spawns. */
+    zk__block_depot coro_depot;
     zk__time time;
     zk__io io;
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "arch/context.h"
+#include "block_cache.h"
 #include "common/util.h"
 #include "stack.h"
 #include "task.h"
@@ -58,6 +59,8 @@ typedef struct zk__worker {
     zk__counters metrics;
     /* Free stacks this worker keeps for the coroutines it starts. */
     zk__stack_cache stacks;
+    /* Freed coroutine task blocks kept for the next spawns (coro.c). */
+    zk__block_cache coro_blocks;
 #if defined(ZK__TSAN)
     void *tsan_fiber;
 #endif
