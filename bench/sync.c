@@ -8,12 +8,15 @@
  *
  * - mpsc_bounded: 5 producers x 200,000 messages (8 bytes) through a
  *   bounded mpsc channel of 1,024 to one consumer; total time.
+ * - mpsc_unbounded: the same through an unbounded mpsc channel (Go has
+ *   none: no Go figure).
  * - ping_pong_oneshot: 1,000 pairs of tasks, each pair exchanging a ping
  *   and a pong over two zk_oneshot channels (the scheduler benchmark's
  *   ping_pong with zokio's real channels); time per round of 1,000 pairs.
  * - mutex_contention: 4 tasks x 250,000 lock / increment / unlock of one
  *   zk_mutex; total time.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,12 +57,20 @@ static int64_t producer(void *arg) {
     return zk_mpsc_tx_close(&tx);
 }
 
+typedef struct mpsc_run {
+    bool unbounded;
+    double elapsed;
+} mpsc_run;
+
 static int64_t mpsc_root(void *arg) {
-    double *elapsed = arg;
+    mpsc_run *run = arg;
     double t0 = now_ns();
     zk_mpsc_tx *tx;
     zk_mpsc_rx *rx;
-    check(zk_mpsc_new(sizeof(uint64_t), CAPACITY, &tx, &rx), "mpsc_new");
+    if (run->unbounded)
+        check(zk_mpsc_new_unbounded(sizeof(uint64_t), &tx, &rx), "mpsc_new");
+    else
+        check(zk_mpsc_new(sizeof(uint64_t), CAPACITY, &tx, &rx), "mpsc_new");
     for (int p = 0; p < PRODUCERS; p++) {
         zk_mpsc_tx *mine;
         check(zk_mpsc_tx_clone(tx, &mine), "clone");
@@ -72,7 +83,7 @@ static int64_t mpsc_root(void *arg) {
         sum += v;
     }
     zk_mpsc_rx_close(&rx);
-    *elapsed = now_ns() - t0;
+    run->elapsed = now_ns() - t0;
     uint64_t want = (uint64_t)PER_PRODUCER * (PER_PRODUCER - 1) / 2;
     if (n != (uint64_t)PRODUCERS * PER_PRODUCER || sum != PRODUCERS * want) {
         fprintf(stderr, "bench_sync: mpsc lost messages\n");
@@ -81,14 +92,14 @@ static int64_t mpsc_root(void *arg) {
     return 0;
 }
 
-static void bench_mpsc(zk_runtime *rt) {
+static void bench_mpsc(zk_runtime *rt, bool unbounded) {
     double v[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        double e;
-        zk_block_on(rt, mpsc_root, &e, NULL);
-        v[r] = e / 1e6;
+        mpsc_run run = {unbounded, 0};
+        zk_block_on(rt, mpsc_root, &run, NULL);
+        v[r] = run.elapsed / 1e6;
     }
-    report("mpsc_bounded", v, "ms");
+    report(unbounded ? "mpsc_unbounded" : "mpsc_bounded", v, "ms");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -213,7 +224,8 @@ int main(int argc, char **argv) {
 #define RUN(name, call)                                                        \
     if (!only || strcmp(only, name) == 0)                                      \
         call;
-    RUN("mpsc_bounded", bench_mpsc(rt));
+    RUN("mpsc_bounded", bench_mpsc(rt, false));
+    RUN("mpsc_unbounded", bench_mpsc(rt, true));
     RUN("ping_pong_oneshot", bench_ping_pong(rt));
     RUN("mutex_contention", bench_mutex(rt));
     bench_print_metrics(rt);

@@ -256,6 +256,7 @@ fn main() {
     if want("chained_spawn") { chained_spawn(&rt); }
     if want("timers") { timers(&rt); }
     if want("mpsc_bounded") { sync_bench::mpsc_bounded(&rt); }
+    if want("mpsc_unbounded") { sync_bench::mpsc_unbounded(&rt); }
     if want("ping_pong_oneshot") { sync_bench::ping_pong_oneshot(&rt); }
     if want("mutex_contention") { sync_bench::mutex_contention(&rt); }
     drop(rt);

@@ -40,6 +40,38 @@ pub fn mpsc_bounded(rt: &tokio::runtime::Runtime) {
     report("mpsc_bounded", v, "ms");
 }
 
+/// The same 5 x 200,000 u64 through an unbounded channel.
+pub fn mpsc_unbounded(rt: &tokio::runtime::Runtime) {
+    const PRODUCERS: u64 = 5;
+    const PER: u64 = 200_000;
+    let mut v = Vec::new();
+    for _ in 0..RUNS {
+        let ms = rt.block_on(async {
+            let t0 = Instant::now();
+            let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+            for _ in 0..PRODUCERS {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..PER {
+                        tx.send(i).unwrap();
+                    }
+                });
+            }
+            drop(tx);
+            let (mut n, mut sum) = (0u64, 0u64);
+            while let Some(x) = rx.recv().await {
+                n += 1;
+                sum += x;
+            }
+            assert_eq!(n, PRODUCERS * PER);
+            assert_eq!(sum, PRODUCERS * (PER * (PER - 1) / 2));
+            t0.elapsed().as_nanos() as f64 / 1e6
+        });
+        v.push(ms);
+    }
+    report("mpsc_unbounded", v, "ms");
+}
+
 /// The scheduler benchmark's ping_pong (1,000 pairs exchanging a ping and
 /// a pong over oneshot channels), under the name bench/sync.c uses for it
 /// with zokio's channels.
