@@ -299,6 +299,8 @@ ZK_TEST(channel, mpsc_unbounded_grows_and_keeps_order) {
             cr_assert_eq(zk_mpsc_try_recv(rx, &got), 0);
             cr_assert_eq(got, next_out);
         }
+        cr_assert_eq(zk_mpsc_len(rx), (size_t)(next_in - next_out),
+                     "the messages of both queues count");
     }
     cr_assert_eq(zk_mpsc_tx_close(&tx), 0);
     while (zk_mpsc_try_recv(rx, &got) == 0)
@@ -368,9 +370,10 @@ ZK_TEST(channel, mpsc_from_a_plain_thread_to_a_task) {
 }
 
 /* Several plain threads send into a ring of odd size (indexed modulo its
- * capacity) or of one slot, while two tasks receive from the one receiver
- * handle: every message arrives exactly once, and each receiver sees each
- * thread's messages in the order they were sent. */
+ * capacity), of one slot, or into an unbounded channel (whose receives swap
+ * the senders' queue out from under them), while two tasks receive from
+ * the one receiver handle: every message arrives exactly once, and each
+ * receiver sees each thread's messages in the order they were sent. */
 #define RING_THREADS 3
 #define RING_PER     20000
 
@@ -431,13 +434,18 @@ static int64_t ring_root(void *arg) {
     return total;
 }
 
-ZK_TEST(channel, mpsc_threads_into_odd_and_one_slot_rings_two_receivers) {
-    static const size_t caps[] = {3, 1, 1000};
+ZK_TEST(channel, mpsc_threads_into_odd_one_slot_and_unbounded_two_receivers) {
+    static const size_t caps[] = {3, 1, 1000, 0 /* unbounded */};
     for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
         ring_run *run = calloc(1, sizeof *run);
         cr_assert_not_null(run);
         zk_mpsc_tx *tx;
-        cr_assert_eq(zk_mpsc_new(sizeof(ring_msg), caps[c], &tx, &run->rx), 0);
+        if (caps[c])
+            cr_assert_eq(zk_mpsc_new(sizeof(ring_msg), caps[c], &tx, &run->rx),
+                         0);
+        else
+            cr_assert_eq(zk_mpsc_new_unbounded(sizeof(ring_msg), &tx, &run->rx),
+                         0);
         ring_producer_arg a[RING_THREADS];
         pthread_t t[RING_THREADS];
         for (int i = 0; i < RING_THREADS; i++) {

@@ -4,8 +4,10 @@
  * Messages: a bounded channel keeps them in a lock-free ring (ring.h), so
  * a send and a receive that do not wait take no lock, and a sender on one
  * core and the receiver on another meet only in the ring's slots. An
- * unbounded channel keeps them in a ring that grows, under its own small
- * lock (`grow_lock`).
+ * unbounded channel keeps them in two queues that grow: senders append to
+ * `in` under `in_lock`; receives take from `out` under `out_lock`, and
+ * when `out` is empty swap the two under `in_lock`, so the receiver meets
+ * the senders' lock once per batch rather than once per message.
  *
  * Waiting: `lock` guards two FIFO queues of waiters (senders waiting for
  * room, receive futures waiting for a message) and the handle counts. The
@@ -14,8 +16,9 @@
  * `tx_waiting` (senders queued). A
  * sender that publishes a message and a receive that queues itself follow
  * Dekker's pattern: each writes its side (the message; the count), then
- * reads the other side, all four sequentially consistent (see ring.h; the
- * unbounded ring's lock orders them the same way), so either the receive
+ * reads the other side, all four sequentially consistent (see ring.h; for
+ * an unbounded channel `in_lock` orders them the same way: a receive looks
+ * at `in` under it), so either the receive
  * finds the message on its second look or the sender sees the count and
  * wakes it. A receive that frees a slot and a sender that queues for room
  * do the same.
@@ -43,7 +46,16 @@
 /* Flag of a sender woken because the receiver is gone. */
 #define ZK__MPSC_CLOSED 1u
 /* The smallest ring of an unbounded channel. */
-#define ZK__MPSC_MIN_SLOTS 16
+#define ZK__MPSC_MIN_SLOTS 16 /* a power of two (zk__fifo) */
+_Static_assert((ZK__MPSC_MIN_SLOTS & (ZK__MPSC_MIN_SLOTS - 1)) == 0,
+               "fifo sizes are powers of two");
+
+/* A growing ring of messages: `slots` places (a power of two: positions
+ * wrap with a mask), `len` messages from `head`. */
+typedef struct zk__fifo {
+    char *buf;
+    size_t slots, head, len;
+} zk__fifo;
 
 typedef struct zk__mpsc {
     size_t elem;
@@ -55,10 +67,12 @@ typedef struct zk__mpsc {
     _Atomic uint32_t tx_reserved;
     /* Bounded: the messages. */
     zk__ring ring;
-    /* Unbounded: `slots` places, `len` messages from `head`. */
-    zk__lock grow_lock;
-    char *buf;
-    size_t slots, head, len;
+    /* Unbounded: what senders append to, and what receives take from
+     * (the older messages). */
+    zk__lock in_lock;
+    zk__fifo in;
+    zk__lock out_lock;
+    zk__fifo out;
     /* Waiters and handles. */
     zk__lock lock;
     size_t senders;
@@ -79,15 +93,19 @@ static int zk__mpsc_create(size_t elem, size_t cap, zk_mpsc_tx **tx,
     if (cap) {
         rc = zk__ring_init(&c->ring, elem, cap);
     } else {
-        c->slots = ZK__MPSC_MIN_SLOTS;
-        c->buf = malloc(c->slots * elem);
-        rc = c->buf ? 0 : -ENOMEM;
+        c->in.slots = c->out.slots = ZK__MPSC_MIN_SLOTS;
+        c->in.buf = malloc(ZK__MPSC_MIN_SLOTS * elem);
+        c->out.buf = malloc(ZK__MPSC_MIN_SLOTS * elem);
+        rc = c->in.buf && c->out.buf ? 0 : -ENOMEM;
     }
     if (rc != 0) {
+        free(c->in.buf);
+        free(c->out.buf);
         free(c);
         return rc;
     }
-    zk__lock_init(&c->grow_lock);
+    zk__lock_init(&c->in_lock);
+    zk__lock_init(&c->out_lock);
     zk__lock_init(&c->lock);
     atomic_init(&c->rx_open, true);
     atomic_init(&c->rx_waiting, 0);
@@ -115,7 +133,8 @@ int zk_mpsc_new_unbounded(size_t elem_size, zk_mpsc_tx **tx, zk_mpsc_rx **rx) {
 static void zk__mpsc_free(zk__mpsc *c) {
     if (c->cap)
         zk__ring_destroy(&c->ring);
-    free(c->buf);
+    free(c->in.buf);
+    free(c->out.buf);
     free(c);
 }
 
@@ -123,25 +142,25 @@ static void zk__mpsc_free(zk__mpsc *c) {
 /* The messages                                                           */
 /* ---------------------------------------------------------------------- */
 
-/* Unbounded, under grow_lock: makes room for one more message. */
-static int zk__mpsc_grow(zk__mpsc *c) {
-    if (c->len < c->slots)
+/* Makes room for one more message in `q` (of `elem`-byte messages). */
+static int zk__fifo_grow(zk__fifo *q, size_t elem) {
+    if (q->len < q->slots)
         return 0;
-    if (c->slots > SIZE_MAX / 2 / c->elem)
+    if (q->slots > SIZE_MAX / 2 / elem)
         return -ENOMEM;
-    size_t slots = c->slots * 2;
-    char *buf = malloc(slots * c->elem);
+    size_t slots = q->slots * 2;
+    char *buf = malloc(slots * elem);
     if (buf == NULL)
         return -ENOMEM;
-    size_t first = c->slots - c->head; /* messages before the wrap */
-    if (first > c->len)
-        first = c->len;
-    memcpy(buf, c->buf + c->head * c->elem, first * c->elem);
-    memcpy(buf + first * c->elem, c->buf, (c->len - first) * c->elem);
-    free(c->buf);
-    c->buf = buf;
-    c->slots = slots;
-    c->head = 0;
+    size_t first = q->slots - q->head; /* messages before the wrap */
+    if (first > q->len)
+        first = q->len;
+    memcpy(buf, q->buf + q->head * elem, first * elem);
+    memcpy(buf + first * elem, q->buf, (q->len - first) * elem);
+    free(q->buf);
+    q->buf = buf;
+    q->slots = slots;
+    q->head = 0;
     return 0;
 }
 
@@ -149,14 +168,14 @@ static int zk__mpsc_grow(zk__mpsc *c) {
 static int zk__mpsc_put(zk__mpsc *c, const void *msg) {
     if (c->cap)
         return zk__ring_push(&c->ring, msg) ? 0 : -EAGAIN;
-    zk__lock_acquire(&c->grow_lock);
-    int rc = zk__mpsc_grow(c);
+    zk__lock_acquire(&c->in_lock);
+    int rc = zk__fifo_grow(&c->in, c->elem);
     if (rc == 0) {
-        size_t at = (c->head + c->len) % c->slots;
-        memcpy(c->buf + at * c->elem, msg, c->elem);
-        c->len++;
+        size_t at = (c->in.head + c->in.len) & (c->in.slots - 1);
+        memcpy(c->in.buf + at * c->elem, msg, c->elem);
+        c->in.len++;
     }
-    zk__lock_release(&c->grow_lock);
+    zk__lock_release(&c->in_lock);
     return rc;
 }
 
@@ -164,23 +183,36 @@ static int zk__mpsc_put(zk__mpsc *c, const void *msg) {
 static bool zk__mpsc_take(zk__mpsc *c, void *buf) {
     if (c->cap)
         return zk__ring_pop(&c->ring, buf);
-    zk__lock_acquire(&c->grow_lock);
-    bool got = c->len > 0;
-    if (got) {
-        memcpy(buf, c->buf + c->head * c->elem, c->elem);
-        c->head = (c->head + 1) % c->slots;
-        c->len--;
+    zk__lock_acquire(&c->out_lock);
+    if (c->out.len == 0) {
+        /* Everything in `in` came after what `out` held: it becomes the
+         * queue to take from, and the emptied `out` (with its memory) the
+         * one senders fill. */
+        zk__lock_acquire(&c->in_lock);
+        zk__fifo empty = c->out;
+        c->out = c->in;
+        c->in = empty;
+        c->in.head = 0;
+        zk__lock_release(&c->in_lock);
     }
-    zk__lock_release(&c->grow_lock);
+    bool got = c->out.len > 0;
+    if (got) {
+        memcpy(buf, c->out.buf + c->out.head * c->elem, c->elem);
+        c->out.head = (c->out.head + 1) & (c->out.slots - 1);
+        c->out.len--;
+    }
+    zk__lock_release(&c->out_lock);
     return got;
 }
 
 static size_t zk__mpsc_count(zk__mpsc *c) {
     if (c->cap)
         return zk__ring_len(&c->ring);
-    zk__lock_acquire(&c->grow_lock);
-    size_t n = c->len;
-    zk__lock_release(&c->grow_lock);
+    zk__lock_acquire(&c->out_lock);
+    zk__lock_acquire(&c->in_lock);
+    size_t n = c->out.len + c->in.len;
+    zk__lock_release(&c->in_lock);
+    zk__lock_release(&c->out_lock);
     return n;
 }
 
