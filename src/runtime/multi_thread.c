@@ -24,11 +24,11 @@
 #include <string.h>
 
 #include "common/util.h"
+#include "coro.h"
 #include "idle.h"
 #include "inject.h"
 #include "local_queue.h"
 #include "park.h"
-#include "coro.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -54,6 +54,10 @@ typedef struct zk__mt_worker {
     pthread_t thread;
     bool started;
     bool searching;
+    /* Reaping I/O or parked in the backend: the tasks it wakes come in a
+     * batch, and whether another worker should help is decided once
+     * after it (zk__mt_notify_if_stealable), not at every wake. */
+    bool in_driver;
     uint32_t tick;
     uint64_t rng; /* where to start stealing */
 } zk__mt_worker;
@@ -78,6 +82,16 @@ static void zk__mt_notify_parked(zk__mt *mt) {
     size_t index = zk__idle_worker_to_notify(&mt->idle);
     if (index != SIZE_MAX)
         zk__parker_unpark(&mt->workers[index].parker);
+}
+
+/* After a batch of wakes from the driver: one sleeper is woken to help
+ * when this worker holds more tasks than the one it runs next (Tokio's
+ * rule). Woken one by one, every wake found no searcher yet and woke a
+ * sleeper, the worker itself included when it was the one parked. */
+static void zk__mt_notify_if_stealable(zk__mt_worker *mw) {
+    size_t held = (mw->lifo != NULL) + zk__local_queue_len(&mw->queue);
+    if (!mw->searching && held > 1)
+        zk__mt_notify_parked(mw->mt);
 }
 
 /* A worker going to sleep looks for work once more. */
@@ -116,7 +130,8 @@ static void zk__mt_schedule(zk_runtime *rt, zk__task *t, bool yield) {
             t = prev;
         }
         zk__mt_push_local(mw, t);
-        zk__mt_notify_parked(mt);
+        if (!mw->in_driver)
+            zk__mt_notify_parked(mt);
         return;
     }
     zk__remote_schedule_begin(rt);
@@ -133,7 +148,10 @@ static zk__task *zk__mt_next_task(zk__mt_worker *mw) {
     zk__task *t;
     if (++mw->tick % ZK__INJECT_INTERVAL == 0) {
         zk__time_process(&mw->mt->rt->time);
+        mw->in_driver = true;
         zk__io_poll(mw->io, 0);
+        mw->in_driver = false;
+        zk__mt_notify_if_stealable(mw);
         if ((t = zk__inject_pop(&mw->mt->inject)) != NULL)
             return t;
     }
@@ -280,6 +298,7 @@ static void zk__mt_park(zk__mt_worker *mw) {
         bool keeper = atomic_compare_exchange_strong(&mt->timer_keeper, &none,
                                                      mw->w.index);
         int64_t next = keeper ? zk__time_next(time) : INT64_MAX;
+        mw->in_driver = true;
         if (next == INT64_MAX) {
             zk__parker_park(&mw->parker);
         } else {
@@ -287,6 +306,7 @@ static void zk__mt_park(zk__mt_worker *mw) {
             if (wait > 0)
                 zk__parker_park_timeout(&mw->parker, wait);
         }
+        mw->in_driver = false;
         if (keeper) {
             atomic_store(&mt->timer_keeper, SIZE_MAX);
             zk__time_process(time);
@@ -296,6 +316,7 @@ static void zk__mt_park(zk__mt_worker *mw) {
         if (mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0) {
             if (!zk__idle_unpark_worker_by_id(&mt->idle, mw->w.index))
                 mw->searching = true; /* a notification got here first */
+            zk__mt_notify_if_stealable(mw);
             break;
         }
         if (!zk__idle_is_parked(&mt->idle, mw->w.index)) {
