@@ -290,7 +290,8 @@ ZK_TEST(channel, mpsc_unbounded_grows_and_keeps_order) {
     zk_mpsc_rx *rx;
     cr_assert_eq(zk_mpsc_new_unbounded(sizeof(long), &tx, &rx), 0);
     long got;
-    /* Interleave to make the ring wrap before it grows. */
+    /* Interleave, so that receives swap the senders' queue out while it
+     * grows and senders refill the emptied one. */
     long next_in = 0, next_out = 0;
     for (int round = 0; round < 20; round++) {
         for (int i = 0; i < 5000; i++, next_in++)

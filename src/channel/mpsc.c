@@ -45,13 +45,13 @@
 
 /* Flag of a sender woken because the receiver is gone. */
 #define ZK__MPSC_CLOSED 1u
-/* The smallest ring of an unbounded channel. */
-#define ZK__MPSC_MIN_SLOTS 16 /* a power of two (zk__fifo) */
-_Static_assert((ZK__MPSC_MIN_SLOTS & (ZK__MPSC_MIN_SLOTS - 1)) == 0,
-               "fifo sizes are powers of two");
+/* The smallest queue of an unbounded channel, in messages. */
+#define ZK__MPSC_MIN_SLOTS 16
 
-/* A growing ring of messages: `slots` places (a power of two: positions
- * wrap with a mask), `len` messages from `head`. */
+/* A queue of messages that only grows at its end while senders fill it
+ * and only shrinks at its start while receives empty it (the two roles
+ * swap when it is empty), so it never wraps: `len` messages from `head`,
+ * room for `slots`. */
 typedef struct zk__fifo {
     char *buf;
     size_t slots, head, len;
@@ -142,25 +142,20 @@ static void zk__mpsc_free(zk__mpsc *c) {
 /* The messages                                                           */
 /* ---------------------------------------------------------------------- */
 
-/* Makes room for one more message in `q` (of `elem`-byte messages). */
-static int zk__fifo_grow(zk__fifo *q, size_t elem) {
-    if (q->len < q->slots)
-        return 0;
-    if (q->slots > SIZE_MAX / 2 / elem)
-        return -ENOMEM;
-    size_t slots = q->slots * 2;
-    char *buf = malloc(slots * elem);
-    if (buf == NULL)
-        return -ENOMEM;
-    size_t first = q->slots - q->head; /* messages before the wrap */
-    if (first > q->len)
-        first = q->len;
-    memcpy(buf, q->buf + q->head * elem, first * elem);
-    memcpy(buf + first * elem, q->buf, (q->len - first) * elem);
-    free(q->buf);
-    q->buf = buf;
-    q->slots = slots;
-    q->head = 0;
+/* Appends a message to the senders' queue `q` (head 0), doubling its
+ * room when full: 0 or -ENOMEM. */
+static int zk__fifo_append(zk__fifo *q, size_t elem, const void *msg) {
+    if (q->len == q->slots) {
+        if (q->slots > SIZE_MAX / 2 / elem)
+            return -ENOMEM;
+        char *buf = realloc(q->buf, q->slots * 2 * elem);
+        if (buf == NULL)
+            return -ENOMEM;
+        q->buf = buf;
+        q->slots *= 2;
+    }
+    memcpy(q->buf + q->len * elem, msg, elem);
+    q->len++;
     return 0;
 }
 
@@ -169,12 +164,7 @@ static int zk__mpsc_put(zk__mpsc *c, const void *msg) {
     if (c->cap)
         return zk__ring_push(&c->ring, msg) ? 0 : -EAGAIN;
     zk__lock_acquire(&c->in_lock);
-    int rc = zk__fifo_grow(&c->in, c->elem);
-    if (rc == 0) {
-        size_t at = (c->in.head + c->in.len) & (c->in.slots - 1);
-        memcpy(c->in.buf + at * c->elem, msg, c->elem);
-        c->in.len++;
-    }
+    int rc = zk__fifo_append(&c->in, c->elem, msg);
     zk__lock_release(&c->in_lock);
     return rc;
 }
@@ -198,7 +188,7 @@ static bool zk__mpsc_take(zk__mpsc *c, void *buf) {
     bool got = c->out.len > 0;
     if (got) {
         memcpy(buf, c->out.buf + c->out.head * c->elem, c->elem);
-        c->out.head = (c->out.head + 1) & (c->out.slots - 1);
+        c->out.head++;
         c->out.len--;
     }
     zk__lock_release(&c->out_lock);
