@@ -5,12 +5,9 @@
 #include "block_cache.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/util.h"
-
-#if defined(ZK__ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
 
 /* A block in the depot: the first word chains the blocks of its batch, the
  * second (in a batch's first block) the next batch. Blocks are at least two
@@ -20,35 +17,6 @@ typedef struct zk__depot_link {
     struct zk__depot_link *next_batch;
 } zk__depot_link;
 
-static void zk__block_poison(zk__block_depot *d, void *b) {
-#if defined(ZK__ASAN)
-    __asan_poison_memory_region(b, d->block_size);
-#else
-    (void)d;
-    (void)b;
-#endif
-}
-
-static void zk__block_unpoison(zk__block_depot *d, void *b) {
-#if defined(ZK__ASAN)
-    __asan_unpoison_memory_region(b, d->block_size);
-#else
-    (void)d;
-    (void)b;
-#endif
-}
-
-/* Poisons all of a depot block but its links. */
-static void zk__block_poison_tail(zk__block_depot *d, void *b) {
-#if defined(ZK__ASAN)
-    __asan_poison_memory_region((char *)b + sizeof(zk__depot_link),
-                                d->block_size - sizeof(zk__depot_link));
-#else
-    (void)d;
-    (void)b;
-#endif
-}
-
 void zk__block_depot_init(zk__block_depot *d, size_t block_size) {
     ZK__ASSERT(block_size >= sizeof(zk__depot_link));
     zk__lock_init(&d->lock);
@@ -57,11 +25,10 @@ void zk__block_depot_init(zk__block_depot *d, size_t block_size) {
     atomic_init(&d->nbatches, 0);
 }
 
-/* Frees the blocks of one batch (unpoisoned: they left the caches). */
-static void zk__batch_free(zk__block_depot *d, zk__depot_link *l) {
+/* Frees the blocks of one batch. */
+static void zk__batch_free(zk__depot_link *l) {
     while (l) {
         zk__depot_link *next = l->next_block;
-        zk__block_unpoison(d, l);
         free(l);
         l = next;
     }
@@ -71,25 +38,25 @@ void zk__block_depot_destroy(zk__block_depot *d) {
     zk__depot_link *batch = d->batches;
     while (batch) {
         zk__depot_link *next = batch->next_batch;
-        zk__batch_free(d, batch);
+        zk__batch_free(batch);
         batch = next;
     }
     d->batches = NULL;
     atomic_store_explicit(&d->nbatches, 0, memory_order_relaxed);
 }
 
-/* Moves the top ZK__BLOCK_BATCH blocks of `c` to the depot, or frees them
- * when the depot is full. */
+/* Moves the ZK__BLOCK_BATCH blocks at the bottom of `c` (freed longest
+ * ago: the coldest in this core's cache) to the depot, or frees them when
+ * the depot is full. */
 static void zk__cache_spill(zk__block_depot *d, zk__block_cache *c) {
     zk__depot_link *batch = NULL;
     for (size_t i = 0; i < ZK__BLOCK_BATCH; i++) {
-        zk__depot_link *l = c->blocks[--c->n];
-        zk__block_unpoison(d, l);
+        zk__depot_link *l = c->blocks[i];
         l->next_block = batch;
         batch = l;
-        /* Only the links stay readable while it waits in the depot. */
-        zk__block_poison_tail(d, l);
     }
+    c->n -= ZK__BLOCK_BATCH;
+    memmove(c->blocks, c->blocks + ZK__BLOCK_BATCH, c->n * sizeof c->blocks[0]);
     zk__lock_acquire(&d->lock);
     size_t n = atomic_load_explicit(&d->nbatches, memory_order_relaxed);
     bool room = n < ZK__DEPOT_BATCHES;
@@ -100,7 +67,7 @@ static void zk__cache_spill(zk__block_depot *d, zk__block_cache *c) {
     }
     zk__lock_release(&d->lock);
     if (!room)
-        zk__batch_free(d, batch);
+        zk__batch_free(batch);
 }
 
 /* Refills an empty `c` with a batch from the depot; false when it has
@@ -121,7 +88,6 @@ static bool zk__cache_refill(zk__block_depot *d, zk__block_cache *c) {
     zk__lock_release(&d->lock);
     for (zk__depot_link *l = batch; l;) {
         zk__depot_link *next = l->next_block;
-        zk__block_poison(d, l);
         c->blocks[c->n++] = l;
         l = next;
     }
@@ -131,15 +97,12 @@ static bool zk__cache_refill(zk__block_depot *d, zk__block_cache *c) {
 void *zk__block_get(zk__block_depot *d, zk__block_cache *c) {
     if (c->n == 0 && !zk__cache_refill(d, c))
         return malloc(d->block_size);
-    void *b = c->blocks[--c->n];
-    zk__block_unpoison(d, b);
-    return b;
+    return c->blocks[--c->n];
 }
 
 void zk__block_put(zk__block_depot *d, zk__block_cache *c, void *b) {
     if (c->n == ZK__BLOCK_CACHE)
         zk__cache_spill(d, c);
-    zk__block_poison(d, b);
     c->blocks[c->n++] = b;
 }
 
@@ -147,8 +110,6 @@ void zk__block_cache_flush(zk__block_depot *d, zk__block_cache *c) {
     while (c->n >= ZK__BLOCK_BATCH)
         zk__cache_spill(d, c);
     while (c->n > 0) {
-        void *b = c->blocks[--c->n];
-        zk__block_unpoison(d, b);
-        free(b);
+        free(c->blocks[--c->n]);
     }
 }

@@ -328,10 +328,21 @@ static void zk__coro_cancel(zk__task *t) {
     ZK__BUG("a coroutine task cannot be dropped while it runs");
 }
 
-/* A coroutine task's memory: recycled by the calling worker
- * (block_cache.h), from malloc on other threads. */
+/* The calling worker when its freed task blocks may be recycled
+ * (block_cache.h); NULL on other threads, and under AddressSanitizer,
+ * whose quarantine catches a late use of a freed task only if the memory
+ * really goes back to its allocator. */
+static zk__worker *zk__coro_recycler(void) {
+#if defined(ZK__ASAN)
+    return NULL;
+#else
+    return zk__worker_current();
+#endif
+}
+
+/* A coroutine task's memory. */
 static zk__coro *zk__coro_alloc(void) {
-    zk__worker *w = zk__worker_current();
+    zk__worker *w = zk__coro_recycler();
     if (w == NULL)
         return malloc(sizeof(zk__coro));
     return zk__block_get(&w->rt->coro_depot, &w->coro_blocks);
@@ -340,7 +351,7 @@ static zk__coro *zk__coro_alloc(void) {
 /* The task's runtime may be gone by now: the block goes to the calling
  * worker's runtime. */
 static void zk__coro_free(zk__coro *c) {
-    zk__worker *w = zk__worker_current();
+    zk__worker *w = zk__coro_recycler();
     if (w == NULL)
         free(c);
     else

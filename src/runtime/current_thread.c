@@ -15,10 +15,10 @@
 #include <time.h>
 
 #include "common/util.h"
+#include "coro.h"
 #include "inject.h"
 #include "park.h"
 #include "queue.h"
-#include "coro.h"
 #include "runtime.h"
 #include "worker.h"
 

@@ -175,6 +175,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
         }
     }
     if (rc != 0) {
+        zk__block_depot_destroy(&rt->coro_depot); /* empty: for symmetry */
         free(rt);
         return rc;
     }
