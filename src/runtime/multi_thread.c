@@ -54,9 +54,10 @@ typedef struct zk__mt_worker {
     pthread_t thread;
     bool started;
     bool searching;
-    /* Reaping I/O or parked in the backend: the tasks it wakes come in a
-     * batch, and whether another worker should help is decided once
-     * after it (zk__mt_notify_if_stealable), not at every wake. */
+    /* Firing timers, reaping I/O or parked in the backend: the tasks it
+     * wakes come in a batch, and whether another worker should help is
+     * decided once after it (zk__mt_notify_if_stealable), not at every
+     * wake. */
     bool in_driver;
     uint32_t tick;
     uint64_t rng; /* where to start stealing */
@@ -84,10 +85,11 @@ static void zk__mt_notify_parked(zk__mt *mt) {
         zk__parker_unpark(&mt->workers[index].parker);
 }
 
-/* After a batch of wakes from the driver: one sleeper is woken to help
+/* After a batch of wakes from timers or I/O: one sleeper is woken to help
  * when this worker holds more tasks than the one it runs next (Tokio's
- * rule). Woken one by one, every wake found no searcher yet and woke a
- * sleeper, the worker itself included when it was the one parked. */
+ * rule). Notified one by one, the first wake of a batch woke a sleeper
+ * before the batch was queued, and a parked worker reaping its own
+ * completions could pick itself as the sleeper to wake. */
 static void zk__mt_notify_if_stealable(zk__mt_worker *mw) {
     size_t held = (mw->lifo != NULL) + zk__local_queue_len(&mw->queue);
     if (!mw->searching && held > 1)
@@ -147,8 +149,8 @@ static void zk__mt_schedule(zk_runtime *rt, zk__task *t, bool yield) {
 static zk__task *zk__mt_next_task(zk__mt_worker *mw) {
     zk__task *t;
     if (++mw->tick % ZK__INJECT_INTERVAL == 0) {
-        zk__time_process(&mw->mt->rt->time);
         mw->in_driver = true;
+        zk__time_process(&mw->mt->rt->time);
         zk__io_poll(mw->io, 0);
         mw->in_driver = false;
         zk__mt_notify_if_stealable(mw);
@@ -273,9 +275,13 @@ static zk__task *zk__mt_next_direct(zk__worker *w) {
 
 static void zk__mt_park(zk__mt_worker *mw) {
     zk__mt *mt = mw->mt;
+    mw->in_driver = true;
     zk__time_process(&mt->rt->time);
-    if (zk__local_queue_len(&mw->queue) > 0 || mw->lifo != NULL)
+    mw->in_driver = false;
+    if (zk__local_queue_len(&mw->queue) > 0 || mw->lifo != NULL) {
+        zk__mt_notify_if_stealable(mw);
         return;
+    }
     zk__stack_pool_trim(&mt->rt->stacks);
     zk__idle_transition_to_parked(&mt->idle, mw->w.index, mw->searching);
     mw->searching = false;
@@ -306,11 +312,11 @@ static void zk__mt_park(zk__mt_worker *mw) {
             if (wait > 0)
                 zk__parker_park_timeout(&mw->parker, wait);
         }
-        mw->in_driver = false;
         if (keeper) {
             atomic_store(&mt->timer_keeper, SIZE_MAX);
             zk__time_process(time);
         }
+        mw->in_driver = false;
         /* Tasks woken by its timers or by I/O it reaped while parked went
          * to this worker's own queue: it must get up and run them. */
         if (mw->lifo != NULL || zk__local_queue_len(&mw->queue) > 0) {
