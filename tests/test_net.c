@@ -274,6 +274,35 @@ ZK_IO_TEST(net, read_timeout_cancels_in_kernel) {
     zk_test_run(read_timeout_root, NULL);
 }
 
+/* The same after a short read, which makes the next receive wait for
+ * readiness before its first attempt (IORING_RECVSEND_POLL_FIRST on
+ * io_uring; the readiness cache on epoll): a timeout still cancels it in
+ * the kernel, and data that comes later is read, whole, by the next read,
+ * also a short one. */
+static int64_t short_read_then_timeout_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    char buf[16];
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(zk_stream_write_all(p.b, "abc", 3), 0);
+        cr_assert_eq(zk_stream_read(p.a, buf, sizeof buf), 3);
+        cr_assert_eq(memcmp(buf, "abc", 3), 0);
+        char canary[16];
+        memset(canary, 'C', sizeof canary);
+        zk_io_future f;
+        zk_stream_read_future_init(&f, p.a, canary, sizeof canary);
+        cr_assert_eq(zk_await_timeout(&f.base, ZK_MS(20)), -ETIMEDOUT);
+        check_late_data_skips_canary(&p, canary, sizeof canary);
+    }
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, read_timeout_after_a_short_read_cancels_in_kernel) {
+    zk_test_run(short_read_then_timeout_root, NULL);
+}
+
 /* A select between reads on two connections: the loser's read, owned by
  * the kernel at the time, is cancelled there before the select returns,
  * so data that arrives for it later stays in the socket. */

@@ -333,6 +333,55 @@ ZK_TEST(runtime, a_handle_held_across_shutdown_reports_cancelled) {
     cr_assert_eq(r, -ECANCELED);
 }
 
+/* A coroutine task's memory is recycled by the worker that frees it, which
+ * may belong to another runtime than the task's, one that outlived it. */
+static int64_t parks_forever(void *arg) {
+    (void)arg;
+    static atomic_int drops;
+    pending_forever f = {{&pending_forever_ops}, &drops};
+    return zk_await(&f.base);
+}
+
+static int64_t keeps_a_coroutine_handle(void *arg) {
+    zk_task **out = arg;
+    cr_assert_eq(zk_spawn(parks_forever, NULL, out), 0);
+    zk_yield();
+    return 0;
+}
+
+static int64_t quick(void *arg) {
+    return (int64_t)(intptr_t)arg;
+}
+
+static int64_t joins_a_foreign_handle(void *arg) {
+    zk_task **h = arg;
+    int64_t r = 0;
+    /* The last reference: the task's block goes to this worker. */
+    if (zk_task_join(h, &r) != -ECANCELED || r != -ECANCELED)
+        return -1;
+    /* New tasks take the recycled memory. */
+    for (intptr_t i = 0; i < 200; i++) {
+        zk_task *t;
+        if (zk_spawn(quick, (void *)i, &t) != 0 || zk_task_join(&t, &r) != 0 ||
+            r != i)
+            return -2;
+    }
+    return 0;
+}
+
+ZK_TEST(runtime, a_coroutine_outliving_its_runtime_is_freed_by_another) {
+    zk_task *h = NULL;
+    zk_runtime *a = zk_test_runtime();
+    cr_assert_eq(zk_block_on(a, keeps_a_coroutine_handle, &h, NULL), 0);
+    cr_assert_eq(zk_runtime_free(a), 0);
+    zk_runtime *b = zk_test_runtime();
+    int64_t r = 1;
+    cr_assert_eq(zk_block_on(b, joins_a_foreign_handle, &h, &r), 0);
+    cr_assert_eq(r, 0);
+    cr_assert_null(h);
+    cr_assert_eq(zk_runtime_free(b), 0);
+}
+
 static int64_t ignores_cancellation(void *arg) {
     (void)arg;
     for (;;) {
