@@ -320,8 +320,7 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
 /* Hands the recorded result to the awaiting code. */
 static zk_poll zk__uring_deliver(zk__io_op *op) {
     if (op->code == ZK__OP_RECV)
-        atomic_store_explicit(&op->h->recv_drained,
-                              zk__op_drained(op, op->res),
+        atomic_store_explicit(&op->h->recv_drained, zk__op_drained(op, op->res),
                               memory_order_relaxed);
     zk__op_complete(op, op->res);
     return ZK_READY;
