@@ -254,18 +254,23 @@ static void check_late_data_skips_canary(pair *p, const char *canary,
         cr_assert_eq(canary[i], 'C');
 }
 
-/* A read that timed out was cancelled in the kernel: data that arrives
- * later is not written into its buffer, and the next read gets it. */
+/* A read on `p` that timed out was cancelled in the kernel: data that
+ * arrives later is not written into its buffer, and the next read gets
+ * it. */
+static void check_timed_out_read_cancelled(pair *p) {
+    char canary[16];
+    memset(canary, 'C', sizeof canary);
+    zk_io_future f;
+    zk_stream_read_future_init(&f, p->a, canary, sizeof canary);
+    cr_assert_eq(zk_await_timeout(&f.base, ZK_MS(20)), -ETIMEDOUT);
+    check_late_data_skips_canary(p, canary, sizeof canary);
+}
+
 static int64_t read_timeout_root(void *arg) {
     (void)arg;
     pair p;
     make_pair(&p);
-    char canary[16];
-    memset(canary, 'C', sizeof canary);
-    zk_io_future f;
-    zk_stream_read_future_init(&f, p.a, canary, sizeof canary);
-    cr_assert_eq(zk_await_timeout(&f.base, ZK_MS(20)), -ETIMEDOUT);
-    check_late_data_skips_canary(&p, canary, sizeof canary);
+    check_timed_out_read_cancelled(&p);
     close_pair(&p);
     return 0;
 }
@@ -288,12 +293,7 @@ static int64_t short_read_then_timeout_root(void *arg) {
         cr_assert_eq(zk_stream_write_all(p.b, "abc", 3), 0);
         cr_assert_eq(zk_stream_read(p.a, buf, sizeof buf), 3);
         cr_assert_eq(memcmp(buf, "abc", 3), 0);
-        char canary[16];
-        memset(canary, 'C', sizeof canary);
-        zk_io_future f;
-        zk_stream_read_future_init(&f, p.a, canary, sizeof canary);
-        cr_assert_eq(zk_await_timeout(&f.base, ZK_MS(20)), -ETIMEDOUT);
-        check_late_data_skips_canary(&p, canary, sizeof canary);
+        check_timed_out_read_cancelled(&p);
     }
     close_pair(&p);
     return 0;

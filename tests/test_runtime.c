@@ -311,30 +311,7 @@ ZK_TEST(runtime, shutdown_cancels_coroutines_and_drops_futures) {
     zk_gate_destroy(&p.gate);
 }
 
-static int64_t keeps_a_handle(void *arg) {
-    zk_task **out = arg;
-    pending_forever f = {{&pending_forever_ops}, NULL};
-    static atomic_int drops;
-    f.drops = &drops;
-    cr_assert_eq(zk_spawn_future(NULL, &f.base, sizeof f, out), 0);
-    zk_yield();
-    return 0;
-}
-
-ZK_TEST(runtime, a_handle_held_across_shutdown_reports_cancelled) {
-    zk_task *h = NULL;
-    zk_runtime *rt = zk_test_runtime();
-    cr_assert_eq(zk_block_on(rt, keeps_a_handle, &h, NULL), 0);
-    cr_assert_eq(zk_runtime_free(rt), 0);
-    cr_assert(zk_task_is_finished(h));
-    cr_assert_eq(zk_task_abort(h), -EALREADY);
-    int64_t r = 0;
-    cr_assert_eq(zk_task_join(&h, &r), -ECANCELED);
-    cr_assert_eq(r, -ECANCELED);
-}
-
-/* A coroutine task's memory is recycled by the worker that frees it, which
- * may belong to another runtime than the task's, one that outlived it. */
+/* A coroutine that waits for ever (until cancelled). */
 static int64_t parks_forever(void *arg) {
     (void)arg;
     static atomic_int drops;
@@ -342,9 +319,16 @@ static int64_t parks_forever(void *arg) {
     return zk_await(&f.base);
 }
 
-static int64_t keeps_a_coroutine_handle(void *arg) {
-    zk_task **out = arg;
-    cr_assert_eq(zk_spawn(parks_forever, NULL, out), 0);
+typedef struct held_handles {
+    zk_task *future, *coro;
+} held_handles;
+
+static int64_t keeps_handles(void *arg) {
+    held_handles *h = arg;
+    static atomic_int drops;
+    pending_forever f = {{&pending_forever_ops}, &drops};
+    cr_assert_eq(zk_spawn_future(NULL, &f.base, sizeof f, &h->future), 0);
+    cr_assert_eq(zk_spawn(parks_forever, NULL, &h->coro), 0);
     zk_yield();
     return 0;
 }
@@ -356,7 +340,7 @@ static int64_t quick(void *arg) {
 static int64_t joins_a_foreign_handle(void *arg) {
     zk_task **h = arg;
     int64_t r = 0;
-    /* The last reference: the task's block goes to this worker. */
+    /* The last reference: the task's memory goes to this worker. */
     if (zk_task_join(h, &r) != -ECANCELED || r != -ECANCELED)
         return -1;
     /* New tasks take the recycled memory. */
@@ -369,17 +353,26 @@ static int64_t joins_a_foreign_handle(void *arg) {
     return 0;
 }
 
-ZK_TEST(runtime, a_coroutine_outliving_its_runtime_is_freed_by_another) {
-    zk_task *h = NULL;
-    zk_runtime *a = zk_test_runtime();
-    cr_assert_eq(zk_block_on(a, keeps_a_coroutine_handle, &h, NULL), 0);
-    cr_assert_eq(zk_runtime_free(a), 0);
-    zk_runtime *b = zk_test_runtime();
-    int64_t r = 1;
-    cr_assert_eq(zk_block_on(b, joins_a_foreign_handle, &h, &r), 0);
+/* Handles held across shutdown report their tasks cancelled. The last
+ * handle of a coroutine task frees its memory wherever it is dropped, here
+ * on a worker of another runtime, which recycles it. */
+ZK_TEST(runtime, a_handle_held_across_shutdown_reports_cancelled) {
+    held_handles h = {NULL, NULL};
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_block_on(rt, keeps_handles, &h, NULL), 0);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+    cr_assert(zk_task_is_finished(h.future));
+    cr_assert_eq(zk_task_abort(h.future), -EALREADY);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&h.future, &r), -ECANCELED);
+    cr_assert_eq(r, -ECANCELED);
+    cr_assert(zk_task_is_finished(h.coro));
+    zk_runtime *other = zk_test_runtime();
+    r = 1;
+    cr_assert_eq(zk_block_on(other, joins_a_foreign_handle, &h.coro, &r), 0);
     cr_assert_eq(r, 0);
-    cr_assert_null(h);
-    cr_assert_eq(zk_runtime_free(b), 0);
+    cr_assert_null(h.coro);
+    cr_assert_eq(zk_runtime_free(other), 0);
 }
 
 static int64_t ignores_cancellation(void *arg) {

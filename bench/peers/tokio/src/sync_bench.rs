@@ -8,68 +8,53 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::{report, RUNS};
 
-/// 5 producers x 200,000 u64 through a bounded channel of 1,024.
-pub fn mpsc_bounded(rt: &tokio::runtime::Runtime) {
-    const PRODUCERS: u64 = 5;
-    const PER: u64 = 200_000;
-    let mut v = Vec::new();
-    for _ in 0..RUNS {
-        let ms = rt.block_on(async {
-            let t0 = Instant::now();
-            let (tx, mut rx) = mpsc::channel::<u64>(1024);
-            for _ in 0..PRODUCERS {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    for i in 0..PER {
-                        tx.send(i).await.unwrap();
-                    }
-                });
-            }
-            drop(tx);
-            let (mut n, mut sum) = (0u64, 0u64);
-            while let Some(x) = rx.recv().await {
-                n += 1;
-                sum += x;
-            }
-            assert_eq!(n, PRODUCERS * PER);
-            assert_eq!(sum, PRODUCERS * (PER * (PER - 1) / 2));
-            t0.elapsed().as_nanos() as f64 / 1e6
-        });
-        v.push(ms);
-    }
-    report("mpsc_bounded", v, "ms");
+/// 5 producers x 200,000 u64 through the channel `$make` creates, each
+/// message sent with `$send`; RUNS times, reported as `$name`.
+macro_rules! mpsc_workload {
+    ($rt:expr, $name:expr, $make:expr, |$tx:ident, $i:ident| $send:expr) => {{
+        const PRODUCERS: u64 = 5;
+        const PER: u64 = 200_000;
+        let mut v = Vec::new();
+        for _ in 0..RUNS {
+            let ms = $rt.block_on(async {
+                let t0 = Instant::now();
+                let (tx, mut rx) = $make;
+                for _ in 0..PRODUCERS {
+                    let $tx = tx.clone();
+                    tokio::spawn(async move {
+                        for $i in 0..PER {
+                            $send;
+                        }
+                    });
+                }
+                drop(tx);
+                let (mut n, mut sum) = (0u64, 0u64);
+                while let Some(x) = rx.recv().await {
+                    n += 1;
+                    sum += x;
+                }
+                assert_eq!(n, PRODUCERS * PER);
+                assert_eq!(sum, PRODUCERS * (PER * (PER - 1) / 2));
+                t0.elapsed().as_nanos() as f64 / 1e6
+            });
+            v.push(ms);
+        }
+        report($name, v, "ms");
+    }};
 }
 
-/// The same 5 x 200,000 u64 through an unbounded channel.
+/// Through a bounded channel of 1,024.
+pub fn mpsc_bounded(rt: &tokio::runtime::Runtime) {
+    mpsc_workload!(rt, "mpsc_bounded", mpsc::channel::<u64>(1024), |tx, i| {
+        tx.send(i).await.unwrap()
+    });
+}
+
+/// Through an unbounded channel.
 pub fn mpsc_unbounded(rt: &tokio::runtime::Runtime) {
-    const PRODUCERS: u64 = 5;
-    const PER: u64 = 200_000;
-    let mut v = Vec::new();
-    for _ in 0..RUNS {
-        let ms = rt.block_on(async {
-            let t0 = Instant::now();
-            let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
-            for _ in 0..PRODUCERS {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    for i in 0..PER {
-                        tx.send(i).unwrap();
-                    }
-                });
-            }
-            drop(tx);
-            let (mut n, mut sum) = (0u64, 0u64);
-            while let Some(x) = rx.recv().await {
-                n += 1;
-                sum += x;
-            }
-            assert_eq!(n, PRODUCERS * PER);
-            assert_eq!(sum, PRODUCERS * (PER * (PER - 1) / 2));
-            t0.elapsed().as_nanos() as f64 / 1e6
-        });
-        v.push(ms);
-    }
-    report("mpsc_unbounded", v, "ms");
+    mpsc_workload!(rt, "mpsc_unbounded", mpsc::unbounded_channel::<u64>(), |tx, i| {
+        tx.send(i).unwrap()
+    });
 }
 
 /// The scheduler benchmark's ping_pong (1,000 pairs exchanging a ping and
