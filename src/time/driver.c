@@ -30,12 +30,12 @@ int zk__time_init(zk__time *t, struct zk_runtime *rt) {
     atomic_init(&t->paused, false);
     atomic_init(&t->paused_now, 0);
     atomic_init(&t->offset, 0);
-    return -pthread_mutex_init(&t->lock, NULL);
+    zk__lock_init(&t->lock);
+    return 0;
 }
 
 void zk__time_destroy(zk__time *t) {
     ZK__ASSERT(t->wheel.count == 0);
-    pthread_mutex_destroy(&t->lock);
 }
 
 int64_t zk__time_now(zk__time *t) {
@@ -87,15 +87,15 @@ void zk__time_process(zk__time *t) {
     int64_t now = zk__time_now(t);
     if (atomic_load(&t->next_ns) > now)
         return;
-    pthread_mutex_lock(&t->lock);
+    zk__lock_acquire(&t->lock);
     zk__time_fire_locked(t, now);
-    pthread_mutex_unlock(&t->lock);
+    zk__lock_release(&t->lock);
 }
 
 bool zk__time_auto_advance(zk__time *t) {
     if (!atomic_load(&t->paused))
         return false;
-    pthread_mutex_lock(&t->lock);
+    zk__lock_acquire(&t->lock);
     int64_t next = atomic_load(&t->next_ns);
     bool moved = next != INT64_MAX;
     if (moved) {
@@ -103,7 +103,7 @@ bool zk__time_auto_advance(zk__time *t) {
             atomic_store(&t->paused_now, next);
         zk__time_fire_locked(t, atomic_load(&t->paused_now));
     }
-    pthread_mutex_unlock(&t->lock);
+    zk__lock_release(&t->lock);
     return moved;
 }
 
@@ -124,14 +124,14 @@ static zk_poll zk__sleep_poll(zk_future *f, zk_context *cx, int64_t *out) {
     }
     zk__timer *timer = (zk__timer *)(void *)s->_timer;
     bool earlier = false;
-    pthread_mutex_lock(&t->lock);
+    zk__lock_acquire(&t->lock);
     if (s->_state != ZK__SLEEP_FIRED && s->deadline <= zk__time_now(t)) {
         if (s->_state == ZK__SLEEP_REGISTERED)
             zk__wheel_remove(&t->wheel, timer);
         s->_state = ZK__SLEEP_FIRED;
     }
     if (s->_state == ZK__SLEEP_FIRED) {
-        pthread_mutex_unlock(&t->lock);
+        zk__lock_release(&t->lock);
         zk_waker_drop(&s->_waker);
         *out = 0;
         return ZK_READY;
@@ -142,7 +142,7 @@ static zk_poll zk__sleep_poll(zk_future *f, zk_context *cx, int64_t *out) {
         if (!zk__wheel_insert(&t->wheel, timer)) {
             /* Its tick was processed already: due now. */
             s->_state = ZK__SLEEP_FIRED;
-            pthread_mutex_unlock(&t->lock);
+            zk__lock_release(&t->lock);
             *out = 0;
             return ZK_READY;
         }
@@ -157,7 +157,7 @@ static zk_poll zk__sleep_poll(zk_future *f, zk_context *cx, int64_t *out) {
         zk_waker_drop(&s->_waker);
         s->_waker = zk_waker_clone(zk_context_waker(cx));
     }
-    pthread_mutex_unlock(&t->lock);
+    zk__lock_release(&t->lock);
     /* A parked worker may be sleeping past the new deadline. */
     if (earlier)
         t->rt->sched_ops->timers_changed(t->rt);
@@ -168,12 +168,12 @@ static void zk__sleep_drop(zk_future *f) {
     zk_sleep_future *s = (zk_sleep_future *)f;
     zk__time *t = s->_driver;
     if (t != NULL && s->_state == ZK__SLEEP_REGISTERED) {
-        pthread_mutex_lock(&t->lock);
+        zk__lock_acquire(&t->lock);
         if (s->_state == ZK__SLEEP_REGISTERED) {
             zk__wheel_remove(&t->wheel, (zk__timer *)(void *)s->_timer);
             s->_state = ZK__SLEEP_IDLE;
         }
-        pthread_mutex_unlock(&t->lock);
+        zk__lock_release(&t->lock);
     }
     zk_waker_drop(&s->_waker);
 }
@@ -219,14 +219,14 @@ int zk_time_pause(zk_runtime *rt) {
     if (rt->kind != ZK_RUNTIME_CURRENT_THREAD)
         return -ENOTSUP;
     zk__time *t = &rt->time;
-    pthread_mutex_lock(&t->lock);
+    zk__lock_acquire(&t->lock);
     int rc = -EALREADY;
     if (!atomic_load(&t->paused)) {
         atomic_store(&t->paused_now, zk__time_now(t));
         atomic_store(&t->paused, true);
         rc = 0;
     }
-    pthread_mutex_unlock(&t->lock);
+    zk__lock_release(&t->lock);
     return rc;
 }
 
@@ -234,14 +234,14 @@ int zk_time_advance(zk_runtime *rt, zk_duration d) {
     if (rt == NULL || d < 0)
         return -EINVAL;
     zk__time *t = &rt->time;
-    pthread_mutex_lock(&t->lock);
+    zk__lock_acquire(&t->lock);
     int rc = -EINVAL;
     if (atomic_load(&t->paused)) {
         atomic_store(&t->paused_now, atomic_load(&t->paused_now) + d);
         zk__time_fire_locked(t, atomic_load(&t->paused_now));
         rc = 0;
     }
-    pthread_mutex_unlock(&t->lock);
+    zk__lock_release(&t->lock);
     return rc;
 }
 
@@ -249,14 +249,14 @@ int zk_time_resume(zk_runtime *rt) {
     if (rt == NULL)
         return -EINVAL;
     zk__time *t = &rt->time;
-    pthread_mutex_lock(&t->lock);
+    zk__lock_acquire(&t->lock);
     int rc = -EINVAL;
     if (atomic_load(&t->paused)) {
         atomic_store(&t->offset, atomic_load(&t->paused_now) - zk__mono_ns());
         atomic_store(&t->paused, false);
         rc = 0;
     }
-    pthread_mutex_unlock(&t->lock);
+    zk__lock_release(&t->lock);
     if (rc == 0)
         rt->sched_ops->timers_changed(rt);
     return rc;

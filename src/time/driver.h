@@ -1,7 +1,10 @@
 /*
  * driver.h - a runtime's time driver: its clock and its timer wheel.
  *
- * One wheel per runtime behind a mutex. Sleep futures keep their timer
+ * One wheel per runtime behind a lock (common/lock.h: its sections are
+ * short, so a worker that finds it taken spins briefly before it sleeps;
+ * with pthread's mutex, two workers inserting and firing timers met in
+ * futex calls). Sleep futures keep their timer
  * entry in themselves (zk_sleep_future._timer) and register on first poll.
  * Expired timers are found by the schedulers: every few scheduling ticks and
  * before parking (zk__time_process), and a parked worker sleeps exactly
@@ -12,18 +15,18 @@
 #ifndef ZK__TIME_DRIVER_H
 #define ZK__TIME_DRIVER_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/lock.h"
 #include "time/wheel.h"
 
 struct zk_runtime;
 
 typedef struct zk__time {
     struct zk_runtime *rt;
-    pthread_mutex_t lock;
+    zk__lock lock;
     zk__wheel wheel; /* guarded by lock */
     int64_t origin;  /* the clock at tick 0 */
     /* The earliest deadline in the wheel (clock ns), INT64_MAX if none. */
