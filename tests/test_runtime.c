@@ -375,6 +375,41 @@ ZK_TEST(runtime, a_handle_held_across_shutdown_reports_cancelled) {
     cr_assert_eq(zk_runtime_free(other), 0);
 }
 
+/* A task frees a current-thread runtime, whose shutdown runs that
+ * runtime's remaining tasks on the freeing thread, nested in the task: the
+ * task must find its own runtime and worker again afterwards. */
+static int64_t frees_a_current_thread_runtime(void *arg) {
+    (void)arg;
+    zk_runtime *mine = zk_runtime_current();
+    uint64_t me = zk_task_current_id();
+    zk_runtime *inner;
+    if (zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &inner) != 0)
+        return -1;
+    zk_task *h;
+    if (zk_runtime_spawn(inner, parks_forever, NULL, &h) != 0)
+        return -2;
+    if (zk_runtime_free(inner) != 0)
+        return -3;
+    int64_t r = 0;
+    if (zk_task_join(&h, &r) != -ECANCELED)
+        return -4;
+    if (zk_runtime_current() != mine || zk_task_current_id() != me ||
+        !zk_in_coroutine())
+        return -5;
+    /* Awaits, spawns and joins still work. */
+    if (zk_yield() != 0)
+        return -6;
+    zk_task *t;
+    if (zk_spawn(quick, (void *)(intptr_t)7, &t) != 0 ||
+        zk_task_join(&t, &r) != 0 || r != 7)
+        return -7;
+    return 0;
+}
+
+ZK_TEST(runtime, a_task_freeing_a_current_thread_runtime_keeps_its_worker) {
+    cr_assert_eq(zk_test_run(frees_a_current_thread_runtime, NULL), 0);
+}
+
 static int64_t ignores_cancellation(void *arg) {
     (void)arg;
     for (;;) {

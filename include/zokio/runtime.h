@@ -145,6 +145,10 @@ ZK_EXTERN int zk_block_on_future(zk_runtime *rt, const zk_future *fut,
  * running and they finish on their own (they must not use the runtime any
  * more).
  *
+ * It may be called from a task of another runtime: the task waits there
+ * for the shutdown (a current-thread runtime's remaining tasks run on its
+ * thread meanwhile) and then goes on as before.
+ *
  * Returns 0 (NULL is a no-op), or -EBUSY when called from inside a task or
  * a blocking call of this runtime (nothing happens then).
  */

@@ -34,6 +34,10 @@ typedef struct zk__ct {
     void *altstack;
     /* SIGPIPE was not blocked in the driving thread before enter(). */
     bool sigpipe_unblock;
+    /* The worker the driving thread had before enter(): a task of another
+     * runtime that frees this one drives it through its shutdown, and must
+     * get its own worker back. */
+    zk__worker *outer;
 
     zk__inject inject;
 
@@ -88,6 +92,7 @@ static int zk__ct_enter(zk_runtime *rt) {
     zk__ct *ct = rt->sched;
     if (atomic_exchange(&ct->driving, true))
         return -EBUSY;
+    ct->outer = zk__worker_current();
     zk__worker_attach(&ct->worker);
     ct->altstack = zk__overflow_thread_enter();
     /* Tasks run on this thread: a write to a pipe whose reader is gone
@@ -121,7 +126,8 @@ static void zk__ct_leave(zk_runtime *rt) {
         pthread_sigmask(SIG_UNBLOCK, &pipe_set, NULL);
         ct->sigpipe_unblock = false;
     }
-    zk__worker_set(NULL);
+    zk__worker_set(ct->outer);
+    ct->outer = NULL;
     atomic_store(&ct->driving, false);
 }
 
