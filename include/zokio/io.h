@@ -46,6 +46,21 @@ typedef enum zk_io_backend {
  */
 ZK_EXTERN void zk_builder_set_io_backend(zk_builder *b, zk_io_backend backend);
 
+/*
+ * Read-ahead on stream sockets, io_uring only (default on; epoll never
+ * reads ahead). On, the reads of a TCP or Unix stream socket are served by
+ * one multishot receive into the worker's buffers: data is received as it
+ * arrives, before the next read asks for it, up to 64 KiB per stream
+ * (beyond that it waits in the socket, under TCP's flow control), and a
+ * read that finds data waiting returns without a system call. A read that
+ * times out or is cancelled loses nothing: the data stays for the next
+ * read. Turn it off when something other than zokio's reads takes data
+ * from the descriptor (zk_stream_fd() handed to another library or
+ * process): bytes already read ahead would be missing there. Without a
+ * choice here, ZOKIO_IO_READ_AHEAD=0 in the environment turns it off.
+ */
+ZK_EXTERN void zk_builder_set_io_read_ahead(zk_builder *b, bool on);
+
 /* Returns the backend `rt` runs: ZK_IO_IO_URING or ZK_IO_EPOLL (never
  * ZK_IO_AUTO); ZK_IO_AUTO for NULL. */
 ZK_EXTERN zk_io_backend zk_runtime_io_backend(const zk_runtime *rt);

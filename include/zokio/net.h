@@ -164,7 +164,8 @@ ZK_EXTERN int zk_stream_peer_addr(const zk_stream *s, zk_addr *out);
 ZK_EXTERN int zk_stream_local_addr(const zk_stream *s, zk_addr *out);
 
 /* The descriptor, for options zokio has no call for (do not close it, do
- * not make it blocking). -EINVAL for NULL. */
+ * not make it blocking, do not read from it while io_uring reads ahead:
+ * zk_builder_set_io_read_ahead()). -EINVAL for NULL. */
 ZK_EXTERN int zk_stream_fd(const zk_stream *s);
 
 /* TCP_NODELAY on or off. Returns 0, -EINVAL, or the setsockopt error

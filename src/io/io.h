@@ -74,16 +74,19 @@ typedef struct zk__io {
     zk__io_worker **workers;
     /* Handles made outside a worker register with workers in turn. */
     _Atomic size_t next;
+    /* io_uring: stream sockets read ahead (uring_rx.c). */
+    bool read_ahead;
 } zk__io;
 
 extern const zk__io_backend_ops zk__uring_ops; /* absent without liburing */
 extern const zk__io_backend_ops zk__epoll_ops;
 
 /* Chooses the backend (`want`, then ZOKIO_IO_BACKEND, then what the
- * kernel allows) and creates `workers` instances. -ENOSYS when io_uring
+ * kernel allows) and creates `workers` instances. `read_ahead`: 1 on, 0
+ * off, -1 as ZOKIO_IO_READ_AHEAD says (on unless "0"). -ENOSYS when io_uring
  * was required and is unavailable, -EINVAL for a bad `want`. */
 int zk__io_init(zk__io *io, struct zk_runtime *rt, size_t workers,
-                zk_io_backend want);
+                zk_io_backend want, int read_ahead);
 void zk__io_destroy(zk__io *io);
 
 /* The instance of the calling worker thread when it belongs to `rt`'s

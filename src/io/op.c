@@ -301,11 +301,16 @@ static bool zk__uring_available(void) {
 }
 #endif
 
-int zk__io_init(zk__io *io, zk_runtime *rt, size_t workers,
-                zk_io_backend want) {
+int zk__io_init(zk__io *io, zk_runtime *rt, size_t workers, zk_io_backend want,
+                int read_ahead) {
     memset(io, 0, sizeof *io);
     if ((unsigned)want > ZK_IO_EPOLL)
         return -EINVAL;
+    if (read_ahead < 0) {
+        const char *env = getenv("ZOKIO_IO_READ_AHEAD");
+        read_ahead = !(env && strcmp(env, "0") == 0);
+    }
+    io->read_ahead = read_ahead != 0;
     if (want == ZK_IO_AUTO) {
         const char *env = getenv("ZOKIO_IO_BACKEND");
         if (env && *env) {

@@ -18,7 +18,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,49 +28,13 @@
 #if defined(ZK__HAVE_VALGRIND)
 #include <valgrind/valgrind.h>
 #endif
-#include "io/op.h"
+#include "io/uring.h"
 #include "runtime/runtime.h"
 
-#define ZK__URING_ENTRIES 1024
-#define ZK__SLOT_CHUNK    256
-#define ZK__SLOT_CHUNKS   4096 /* up to 1M operations in flight per worker */
-#define ZK__UD_WAKE       UINT64_MAX
-#define ZK__UD_IGNORE     (UINT64_MAX - 1)
-#define ZK__SLOT_NONE     UINT32_MAX
-
-typedef struct zk__uring_slot {
-    zk__io_op *op;    /* NULL once dropped (or free) */
-    zk__io_handle *h; /* a dropped operation's handle, until reaped */
-    uint64_t seq;     /* when it was prepared (see `submitted`) */
-    uint32_t gen;     /* bumped at each reuse: user_data = gen << 32 | idx */
-    uint32_t next;    /* free list */
-    int32_t forced;   /* result that replaces a no-op'd request's */
-    bool makes_fd;    /* accept/openat: a result >= 0 is a descriptor */
-} zk__uring_slot;
-
-typedef struct zk__uring {
-    zk__io_worker base;
-    struct io_uring ring;
-    pthread_mutex_t lock;
-    /* Slots in fixed chunks: a slot never moves once allocated. */
-    zk__uring_slot *chunks[ZK__SLOT_CHUNKS];
-    uint32_t nslots, free_head; /* owner only */
-    uint64_t prepared;          /* owner only */
-    uint64_t submitted;         /* under lock: seq <= submitted is known */
-    _Atomic bool dirty;         /* a pending entry may need to become a no-op */
-    int efd;
-    uint64_t ebuf;
-    bool wake_armed; /* a read of efd is queued (owner only) */
-} zk__uring;
-
-static zk__uring_slot *zk__slot(zk__uring *u, uint32_t idx) {
-    return &u->chunks[idx / ZK__SLOT_CHUNK][idx % ZK__SLOT_CHUNK];
-}
-
-static uint32_t zk__slot_alloc(zk__uring *u) {
+uint32_t zk__slot_alloc(zk__uring *u, bool locked) {
     if (u->free_head == ZK__SLOT_NONE) {
         uint32_t c = u->nslots / ZK__SLOT_CHUNK;
-        if (c == ZK__SLOT_CHUNKS)
+        if (c == ZK__SLOT_CHUNKS || locked)
             return ZK__SLOT_NONE;
         zk__uring_slot *chunk = calloc(ZK__SLOT_CHUNK, sizeof *chunk);
         if (!chunk)
@@ -90,8 +53,8 @@ static uint32_t zk__slot_alloc(zk__uring *u) {
     return idx;
 }
 
-static uint64_t zk__slot_ud(zk__uring *u, uint32_t idx) {
-    return (uint64_t)zk__slot(u, idx)->gen << 32 | idx;
+zk__uring *zk__uring_current(const zk__io_handle *h) {
+    return (zk__uring *)zk__io_current(h->rt);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -126,6 +89,8 @@ static void zk__uring_reap_locked(zk__uring *u) {
             continue;
         uint32_t idx = (uint32_t)ud;
         zk__uring_slot *s = zk__slot(u, idx);
+        if (s->rx != NULL && !zk__rx_reaped(u, s, cqe))
+            continue; /* the multishot goes on: its slot stays */
         int32_t res = s->forced ? s->forced : cqe->res;
         zk__io_op *op = s->op;
         if (op) {
@@ -143,6 +108,7 @@ static void zk__uring_reap_locked(zk__uring *u) {
         if (s->h)
             zk__handle_unref(s->h);
         s->op = NULL;
+        s->rx = NULL;
         s->h = NULL;
         s->forced = 0;
         s->gen++;
@@ -186,7 +152,8 @@ static void zk__uring_scrub_locked(zk__uring *u) {
         zk__uring_slot *s = zk__slot(u, (uint32_t)ud);
         zk__io_handle *h = s->op ? s->op->h : s->h;
         bool closed = h && atomic_load(&h->closed);
-        if (s->op == NULL || closed) {
+        bool dropped = s->op == NULL && s->rx == NULL;
+        if (dropped || closed) {
             s->forced = s->op ? -EBADF : -ECANCELED;
             io_uring_prep_nop(sqe);
             io_uring_sqe_set_data64(sqe, ud);
@@ -328,10 +295,16 @@ static zk_poll zk__uring_deliver(zk__io_op *op) {
 
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
+    zk_poll p;
+    if (op->state != ZK__OPS_KERNEL && zk__rx_wants(op) &&
+        zk__rx_poll(op, cx, &p))
+        return p;
     if (op->state == ZK__OPS_INIT) {
+        /* A read that left the receive queue runs here, on this worker. */
+        w = zk__io_current(w->rt);
         zk__uring *u = (zk__uring *)w;
         struct io_uring_sqe *sqe = zk__uring_sqe(u);
-        uint32_t idx = sqe ? zk__slot_alloc(u) : ZK__SLOT_NONE;
+        uint32_t idx = sqe ? zk__slot_alloc(u, false) : ZK__SLOT_NONE;
         if (idx == ZK__SLOT_NONE) {
             if (sqe) /* give the entry back as a no-op */
                 io_uring_prep_nop(sqe),
@@ -341,6 +314,7 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         }
         zk__uring_slot *s = zk__slot(u, idx);
         s->op = op; /* the operation holds the handle until delivery */
+        s->rx = NULL;
         s->h = NULL;
         s->seq = ++u->prepared;
         s->forced = 0;
@@ -389,6 +363,10 @@ static void zk__uring_sync_cancel(zk__uring *u, uint64_t ud, int fd) {
 }
 
 static void zk__uring_op_drop(zk__io_op *op) {
+    if (op->state == ZK__OPS_WAITING) {
+        zk__rx_drop(op); /* nothing of it is in the kernel */
+        return;
+    }
     zk__uring *u = (zk__uring *)op->iow;
     if (!atomic_load_explicit(&op->done, memory_order_acquire)) {
         pthread_mutex_lock(&u->lock);
@@ -441,9 +419,11 @@ static void zk__uring_handle_close(zk__io_handle *h) {
         pthread_mutex_unlock(&u->lock);
         zk__uring_sync_cancel(u, 0, h->fd);
     }
+    zk__rx_close(h);
 }
 
 static void zk__uring_handle_free(zk__io_handle *h) {
+    zk__rx_free(h);
     close(h->fd);
     free(h);
 }
@@ -476,6 +456,7 @@ static void zk__uring_destroy(zk__io_worker *w) {
      * those the kernel kept aside because the queue was full. */
     zk__uring_reap(u, UINT32_MAX);
     io_uring_queue_exit(&u->ring);
+    zk__pbufs_free(u);
     close(u->efd);
     for (uint32_t c = 0; c < u->nslots / ZK__SLOT_CHUNK; c++)
         free(u->chunks[c]);

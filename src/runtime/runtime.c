@@ -31,6 +31,7 @@ struct zk_builder {
     bool name_set_null;
     char thread_name[16];
     zk_io_backend io_backend;
+    int io_read_ahead; /* -1: not chosen (ZOKIO_IO_READ_AHEAD decides) */
 };
 
 static size_t zk__default_workers(void) {
@@ -48,6 +49,7 @@ zk_builder *zk_builder_new(void) {
     b->blocking_threads = ZK_BLOCKING_THREADS_DEFAULT;
     b->blocking_keep_alive_ns = ZK_BLOCKING_KEEP_ALIVE_DEFAULT_NS;
     b->shutdown_timeout_ns = -1;
+    b->io_read_ahead = -1;
     strcpy(b->thread_name, "zokio-worker");
     return b;
 }
@@ -101,6 +103,11 @@ void zk_builder_set_io_backend(zk_builder *b, zk_io_backend backend) {
         b->io_backend = backend;
 }
 
+void zk_builder_set_io_read_ahead(zk_builder *b, bool on) {
+    if (b)
+        b->io_read_ahead = on;
+}
+
 int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     if (b == NULL || out == NULL)
         return -EINVAL;
@@ -149,8 +156,8 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     rc = zk__stack_pool_init(&rt->stacks, rt->stack_size);
     if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
         zk__stack_pool_destroy(&rt->stacks);
-    if (rc == 0 &&
-        (rc = zk__io_init(&rt->io, rt, workers, b->io_backend)) != 0) {
+    if (rc == 0 && (rc = zk__io_init(&rt->io, rt, workers, b->io_backend,
+                                     b->io_read_ahead)) != 0) {
         zk__time_destroy(&rt->time);
         zk__stack_pool_destroy(&rt->stacks);
     }

@@ -1,0 +1,101 @@
+/*
+ * uring.h - the io_uring backend's ring and slots, shared by uring.c (the
+ * ring, operations, handles) and uring_rx.c (multishot receives into
+ * provided buffers on byte-stream sockets).
+ */
+#ifndef ZK__IO_URING_H
+#define ZK__IO_URING_H
+
+#include <liburing.h>
+#include <pthread.h>
+
+#include "io/op.h"
+
+#define ZK__URING_ENTRIES 1024
+#define ZK__SLOT_CHUNK    256
+#define ZK__SLOT_CHUNKS   4096 /* up to 1M operations in flight per worker */
+#define ZK__UD_WAKE       UINT64_MAX
+#define ZK__UD_IGNORE     (UINT64_MAX - 1)
+#define ZK__SLOT_NONE     UINT32_MAX
+
+typedef struct zk__uring_rx zk__uring_rx;
+typedef struct zk__pbufs zk__pbufs;
+
+typedef struct zk__uring_slot {
+    zk__io_op *op;    /* NULL once dropped (or free) */
+    zk__uring_rx *rx; /* a stream's multishot receive (op is NULL) */
+    zk__io_handle *h; /* a dropped operation's or a multishot's handle */
+    uint64_t seq;     /* when it was prepared (see `submitted`) */
+    uint32_t gen;     /* bumped at each reuse: user_data = gen << 32 | idx */
+    uint32_t next;    /* free list */
+    int32_t forced;   /* result that replaces a no-op'd request's */
+    bool makes_fd;    /* accept/openat: a result >= 0 is a descriptor */
+} zk__uring_slot;
+
+typedef struct zk__uring {
+    zk__io_worker base;
+    struct io_uring ring;
+    pthread_mutex_t lock;
+    /* Slots in fixed chunks: a slot never moves once allocated. */
+    zk__uring_slot *chunks[ZK__SLOT_CHUNKS];
+    uint32_t nslots, free_head; /* owner only */
+    uint64_t prepared;          /* owner only */
+    uint64_t submitted;         /* under lock: seq <= submitted is known */
+    _Atomic bool dirty;         /* a pending entry may need to become a no-op */
+    int efd;
+    uint64_t ebuf;
+    bool wake_armed; /* a read of efd is queued (owner only) */
+    /* Provided buffers for multishot receives, made by the owner at the
+     * first one (NULL until then, or when the kernel refused them:
+     * `pb_failed`); used under the lock. */
+    zk__pbufs *pb;
+    bool pb_failed;
+} zk__uring;
+
+static inline zk__uring_slot *zk__slot(zk__uring *u, uint32_t idx) {
+    return &u->chunks[idx / ZK__SLOT_CHUNK][idx % ZK__SLOT_CHUNK];
+}
+
+static inline uint64_t zk__slot_ud(zk__uring *u, uint32_t idx) {
+    return (uint64_t)zk__slot(u, idx)->gen << 32 | idx;
+}
+
+/* A free slot of the owner's ring, or ZK__SLOT_NONE (out of memory, or
+ * `locked` (the caller holds the lock) and a new chunk would be needed). */
+uint32_t zk__slot_alloc(zk__uring *u, bool locked);
+
+/* The worker's ring for the calling thread when it is a worker of `h`'s
+ * runtime, else NULL. */
+zk__uring *zk__uring_current(const zk__io_handle *h);
+
+/* Multishot receives (uring_rx.c). A read on a byte-stream socket takes
+ * what the stream's multishot receive already brought in, or waits for it;
+ * these calls are made by uring.c at the matching points. */
+
+/* True when `op` (a read on a byte-stream socket) goes through the
+ * stream's receive queue. */
+bool zk__rx_wants(const zk__io_op *op);
+
+/* Polls such a read. Returns false when it must run as a single-shot
+ * operation instead (its state is then INIT); else sets *out. */
+bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out);
+
+/* A waiting read dropped: it leaves the queue's waiters. */
+void zk__rx_drop(zk__io_op *op);
+
+/* A completion of the multishot in slot `s`; returns true when it was the
+ * last one (the slot is then free to reuse). Called with the lock. */
+bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
+                   const struct io_uring_cqe *cqe);
+
+/* The stream closed: its unread buffers go back, waiting reads wake (and
+ * see the close). Any thread. */
+void zk__rx_close(zk__io_handle *h);
+
+/* The last reference to the handle went. */
+void zk__rx_free(zk__io_handle *h);
+
+/* Frees the ring's provided buffers (after the ring is gone). */
+void zk__pbufs_free(zk__uring *u);
+
+#endif

@@ -1,0 +1,434 @@
+/*
+ * uring_rx.c - multishot receives on byte-stream sockets (io_uring).
+ *
+ * A single-shot receive costs a submission, and the kernel arms and then
+ * tears down a readiness poll for each message. Instead, the first read of
+ * a TCP or Unix stream socket arms one multishot receive: the poll stays
+ * armed, and every time data arrives the kernel receives it into a buffer
+ * it takes from the worker's ring of provided buffers and posts a
+ * completion. The completion appends the buffer to the stream's receive
+ * queue and wakes the reads waiting for data; a read copies out of the
+ * queue and gives the buffers back. A read that finds data queued returns
+ * at once.
+ *
+ * A stream's queue has its own short lock (readers on any worker, and the
+ * reaping owner of the ring, nest it inside the ring's lock); the ring's
+ * buffers have another, taken inside it, to give buffers back. The ring
+ * lock itself is not taken by reads: with it, every read on one worker
+ * contended with the other worker's reaping. The multishot and the buffers
+ * belong to one ring (`rx->u`, fixed at the stream's first read), and only
+ * that ring's owner can arm the multishot again once it ended; a read
+ * running on another worker then does a plain single-shot receive on its
+ * own ring (the queue is empty then, so no byte is read out of order).
+ *
+ * Limits, so that the buffers stay a cache, not a second socket buffer:
+ * - a stream holding ZK__RX_HOLD_MAX unread buffers has its multishot
+ *   cancelled: what follows waits in the socket, where TCP's flow control
+ *   applies, until the queue is read and the next read arms it again;
+ * - with fewer than ZK__PBUF_LOW buffers left in the kernel's hands, reads
+ *   use single-shot receives (if the kernel runs out anyway, the multishot
+ *   ends with -ENOBUFS and the next read falls back the same way).
+ *
+ * A read that times out or is cancelled only leaves the waiters: no data
+ * is lost, it stays queued for the next read.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/lock.h"
+#include "io/uring.h"
+#include "runtime/runtime.h"
+
+#define ZK__PBUF_COUNT  1024u /* a power of two */
+#define ZK__PBUF_SIZE   4096u
+#define ZK__PBUF_GROUP  0
+#define ZK__PBUF_LOW    (ZK__PBUF_COUNT / 8)
+#define ZK__RX_HOLD_MAX 16u
+
+struct zk__pbufs {
+    zk__lock lock;                /* giving buffers back (the ring's tail) */
+    struct io_uring_buf_ring *br; /* shared with the kernel */
+    char *mem;                    /* ZK__PBUF_COUNT buffers */
+    _Atomic uint32_t in_kernel;   /* buffers the kernel may fill */
+    /* Per buffer held by a stream: its length and the next in its queue. */
+    uint32_t len[ZK__PBUF_COUNT];
+    uint16_t next[ZK__PBUF_COUNT];
+};
+
+struct zk__uring_rx {
+    zk__lock lock;      /* everything below but `u` */
+    zk__uring *u;       /* the ring of the multishot and the buffers */
+    uint32_t slot;      /* the multishot's slot, while `armed` */
+    bool armed;         /* a multishot is in the kernel */
+    bool stopping;      /* ... and is being cancelled (too much unread) */
+    bool eof;           /* the peer shut its side: reads return 0 */
+    int32_t err;        /* an error the multishot ended with, for one read */
+    uint16_t head;      /* the oldest unread buffer */
+    uint16_t tail;      /* the newest */
+    uint32_t held;      /* unread buffers */
+    uint32_t off;       /* bytes of `head` already read */
+    zk__io_op *waiters; /* reads waiting for data, through op->next */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Provided buffers                                                       */
+/* ---------------------------------------------------------------------- */
+
+static void zk__pbuf_give(zk__pbufs *pb, uint16_t bid) {
+    zk__lock_acquire(&pb->lock);
+    io_uring_buf_ring_add(pb->br, pb->mem + (size_t)bid * ZK__PBUF_SIZE,
+                          ZK__PBUF_SIZE, bid,
+                          io_uring_buf_ring_mask(ZK__PBUF_COUNT), 0);
+    io_uring_buf_ring_advance(pb->br, 1);
+    zk__lock_release(&pb->lock);
+    atomic_fetch_add_explicit(&pb->in_kernel, 1, memory_order_relaxed);
+}
+
+/* Makes and registers the owner's buffers. Owner thread. */
+static zk__pbufs *zk__pbufs_get(zk__uring *u) {
+    if (u->pb != NULL || u->pb_failed)
+        return u->pb;
+    zk__pbufs *pb = calloc(1, sizeof *pb);
+    size_t ring_bytes = ZK__PBUF_COUNT * sizeof(struct io_uring_buf);
+    if (pb)
+        pb->br = aligned_alloc(4096, ring_bytes);
+    if (pb && pb->br)
+        pb->mem = malloc((size_t)ZK__PBUF_COUNT * ZK__PBUF_SIZE);
+    if (pb && pb->br && pb->mem) {
+        zk__lock_init(&pb->lock);
+        memset(pb->br, 0, ring_bytes);
+        io_uring_buf_ring_init(pb->br);
+        struct io_uring_buf_reg reg = {
+            .ring_addr = (uintptr_t)pb->br,
+            .ring_entries = ZK__PBUF_COUNT,
+            .bgid = ZK__PBUF_GROUP,
+        };
+        if (io_uring_register_buf_ring(&u->ring, &reg, 0) == 0) {
+            for (uint32_t i = 0; i < ZK__PBUF_COUNT; i++)
+                zk__pbuf_give(pb, (uint16_t)i);
+            u->pb = pb;
+            return pb;
+        }
+    }
+    /* Out of memory, or a kernel without buffer rings (5.19): this ring
+     * keeps to single-shot receives. */
+    if (pb) {
+        free(pb->mem);
+        free(pb->br);
+        free(pb);
+    }
+    u->pb_failed = true;
+    return NULL;
+}
+
+void zk__pbufs_free(zk__uring *u) {
+    zk__pbufs *pb = u->pb;
+    if (pb == NULL)
+        return;
+    free(pb->mem);
+    free(pb->br);
+    free(pb);
+    u->pb = NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The receive queue (all with rx->lock)                                  */
+/* ---------------------------------------------------------------------- */
+
+static void zk__rx_push(zk__pbufs *pb, zk__uring_rx *rx, uint16_t bid,
+                        uint32_t len) {
+    pb->len[bid] = len;
+    if (rx->held++ == 0)
+        rx->head = bid;
+    else
+        pb->next[rx->tail] = bid;
+    rx->tail = bid;
+}
+
+static void zk__rx_pop(zk__pbufs *pb, zk__uring_rx *rx) {
+    uint16_t bid = rx->head;
+    rx->head = pb->next[bid];
+    rx->held--;
+    rx->off = 0;
+    zk__pbuf_give(pb, bid);
+}
+
+/* Gives every unread buffer back. */
+static void zk__rx_discard(zk__uring_rx *rx) {
+    while (rx->held > 0)
+        zk__rx_pop(rx->u->pb, rx);
+}
+
+/* Copies queued bytes into `iov` (as much as fits); returns how many. */
+static size_t zk__rx_copy(zk__uring_rx *rx, const struct iovec *iov, int cnt) {
+    zk__pbufs *pb = rx->u->pb;
+    size_t total = 0, done = 0;
+    int i = 0;
+    while (rx->held > 0 && i < cnt) {
+        size_t room = iov[i].iov_len - done;
+        if (room == 0) {
+            i++;
+            done = 0;
+            continue;
+        }
+        uint16_t bid = rx->head;
+        size_t avail = pb->len[bid] - rx->off;
+        size_t n = avail < room ? avail : room;
+        memcpy((char *)iov[i].iov_base + done,
+               pb->mem + (size_t)bid * ZK__PBUF_SIZE + rx->off, n);
+        total += n;
+        done += n;
+        rx->off += (uint32_t)n;
+        if (rx->off == pb->len[bid])
+            zk__rx_pop(pb, rx);
+    }
+    return total;
+}
+
+static void zk__rx_wake_all(zk__uring_rx *rx) {
+    zk__io_op *op;
+    while ((op = rx->waiters) != NULL) {
+        rx->waiters = op->next;
+        op->next = NULL;
+        op->queued = false;
+        zk_waker wk = op->waker;
+        op->waker = (zk_waker){0};
+        zk_waker_wake(&wk);
+    }
+}
+
+static void zk__rx_unqueue(zk__uring_rx *rx, zk__io_op *op) {
+    for (zk__io_op **p = &rx->waiters; *p != NULL; p = &(*p)->next) {
+        if (*p == op) {
+            *p = op->next;
+            op->next = NULL;
+            op->queued = false;
+            return;
+        }
+    }
+}
+
+/* Arms the multishot on rx->u, the calling worker's ring (its owner alone
+ * writes its submission queue and slots). False when it cannot now (no
+ * entry, no slot without taking the ring's lock, too few buffers). */
+static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
+    zk__uring *u = rx->u;
+    zk__pbufs *pb = zk__pbufs_get(u);
+    if (pb == NULL || atomic_load_explicit(&pb->in_kernel,
+                                           memory_order_relaxed) < ZK__PBUF_LOW)
+        return false;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL)
+        return false; /* the ring is full: the single-shot path flushes */
+    uint32_t idx = zk__slot_alloc(u, true);
+    if (idx == ZK__SLOT_NONE) {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
+        return false;
+    }
+    zk__uring_slot *s = zk__slot(u, idx);
+    s->op = NULL;
+    s->rx = rx;
+    s->h = h; /* the multishot keeps the descriptor and the queue alive */
+    zk__handle_ref(h);
+    s->seq = ++u->prepared;
+    s->forced = 0;
+    s->makes_fd = false;
+    io_uring_prep_recv_multishot(sqe, h->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = ZK__PBUF_GROUP;
+    io_uring_sqe_set_data64(sqe, zk__slot_ud(u, idx));
+    rx->slot = idx;
+    rx->armed = true;
+    rx->stopping = false;
+    /* A close that raced with this may have missed it (see handle_close
+     * in uring.c): the flush turns it into a no-op. */
+    if (atomic_load(&h->closed))
+        atomic_store_explicit(&u->dirty, true, memory_order_release);
+    return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reads                                                                  */
+/* ---------------------------------------------------------------------- */
+
+bool zk__rx_wants(const zk__io_op *op) {
+    zk__io_handle *h = op->h;
+    if (h == NULL || h->kind != ZK__HANDLE_SOCKET || !h->bytestream ||
+        !h->rt->io.read_ahead)
+        return false;
+    if (op->code == ZK__OP_RECV)
+        return op->a.rw.len > 0;
+    if (op->code == ZK__OP_READV) {
+        for (int i = 0; i < op->a.v.cnt; i++)
+            if (op->a.v.iov[i].iov_len > 0)
+                return true;
+    }
+    return false;
+}
+
+/* The stream's queue, made at its first read on the calling worker's
+ * ring; NULL when out of memory or not on a worker. */
+static zk__uring_rx *zk__rx_of(zk__io_handle *h) {
+    zk__uring_rx *rx =
+        __atomic_load_n((zk__uring_rx **)&h->reg, __ATOMIC_ACQUIRE);
+    if (rx != NULL)
+        return rx;
+    zk__uring *u = zk__uring_current(h);
+    if (u == NULL || (rx = calloc(1, sizeof *rx)) == NULL)
+        return NULL;
+    zk__lock_init(&rx->lock);
+    rx->u = u;
+    zk__uring_rx *none = NULL;
+    if (!__atomic_compare_exchange_n((zk__uring_rx **)&h->reg, &none, rx, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        free(rx); /* another read made it first */
+        return none;
+    }
+    return rx;
+}
+
+static zk_poll zk__rx_ready(zk__io_op *op, int64_t res) {
+    zk__op_complete(op, res);
+    return ZK_READY;
+}
+
+bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out) {
+    zk__io_handle *h = op->h;
+    zk__uring_rx *rx = zk__rx_of(h);
+    if (rx == NULL)
+        return false;
+    zk__uring *u = rx->u;
+    zk__lock_acquire(&rx->lock);
+    if (op->queued)
+        zk__rx_unqueue(rx, op);
+    int64_t res = 0;
+    bool ready = true;
+    if (atomic_load_explicit(&h->closed, memory_order_acquire)) {
+        res = -EBADF;
+    } else if (rx->held > 0) {
+        struct iovec one = {op->a.rw.buf, op->a.rw.len};
+        res = op->code == ZK__OP_RECV
+                  ? (int64_t)zk__rx_copy(rx, &one, 1)
+                  : (int64_t)zk__rx_copy(rx, op->a.v.iov, op->a.v.cnt);
+    } else if (rx->err != 0) {
+        res = rx->err;
+        rx->err = 0;
+    } else if (rx->eof) {
+        res = 0;
+    } else if (!rx->armed &&
+               (zk__uring_current(h) != u || !zk__rx_arm(rx, h))) {
+        /* Nothing queued and nothing coming: a plain receive, here. */
+        zk__lock_release(&rx->lock);
+        if (op->state == ZK__OPS_WAITING)
+            zk_waker_drop(&op->waker);
+        op->state = ZK__OPS_INIT;
+        if (zk__uring_current(h) == NULL) {
+            *out = zk__rx_ready(op, -EPERM);
+            return true;
+        }
+        return false;
+    } else {
+        ready = false;
+    }
+    if (ready) {
+        /* The multishot stopped for a full queue goes on once read. */
+        if (rx->held == 0 && !rx->armed && !rx->eof &&
+            zk__uring_current(h) == u && res > 0)
+            zk__rx_arm(rx, h);
+        if (op->state == ZK__OPS_WAITING)
+            zk_waker_drop(&op->waker);
+        zk__lock_release(&rx->lock);
+        *out = zk__rx_ready(op, res);
+        return true;
+    }
+    if (op->state != ZK__OPS_WAITING) {
+        op->waker = zk_waker_clone(zk_context_waker(cx));
+        op->iow = &u->base;
+        op->state = ZK__OPS_WAITING;
+    } else if (!zk_waker_will_wake(&op->waker, zk_context_waker(cx))) {
+        zk_waker_drop(&op->waker);
+        op->waker = zk_waker_clone(zk_context_waker(cx));
+    }
+    op->next = rx->waiters;
+    rx->waiters = op;
+    op->queued = true;
+    zk__lock_release(&rx->lock);
+    *out = ZK_PENDING;
+    return true;
+}
+
+void zk__rx_drop(zk__io_op *op) {
+    zk__uring_rx *rx =
+        __atomic_load_n((zk__uring_rx **)&op->h->reg, __ATOMIC_ACQUIRE);
+    zk__lock_acquire(&rx->lock);
+    if (op->queued)
+        zk__rx_unqueue(rx, op);
+    zk_waker_drop(&op->waker);
+    zk__lock_release(&rx->lock);
+    op->state = ZK__OPS_INIT; /* nothing to deliver */
+}
+
+/* ---------------------------------------------------------------------- */
+/* Completions, close                                                     */
+/* ---------------------------------------------------------------------- */
+
+bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
+                   const struct io_uring_cqe *cqe) {
+    zk__uring_rx *rx = s->rx;
+    zk__pbufs *pb = u->pb;
+    zk__lock_acquire(&rx->lock);
+    int32_t res = s->forced ? s->forced : cqe->res;
+    bool more = !s->forced && (cqe->flags & IORING_CQE_F_MORE);
+    bool closed = atomic_load_explicit(&s->h->closed, memory_order_acquire);
+    if (!s->forced && (cqe->flags & IORING_CQE_F_BUFFER)) {
+        uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        atomic_fetch_sub_explicit(&pb->in_kernel, 1, memory_order_relaxed);
+        if (res > 0 && !closed)
+            zk__rx_push(pb, rx, bid, (uint32_t)res);
+        else
+            zk__pbuf_give(pb, bid);
+    }
+    if (!more) {
+        rx->armed = false;
+        rx->stopping = false;
+        if (res == 0)
+            rx->eof = true;
+        else if (res < 0 && res != -ENOBUFS && res != -ECANCELED)
+            rx->err = res; /* a reset, say: the next read reports it */
+    } else if (rx->held >= ZK__RX_HOLD_MAX && !rx->stopping) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        if (sqe != NULL) { /* else at the next completion */
+            io_uring_prep_cancel64(sqe, cqe->user_data, 0);
+            io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
+            rx->stopping = true;
+        }
+    }
+    zk__rx_wake_all(rx);
+    zk__lock_release(&rx->lock);
+    return !more;
+}
+
+void zk__rx_close(zk__io_handle *h) {
+    zk__uring_rx *rx =
+        __atomic_load_n((zk__uring_rx **)&h->reg, __ATOMIC_ACQUIRE);
+    if (rx == NULL)
+        return;
+    zk__lock_acquire(&rx->lock);
+    zk__rx_discard(rx);
+    zk__rx_wake_all(rx);
+    zk__lock_release(&rx->lock);
+}
+
+void zk__rx_free(zk__io_handle *h) {
+    zk__uring_rx *rx = h->reg;
+    if (rx == NULL)
+        return;
+    /* Closed (so emptied) before its last reference went, unless the
+     * runtime is being torn down with the stream open: then the buffers
+     * go with the ring. */
+    free(rx);
+    h->reg = NULL;
+}
