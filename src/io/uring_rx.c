@@ -58,18 +58,26 @@ struct zk__pbufs {
 };
 
 struct zk__uring_rx {
-    zk__lock lock;      /* everything below but `u` */
-    zk__uring *u;       /* the ring of the multishot and the buffers */
-    uint32_t slot;      /* the multishot's slot, while `armed` */
-    bool armed;         /* a multishot is in the kernel */
-    bool stopping;      /* ... and is being cancelled (too much unread) */
-    bool eof;           /* the peer shut its side: reads return 0 */
-    int32_t err;        /* an error the multishot ended with, for one read */
-    uint16_t head;      /* the oldest unread buffer */
-    uint16_t tail;      /* the newest */
-    uint32_t held;      /* unread buffers */
-    uint32_t off;       /* bytes of `head` already read */
-    zk__io_op *waiters; /* reads waiting for data, through op->next */
+    zk__lock lock; /* everything below but `u` */
+    zk__uring *u;  /* the ring of the multishot and the buffers */
+    uint32_t slot; /* the multishot's slot, while `armed` */
+    bool armed;    /* a multishot is in the kernel */
+    bool stopping; /* ... and is being cancelled (too much unread) */
+    bool eof;      /* the peer shut its side: reads return 0 */
+    int32_t err;   /* an error the multishot ended with, for one read */
+    uint16_t head; /* the oldest unread buffer */
+    uint16_t tail; /* the newest */
+    uint32_t held; /* unread buffers */
+    uint32_t off;  /* bytes of `head` already read */
+    bool closed;   /* the stream was closed: data that comes is dropped */
+    /* The read waiting for data and its task's waker, kept here so that a
+     * completion wakes it without touching the read (in its task's cold
+     * stack); more reads waiting at once are linked through op->next. A
+     * read's `queued` may stay set after a wake: it is checked against
+     * these. */
+    zk__io_op *waiter;
+    zk_waker waker;
+    zk__io_op *waiters;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -188,6 +196,12 @@ static size_t zk__rx_copy(zk__uring_rx *rx, const struct iovec *iov, int cnt) {
 }
 
 static void zk__rx_wake_all(zk__uring_rx *rx) {
+    if (rx->waiter != NULL) {
+        zk_waker wk = rx->waker;
+        rx->waker = (zk_waker){0};
+        rx->waiter = NULL;
+        zk_waker_wake(&wk);
+    }
     zk__io_op *op;
     while ((op = rx->waiters) != NULL) {
         rx->waiters = op->next;
@@ -200,14 +214,32 @@ static void zk__rx_wake_all(zk__uring_rx *rx) {
 }
 
 static void zk__rx_unqueue(zk__uring_rx *rx, zk__io_op *op) {
+    op->queued = false;
+    if (rx->waiter == op) {
+        rx->waiter = NULL;
+        zk_waker_drop(&rx->waker);
+        return;
+    }
     for (zk__io_op **p = &rx->waiters; *p != NULL; p = &(*p)->next) {
         if (*p == op) {
             *p = op->next;
             op->next = NULL;
-            op->queued = false;
             return;
         }
     }
+}
+
+/* Queues `op` as a read waiting for data, woken through `w`. */
+static void zk__rx_enqueue(zk__uring_rx *rx, zk__io_op *op, const zk_waker *w) {
+    op->queued = true;
+    if (rx->waiter == NULL) {
+        rx->waiter = op;
+        rx->waker = zk_waker_clone(w);
+        return;
+    }
+    op->waker = zk_waker_clone(w);
+    op->next = rx->waiters;
+    rx->waiters = op;
 }
 
 /* Arms the multishot on rx->u, the calling worker's ring (its owner alone
@@ -344,17 +376,11 @@ bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out) {
         *out = zk__rx_ready(op, res);
         return true;
     }
-    if (op->state != ZK__OPS_WAITING) {
-        op->waker = zk_waker_clone(zk_context_waker(cx));
-        op->iow = &u->base;
-        op->state = ZK__OPS_WAITING;
-    } else if (!zk_waker_will_wake(&op->waker, zk_context_waker(cx))) {
-        zk_waker_drop(&op->waker);
-        op->waker = zk_waker_clone(zk_context_waker(cx));
-    }
-    op->next = rx->waiters;
-    rx->waiters = op;
-    op->queued = true;
+    if (op->state == ZK__OPS_WAITING)
+        zk_waker_drop(&op->waker); /* a waker of the rare second reader */
+    op->iow = &u->base;
+    op->state = ZK__OPS_WAITING;
+    zk__rx_enqueue(rx, op, zk_context_waker(cx));
     zk__lock_release(&rx->lock);
     *out = ZK_PENDING;
     return true;
@@ -382,7 +408,7 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
     zk__lock_acquire(&rx->lock);
     int32_t res = s->forced ? s->forced : cqe->res;
     bool more = !s->forced && (cqe->flags & IORING_CQE_F_MORE);
-    bool closed = atomic_load_explicit(&s->h->closed, memory_order_acquire);
+    bool closed = rx->closed;
     if (!s->forced && (cqe->flags & IORING_CQE_F_BUFFER)) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         atomic_fetch_sub_explicit(&pb->in_kernel, 1, memory_order_relaxed);
@@ -417,6 +443,7 @@ void zk__rx_close(zk__io_handle *h) {
     if (rx == NULL)
         return;
     zk__lock_acquire(&rx->lock);
+    rx->closed = true;
     zk__rx_discard(rx);
     zk__rx_wake_all(rx);
     zk__lock_release(&rx->lock);
