@@ -695,6 +695,152 @@ ZK_IO_TEST(net, short_read_then_end_of_stream) {
 }
 
 /* ---------------------------------------------------------------------- */
+/* Reads of a stream, whatever the kernel delivered ahead of them         */
+/* ---------------------------------------------------------------------- */
+
+/* Byte `i` of the test streams below: a pattern that shows a lost,
+ * repeated or reordered byte. */
+static char pattern_at(size_t i) {
+    return (char)('a' + (i * 7 + i / 4096) % 26);
+}
+
+/* Many small writes, then reads with a large buffer, a readv and reads of
+ * one byte: the bytes come whole and in order (with read-ahead, a read
+ * spans several received buffers, and a small read takes part of one). */
+static int64_t small_writes_big_reads_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    enum { CHUNKS = 200, CHUNK = 100, TOTAL = CHUNKS * CHUNK };
+    char out[CHUNK];
+    for (size_t c = 0; c < CHUNKS; c++) {
+        for (size_t i = 0; i < CHUNK; i++)
+            out[i] = pattern_at(c * CHUNK + i);
+        cr_assert_eq(zk_stream_write_all(p.b, out, CHUNK), 0);
+    }
+    static char in[TOTAL];
+    size_t got = 0;
+    /* One byte, then a readv over two buffers, then large reads. */
+    cr_assert_eq(zk_stream_read(p.a, in, 1), 1);
+    got = 1;
+    struct iovec iov[2] = {{in + got, 10}, {in + got + 10, 300}};
+    int64_t n = zk_stream_readv(p.a, iov, 2);
+    cr_assert_gt(n, 0);
+    got += (size_t)n;
+    while (got < TOTAL) {
+        n = zk_stream_read(p.a, in + got, TOTAL - got);
+        cr_assert_gt(n, 0, "read: %lld", (long long)n);
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < TOTAL; i++)
+        cr_assert_eq(in[i], pattern_at(i), "byte %zu", i);
+    /* The end comes after the data. */
+    cr_assert_eq(zk_stream_shutdown(p.b, SHUT_WR), 0);
+    cr_assert_eq(zk_stream_read(p.a, in, 1), 0);
+    cr_assert_eq(zk_stream_read(p.a, in, 1), 0);
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, small_writes_then_big_reads_keep_every_byte_in_order) {
+    zk_test_run(small_writes_big_reads_root, NULL);
+}
+
+#define BULK_BYTES (1u << 20)
+
+static int64_t bulk_writer(void *arg) {
+    zk_stream *s = arg;
+    static char buf[BULK_BYTES];
+    for (size_t i = 0; i < BULK_BYTES; i++)
+        buf[i] = pattern_at(i);
+    cr_assert_eq(zk_stream_write_all(s, buf, BULK_BYTES), 0);
+    cr_assert_eq(zk_stream_shutdown(s, SHUT_WR), 0);
+    return 0;
+}
+
+/* A reader much slower than its writer (small reads, a yield between
+ * them) while 1 MiB arrives: with read-ahead the stream's queue fills, its
+ * multishot receive stops (the rest waits in the socket, the writer is held
+ * back by TCP) and starts again as the queue drains. Every byte arrives,
+ * in order, then the end. */
+static int64_t slow_reader_root(void *arg) {
+    (void)arg;
+    pair p;
+    make_pair(&p);
+    zk_task *w;
+    cr_assert_eq(zk_spawn(bulk_writer, p.b, &w), 0);
+    char buf[700];
+    size_t got = 0;
+    for (;;) {
+        int64_t n = zk_stream_read(p.a, buf, sizeof buf);
+        cr_assert_geq(n, 0, "read: %lld", (long long)n);
+        if (n == 0)
+            break;
+        for (int64_t i = 0; i < n; i++)
+            cr_assert_eq(buf[i], pattern_at(got + (size_t)i), "byte %zu",
+                         got + (size_t)i);
+        got += (size_t)n;
+        zk_yield();
+    }
+    cr_assert_eq(got, BULK_BYTES);
+    cr_assert_eq(zk_task_join(&w, NULL), 0);
+    close_pair(&p);
+    return 0;
+}
+
+ZK_IO_TEST(net, a_slow_reader_gets_every_byte_of_a_bulk_transfer) {
+    zk_test_run(slow_reader_root, NULL);
+}
+
+/* Internal (src/io/uring_rx.c), absent from builds without io_uring. */
+void zk__rx_buffer_counts(zk_runtime *rt, size_t *in_kernel, size_t *made)
+    __attribute__((weak));
+
+/* Data arrives while nobody reads, and the stream is closed with it
+ * unread, many times over: every received buffer goes back to its ring
+ * (on io_uring with read-ahead; elsewhere the streams just work). The
+ * last completions of the closed streams' receives are reaped by their
+ * rings' workers in their own time: the count is awaited, bounded. */
+static int64_t close_unread_root(void *arg) {
+    (void)arg;
+    char big[8192];
+    memset(big, 'x', sizeof big);
+    for (int round = 0; round < 300; round++) {
+        pair p;
+        make_pair(&p);
+        char c;
+        cr_assert_eq(zk_stream_write_all(p.b, "y", 1), 0);
+        cr_assert_eq(zk_stream_read(p.a, &c, 1), 1); /* the read arms */
+        cr_assert_eq(c, 'y');
+        cr_assert_eq(zk_stream_write_all(p.b, big, sizeof big), 0);
+        cr_assert_eq(zk_stream_read(p.a, &c, 1), 1);
+        close_pair(&p);
+    }
+    if (zk__rx_buffer_counts == NULL)
+        return 0;
+    size_t in_kernel, made;
+    zk_instant deadline = zk_now() + ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE);
+    do {
+        zk__rx_buffer_counts(zk_runtime_current(), &in_kernel, &made);
+        if (in_kernel == made)
+            break;
+        zk_yield();
+    } while (zk_now() < deadline);
+    cr_assert_eq(in_kernel, made, "%zu of %zu received buffers not given back",
+                 made - in_kernel, made);
+    const char *env = getenv("ZOKIO_IO_READ_AHEAD");
+    bool ahead =
+        zk_runtime_io_backend(zk_runtime_current()) == ZK_IO_IO_URING &&
+        !(env && strcmp(env, "0") == 0);
+    cr_assert_eq(made > 0, ahead, "buffers made: %zu", made);
+    return 0;
+}
+
+ZK_IO_TEST(net, closing_streams_with_unread_data_many_times) {
+    zk_test_run(close_unread_root, NULL);
+}
+
+/* ---------------------------------------------------------------------- */
 /* UDP                                                                    */
 /* ---------------------------------------------------------------------- */
 

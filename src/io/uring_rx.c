@@ -459,3 +459,17 @@ void zk__rx_free(zk__io_handle *h) {
     free(rx);
     h->reg = NULL;
 }
+
+void zk__rx_buffer_counts(zk_runtime *rt, size_t *in_kernel, size_t *made) {
+    *in_kernel = *made = 0;
+    if (rt->io.ops != &zk__uring_ops)
+        return;
+    for (size_t i = 0; i < rt->io.n; i++) {
+        zk__pbufs *pb = ((zk__uring *)rt->io.workers[i])->pb;
+        if (pb == NULL)
+            continue;
+        *made += ZK__PBUF_COUNT;
+        *in_kernel +=
+            atomic_load_explicit(&pb->in_kernel, memory_order_relaxed);
+    }
+}
