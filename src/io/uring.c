@@ -296,12 +296,15 @@ static zk_poll zk__uring_deliver(zk__io_op *op) {
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
     zk_poll p;
+    bool was_waiting = op->state == ZK__OPS_WAITING;
     if (op->state != ZK__OPS_KERNEL && zk__rx_wants(op) &&
         zk__rx_poll(op, cx, &p))
         return p;
     if (op->state == ZK__OPS_INIT) {
-        /* A read that left the receive queue runs here, on this worker. */
-        w = zk__io_current(w->rt);
+        /* A read that left the receive queue (whose ring may be another
+         * worker's) runs here, on this worker. */
+        if (was_waiting)
+            w = zk__io_current(w->rt);
         zk__uring *u = (zk__uring *)w;
         struct io_uring_sqe *sqe = zk__uring_sqe(u);
         uint32_t idx = sqe ? zk__slot_alloc(u, false) : ZK__SLOT_NONE;
