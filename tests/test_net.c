@@ -793,7 +793,7 @@ ZK_IO_TEST(net, a_slow_reader_gets_every_byte_of_a_bulk_transfer) {
 }
 
 /* Internal (src/io/uring_rx.c), absent from builds without io_uring. */
-void zk__rx_buffer_counts(zk_runtime *rt, size_t *in_kernel, size_t *made)
+void zk__rx_buffer_counts(zk_runtime *rt, size_t *unheld, size_t *made)
     __attribute__((weak));
 
 /* Data arrives while nobody reads, and the stream is closed with it
@@ -818,16 +818,16 @@ static int64_t close_unread_root(void *arg) {
     }
     if (zk__rx_buffer_counts == NULL)
         return 0;
-    size_t in_kernel, made;
+    size_t unheld, made;
     zk_instant deadline = zk_now() + ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE);
     do {
-        zk__rx_buffer_counts(zk_runtime_current(), &in_kernel, &made);
-        if (in_kernel == made)
+        zk__rx_buffer_counts(zk_runtime_current(), &unheld, &made);
+        if (unheld == made)
             break;
         zk_yield();
     } while (zk_now() < deadline);
-    cr_assert_eq(in_kernel, made, "%zu of %zu received buffers not given back",
-                 made - in_kernel, made);
+    cr_assert_eq(unheld, made, "%zu of %zu received buffers not given back",
+                 made - unheld, made);
     const char *env = getenv("ZOKIO_IO_READ_AHEAD");
     bool ahead =
         zk_runtime_io_backend(zk_runtime_current()) == ZK_IO_IO_URING &&

@@ -98,9 +98,9 @@ void zk__rx_free(zk__io_handle *h);
 /* Frees the ring's provided buffers (after the ring is gone). */
 void zk__pbufs_free(zk__uring *u);
 
-/* For tests: the provided buffers of `rt`'s rings that the kernel may
- * fill, and how many the rings made (0 and 0 on epoll). */
-void zk__rx_buffer_counts(struct zk_runtime *rt, size_t *in_kernel,
-                          size_t *made);
+/* For tests: the provided buffers of `rt`'s rings that no stream holds
+ * (the kernel's and the spare ones), and how many the rings made (0 and 0
+ * on epoll). */
+void zk__rx_buffer_counts(struct zk_runtime *rt, size_t *unheld, size_t *made);
 
 #endif

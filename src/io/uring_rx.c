@@ -25,9 +25,10 @@
  * - a stream holding ZK__RX_HOLD_MAX unread buffers has its multishot
  *   cancelled: what follows waits in the socket, where TCP's flow control
  *   applies, until the queue is read and the next read arms it again;
- * - with fewer than ZK__PBUF_LOW buffers left in the kernel's hands, reads
- *   use single-shot receives (if the kernel runs out anyway, the multishot
- *   ends with -ENOBUFS and the next read falls back the same way).
+ * - with fewer than ZK__PBUF_LOW buffers that no stream holds, reads use
+ *   single-shot receives (if the kernel runs out anyway, the multishot
+ *   ends with -ENOBUFS, the kernel is given more buffers, and the next
+ *   read falls back the same way).
  *
  * A read that times out or is cancelled only leaves the waiters: no data
  * is lost, it stays queued for the next read.
@@ -47,11 +48,33 @@
 #define ZK__PBUF_LOW    (ZK__PBUF_COUNT / 8)
 #define ZK__RX_HOLD_MAX 16u
 
+/*
+ * How many buffers the kernel holds: few, so they stay in the cache.
+ * The kernel takes buffers in the order they were given, so a buffer is
+ * used again only after all the others it holds were: with the whole
+ * 4 MiB in its hands, every receive wrote to memory out of the cache (on
+ * 4 KiB messages the kernel's copy was the costliest function of the
+ * server). Buffers given back go on a stack, and the ring is topped up
+ * from the stack's top (the most recently used) to `target` only. The
+ * target doubles when the kernel runs low (a burst of messages on many
+ * streams) and halves again after ZK__PBUF_WINDOW completions that never
+ * went below half of it.
+ */
+#define ZK__PBUF_TARGET_MIN 64u
+#define ZK__PBUF_WINDOW     4096u
+
 struct zk__pbufs {
-    zk__lock lock;                /* giving buffers back (the ring's tail) */
+    zk__lock lock;                /* the spare stack, target, ring's tail */
     struct io_uring_buf_ring *br; /* shared with the kernel */
     char *mem;                    /* ZK__PBUF_COUNT buffers */
     _Atomic uint32_t in_kernel;   /* buffers the kernel may fill */
+    uint32_t target;              /* ... how many it should have */
+    uint32_t nspare;              /* buffers neither in it nor held */
+    /* The owner's record of the fewest buffers left in the kernel over
+     * the last `reaped` completions (of ZK__PBUF_WINDOW). */
+    uint32_t low_seen;
+    uint32_t reaped;
+    uint16_t spare[ZK__PBUF_COUNT]; /* the last one given back on top */
     /* Per buffer held by a stream: its length and the next in its queue. */
     uint32_t len[ZK__PBUF_COUNT];
     uint16_t next[ZK__PBUF_COUNT];
@@ -84,14 +107,58 @@ struct zk__uring_rx {
 /* Provided buffers                                                       */
 /* ---------------------------------------------------------------------- */
 
+/* Hands spare buffers to the kernel up to the target. With pb->lock. */
+static void zk__pbufs_top_up(zk__pbufs *pb) {
+    uint32_t have = atomic_load_explicit(&pb->in_kernel, memory_order_relaxed);
+    uint32_t n = 0;
+    while (pb->nspare > 0 && have + n < pb->target) {
+        uint16_t bid = pb->spare[--pb->nspare];
+        io_uring_buf_ring_add(pb->br, pb->mem + (size_t)bid * ZK__PBUF_SIZE,
+                              ZK__PBUF_SIZE, bid,
+                              io_uring_buf_ring_mask(ZK__PBUF_COUNT), (int)n);
+        n++;
+    }
+    if (n == 0)
+        return;
+    /* Counted before the kernel can see them (and the reaper count them
+     * out), so the count never goes below zero. */
+    atomic_fetch_add_explicit(&pb->in_kernel, n, memory_order_relaxed);
+    io_uring_buf_ring_advance(pb->br, (int)n);
+}
+
 static void zk__pbuf_give(zk__pbufs *pb, uint16_t bid) {
     zk__lock_acquire(&pb->lock);
-    io_uring_buf_ring_add(pb->br, pb->mem + (size_t)bid * ZK__PBUF_SIZE,
-                          ZK__PBUF_SIZE, bid,
-                          io_uring_buf_ring_mask(ZK__PBUF_COUNT), 0);
-    io_uring_buf_ring_advance(pb->br, 1);
+    pb->spare[pb->nspare++] = bid;
+    zk__pbufs_top_up(pb);
     zk__lock_release(&pb->lock);
-    atomic_fetch_add_explicit(&pb->in_kernel, 1, memory_order_relaxed);
+}
+
+/* Doubles or halves the target. Owner thread. */
+static void zk__pbufs_retarget(zk__pbufs *pb, bool grow) {
+    zk__lock_acquire(&pb->lock);
+    if (grow && pb->target < ZK__PBUF_COUNT)
+        pb->target *= 2;
+    else if (!grow && pb->target > ZK__PBUF_TARGET_MIN)
+        pb->target /= 2; /* the kernel uses up the extra ones */
+    zk__pbufs_top_up(pb);
+    zk__lock_release(&pb->lock);
+}
+
+/* The owner reaped a completion that took a buffer: the target follows
+ * the need. */
+static void zk__pbufs_taken(zk__pbufs *pb) {
+    uint32_t left =
+        atomic_fetch_sub_explicit(&pb->in_kernel, 1, memory_order_relaxed) - 1;
+    if (left < pb->low_seen)
+        pb->low_seen = left;
+    if (left < pb->target / 4) {
+        zk__pbufs_retarget(pb, true);
+    } else if (++pb->reaped == ZK__PBUF_WINDOW) {
+        if (pb->low_seen > pb->target / 2)
+            zk__pbufs_retarget(pb, false);
+        pb->reaped = 0;
+        pb->low_seen = UINT32_MAX;
+    }
 }
 
 /* Makes and registers the owner's buffers. Owner thread. */
@@ -114,8 +181,12 @@ static zk__pbufs *zk__pbufs_get(zk__uring *u) {
             .bgid = ZK__PBUF_GROUP,
         };
         if (io_uring_register_buf_ring(&u->ring, &reg, 0) == 0) {
+            pb->target = ZK__PBUF_TARGET_MIN;
+            pb->low_seen = UINT32_MAX;
             for (uint32_t i = 0; i < ZK__PBUF_COUNT; i++)
-                zk__pbuf_give(pb, (uint16_t)i);
+                pb->spare[i] = (uint16_t)(ZK__PBUF_COUNT - 1 - i);
+            pb->nspare = ZK__PBUF_COUNT;
+            zk__pbufs_top_up(pb);
             u->pb = pb;
             return pb;
         }
@@ -248,8 +319,13 @@ static void zk__rx_enqueue(zk__uring_rx *rx, zk__io_op *op, const zk_waker *w) {
 static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
     zk__uring *u = rx->u;
     zk__pbufs *pb = zk__pbufs_get(u);
-    if (pb == NULL || atomic_load_explicit(&pb->in_kernel,
-                                           memory_order_relaxed) < ZK__PBUF_LOW)
+    if (pb == NULL)
+        return false;
+    zk__lock_acquire(&pb->lock);
+    uint32_t free_bufs =
+        atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) + pb->nspare;
+    zk__lock_release(&pb->lock);
+    if (free_bufs < ZK__PBUF_LOW)
         return false;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL)
@@ -410,7 +486,7 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
     bool closed = rx->closed;
     if (!s->forced && (cqe->flags & IORING_CQE_F_BUFFER)) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        atomic_fetch_sub_explicit(&pb->in_kernel, 1, memory_order_relaxed);
+        zk__pbufs_taken(pb);
         if (res > 0 && !closed)
             zk__rx_push(pb, rx, bid, (uint32_t)res);
         else
@@ -421,7 +497,9 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
         rx->stopping = false;
         if (res == 0)
             rx->eof = true;
-        else if (res < 0 && res != -ENOBUFS && res != -ECANCELED)
+        else if (res == -ENOBUFS && pb != NULL)
+            zk__pbufs_retarget(pb, true); /* the kernel ran out */
+        else if (res < 0 && res != -ECANCELED)
             rx->err = res; /* a reset, say: the next read reports it */
     } else if (rx->held >= ZK__RX_HOLD_MAX && !rx->stopping) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
@@ -459,8 +537,8 @@ void zk__rx_free(zk__io_handle *h) {
     h->reg = NULL;
 }
 
-void zk__rx_buffer_counts(zk_runtime *rt, size_t *in_kernel, size_t *made) {
-    *in_kernel = *made = 0;
+void zk__rx_buffer_counts(zk_runtime *rt, size_t *unheld, size_t *made) {
+    *unheld = *made = 0;
     if (rt->io.ops != &zk__uring_ops)
         return;
     for (size_t i = 0; i < rt->io.n; i++) {
@@ -468,7 +546,9 @@ void zk__rx_buffer_counts(zk_runtime *rt, size_t *in_kernel, size_t *made) {
         if (pb == NULL)
             continue;
         *made += ZK__PBUF_COUNT;
-        *in_kernel +=
-            atomic_load_explicit(&pb->in_kernel, memory_order_relaxed);
+        zk__lock_acquire(&pb->lock);
+        *unheld += atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) +
+                   pb->nspare;
+        zk__lock_release(&pb->lock);
     }
 }
