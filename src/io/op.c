@@ -144,6 +144,23 @@ bool zk__op_needs_pool(const zk__io_op *op) {
     return op->h->kind == ZK__HANDLE_FILE;
 }
 
+bool zk__op_is_socket_send(const zk__io_op *op) {
+    return op->code == ZK__OP_SEND || op->code == ZK__OP_SENDMSG ||
+           (op->code == ZK__OP_WRITEV && op->h != NULL &&
+            op->h->kind == ZK__HANDLE_SOCKET);
+}
+
+int64_t zk__op_send_now(zk__io_op *op) {
+    int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+    if (op->code == ZK__OP_SEND)
+        return zk__ret(send(op->fd, op->a.rw.buf, op->a.rw.len, flags));
+    if (op->code == ZK__OP_SENDMSG)
+        return zk__ret(sendmsg(op->fd, &op->a.m.msg, flags));
+    struct msghdr m = {.msg_iov = (struct iovec *)op->a.v.iov,
+                       .msg_iovlen = (size_t)op->a.v.cnt};
+    return zk__ret(sendmsg(op->fd, &m, flags));
+}
+
 int64_t zk__op_syscall(zk__io_op *op) {
     int fd = op->fd;
     switch ((zk__op_code)op->code) {

@@ -151,6 +151,14 @@ void zk__op_init_failed(zk__io_op *op, int err);
  * pipes; returns the result or -errno. */
 int64_t zk__op_syscall(zk__io_op *op);
 
+/* True for a send on a socket (SEND, SENDMSG, WRITEV on a socket). */
+bool zk__op_is_socket_send(const zk__io_op *op);
+
+/* Executes a socket send (zk__op_is_socket_send) once without blocking,
+ * whatever the descriptor's mode (MSG_DONTWAIT); returns the result or
+ * -errno: -EAGAIN when the socket's buffer is full. */
+int64_t zk__op_send_now(zk__io_op *op);
+
 /* True for operations epoll cannot wait for (files, paths): they run on
  * the blocking pool. */
 bool zk__op_needs_pool(const zk__io_op *op);

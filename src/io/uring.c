@@ -300,6 +300,17 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
     if (op->state != ZK__OPS_KERNEL && zk__rx_wants(op) &&
         zk__rx_poll(op, cx, &p))
         return p;
+    if (op->state == ZK__OPS_INIT && zk__op_is_socket_send(op)) {
+        /* A socket's buffer almost always has room: the send is done here,
+         * in one call, instead of a submission and a completion that
+         * resumes the task a second time (its stack cold by then). The
+         * ring is for sends that would block. */
+        int64_t res = zk__op_send_now(op);
+        if (res != -EAGAIN) {
+            zk__op_complete(op, res);
+            return ZK_READY;
+        }
+    }
     if (op->state == ZK__OPS_INIT) {
         /* A read that left the receive queue (whose ring may be another
          * worker's) runs here, on this worker. */
