@@ -439,7 +439,7 @@ static int64_t write_prepared_root(void *arg) {
             else if (tail < 4)
                 last[tail++] = buf[k];
             else
-                cr_assert_fail("more data than was reported written");
+                cr_assert(false, "more data than was reported written");
         }
     }
     cr_assert_eq(got, sent + 4, "%zu bytes arrived, %zu + 4 expected", got,
