@@ -170,7 +170,7 @@ static zk__pbufs *zk__pbufs_get(zk__uring *u) {
     if (pb)
         pb->br = aligned_alloc(4096, ring_bytes);
     if (pb && pb->br)
-        pb->mem = malloc((size_t)ZK__PBUF_COUNT * ZK__PBUF_SIZE);
+        pb->mem = aligned_alloc(4096, (size_t)ZK__PBUF_COUNT * ZK__PBUF_SIZE);
     if (pb && pb->br && pb->mem) {
         zk__lock_init(&pb->lock);
         memset(pb->br, 0, ring_bytes);
