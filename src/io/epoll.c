@@ -62,7 +62,18 @@ typedef struct zk__epoll zk__epoll;
 typedef struct zk__epoll_reg {
     pthread_mutex_t lock;
     _Atomic uint64_t state; /* events x ZK__RD_EVENT + ZK__RD_* bits */
-    zk__io_op *waiters[2];  /* [0] readers, [1] writers; doubly linked */
+    /* Per direction ([0] readers, [1] writers), the first operation waiting
+     * and its task's waker, kept here so that the worker that sees the
+     * event wakes it without touching the operation (in its task's stack,
+     * cold by then: on an echo server that load was most of the event
+     * loop's time). An operation waits there while `first[d]` is itself;
+     * its `queued` stays false. More waiters at once are linked from
+     * `waiters[d]` with their wakers in the operation. Written with the
+     * lock; an operation reads `first` without it to learn whether it may
+     * be there (nobody else puts it there). */
+    _Atomic(zk__io_op *) first[2];
+    zk_waker first_waker[2];
+    zk__io_op *waiters[2]; /* doubly linked */
     zk__epoll *ep;
     zk__io_handle *h;
     struct zk__epoll_reg *release_next;
@@ -116,6 +127,42 @@ static void zk__waiter_remove(zk__epoll_reg *r, zk__io_op *op) {
     op->queued = false;
 }
 
+/* Makes `op` wait for its direction, to be woken through `w` (a waiting
+ * operation polled again may come with another waker). With the lock. */
+static void zk__waiter_set(zk__epoll_reg *r, zk__io_op *op, const zk_waker *w) {
+    int d = zk__op_dir(op);
+    zk__io_op *first = atomic_load_explicit(&r->first[d], memory_order_relaxed);
+    zk_waker *slot = first == op || (first == NULL && !op->queued)
+                         ? &r->first_waker[d]
+                         : &op->waker;
+    if (!zk_waker_will_wake(slot, w)) {
+        zk_waker_drop(slot);
+        *slot = zk_waker_clone(w);
+    }
+    if (first == NULL && !op->queued)
+        atomic_store_explicit(&r->first[d], op, memory_order_relaxed);
+    else if (first != op && !op->queued)
+        zk__waiter_push(r, op);
+}
+
+/* True when `op` may be waiting (a check without the lock). */
+static bool zk__waiter_maybe(zk__epoll_reg *r, const zk__io_op *op) {
+    return op->queued || atomic_load_explicit(&r->first[zk__op_dir(op)],
+                                              memory_order_relaxed) == op;
+}
+
+/* `op` stops waiting, without a wake. With the lock. */
+static void zk__waiter_cancel(zk__epoll_reg *r, zk__io_op *op) {
+    int d = zk__op_dir(op);
+    if (atomic_load_explicit(&r->first[d], memory_order_relaxed) == op) {
+        atomic_store_explicit(&r->first[d], NULL, memory_order_relaxed);
+        zk_waker_drop(&r->first_waker[d]);
+    } else if (op->queued) {
+        zk__waiter_remove(r, op);
+    }
+    zk_waker_drop(&op->waker);
+}
+
 /* Records a readiness event: `bits` (ZK__RD_BIT, ZK__RD_CLOSED) are set.
  * Called with the lock (so events are counted in the order waiters see
  * them). */
@@ -129,6 +176,10 @@ static void zk__ready_add(zk__epoll_reg *r, uint64_t bits) {
 
 /* Wakes every waiter of direction `d`. Called with the lock. */
 static void zk__waiters_wake_locked(zk__epoll_reg *r, int d) {
+    if (atomic_load_explicit(&r->first[d], memory_order_relaxed) != NULL) {
+        atomic_store_explicit(&r->first[d], NULL, memory_order_relaxed);
+        zk_waker_wake(&r->first_waker[d]);
+    }
     zk__io_op *op;
     while ((op = r->waiters[d]) != NULL) {
         zk__waiter_remove(r, op);
@@ -210,11 +261,9 @@ static zk_poll zk__epoll_op_poll(zk__io_op *op, zk__io_worker *w,
                 continue; /* readiness came meanwhile: retry */
         }
         if (res != -EAGAIN) {
-            if (op->queued) {
+            if (zk__waiter_maybe(r, op)) {
                 pthread_mutex_lock(&r->lock);
-                if (op->queued)
-                    zk__waiter_remove(r, op);
-                zk_waker_drop(&op->waker);
+                zk__waiter_cancel(r, op);
                 pthread_mutex_unlock(&r->lock);
             }
             zk__op_complete(op, res);
@@ -226,12 +275,7 @@ static zk_poll zk__epoll_op_poll(zk__io_op *op, zk__io_worker *w,
             pthread_mutex_unlock(&r->lock);
             continue; /* readiness (or a close) came meanwhile: retry */
         }
-        if (!zk_waker_will_wake(&op->waker, zk_context_waker(cx))) {
-            zk_waker_drop(&op->waker);
-            op->waker = zk_waker_clone(zk_context_waker(cx));
-        }
-        if (!op->queued)
-            zk__waiter_push(r, op);
+        zk__waiter_set(r, op, zk_context_waker(cx));
         pthread_mutex_unlock(&r->lock);
         op->state = ZK__OPS_WAITING;
         return ZK_PENDING;
@@ -245,9 +289,7 @@ static void zk__epoll_op_drop(zk__io_op *op) {
     }
     zk__epoll_reg *r = op->h->reg;
     pthread_mutex_lock(&r->lock);
-    if (op->queued)
-        zk__waiter_remove(r, op);
-    zk_waker_drop(&op->waker);
+    zk__waiter_cancel(r, op);
     pthread_mutex_unlock(&r->lock);
     op->state = ZK__OPS_INIT; /* nothing to deliver */
 }
