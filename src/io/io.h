@@ -72,7 +72,7 @@ typedef struct zk__io {
     const zk__io_backend_ops *ops;
     size_t n;
     zk__io_worker **workers;
-    /* Handles made outside a worker register with workers in turn. */
+    /* Handles register with the workers in turn (see zk__handle_new). */
     _Atomic size_t next;
     /* io_uring: stream sockets read ahead (uring_rx.c). */
     bool read_ahead;

@@ -264,11 +264,12 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
     h->rt = rt;
     atomic_init(&h->refs, 1);
     atomic_init(&h->closed, false);
-    zk__io_worker *w = zk__io_current(rt);
-    if (w == NULL) {
-        size_t i = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
-        w = rt->io.workers[i];
-    }
+    /* Handles go to the workers in turn, wherever they are made: made by
+     * one accept loop, every connection would be watched by its worker
+     * (epoll), which then woke every task and left the other workers to
+     * steal them, one sleep and wake-up after another. */
+    size_t i = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
+    zk__io_worker *w = rt->io.workers[i];
     int rc = rt->io.ops->handle_open(h, w);
     if (rc != 0) {
         free(h);
