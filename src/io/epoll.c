@@ -306,10 +306,14 @@ static int zk__epoll_handle_open(zk__io_handle *h, zk__io_worker *w) {
     if (!r)
         return -ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
-    /* Ready both ways until a call says otherwise: the first one tries. */
-    atomic_init(&r->state, ZK__RD_BITS);
     r->ep = ep;
     r->h = h;
+    /* Ready both ways until a call says otherwise: the first one tries.
+     * Stored last with release: the worker that gets the events may be
+     * another thread, and reads `state` with acquire before anything else
+     * of the registration (the kernel orders epoll_ctl before the event,
+     * but ThreadSanitizer does not see that). */
+    atomic_store_explicit(&r->state, ZK__RD_BITS, memory_order_release);
     struct epoll_event ev = {
         .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.ptr = r,
@@ -412,6 +416,7 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
             bits |= ZK__RD_CLOSED(0);
         if (e & (EPOLLHUP | EPOLLERR))
             bits |= ZK__RD_CLOSED(1);
+        (void)atomic_load_explicit(&r->state, memory_order_acquire);
         pthread_mutex_lock(&r->lock);
         zk__ready_add(r, bits);
         if (in)
