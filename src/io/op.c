@@ -268,8 +268,8 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
      * one accept loop, every connection would be watched by its worker
      * (epoll), which then woke every task and left the other workers to
      * steal them, one sleep and wake-up after another. */
-    size_t i = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
-    zk__io_worker *w = rt->io.workers[i];
+    h->home = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
+    zk__io_worker *w = rt->io.workers[h->home];
     int rc = rt->io.ops->handle_open(h, w);
     if (rc != 0) {
         free(h);

@@ -53,6 +53,14 @@ uint32_t zk__slot_alloc(zk__uring *u, bool locked) {
     return idx;
 }
 
+void zk__slot_reserve(zk__uring *u) {
+    uint32_t idx = zk__slot_alloc(u, false);
+    if (idx != ZK__SLOT_NONE) {
+        zk__slot(u, idx)->next = u->free_head;
+        u->free_head = idx;
+    }
+}
+
 zk__uring *zk__uring_current(const zk__io_handle *h) {
     return (zk__uring *)zk__io_current(h->rt);
 }
@@ -183,6 +191,8 @@ static void zk__uring_submit_locked(zk__uring *u) {
 
 static void zk__uring_flush(zk__io_worker *w, bool batch_only) {
     zk__uring *u = (zk__uring *)w;
+    if (atomic_load_explicit(&u->asks, memory_order_relaxed) != NULL)
+        zk__rx_answer_asks(u, true);
     zk__uring_arm_wake(u);
     unsigned ready = io_uring_sq_ready(&u->ring);
     if (ready == 0 || (batch_only && ready < ZK__URING_BATCH))
@@ -448,8 +458,13 @@ static void zk__uring_handle_free(zk__io_handle *h) {
 
 static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
     zk__uring *u = (zk__uring *)w;
+    /* Answering may wake tasks into this worker's queue: then no wait,
+     * the caller must get up and run them. */
+    bool answered =
+        atomic_load_explicit(&u->asks, memory_order_relaxed) != NULL &&
+        zk__rx_answer_asks(u, true);
     zk__uring_flush(w, false);
-    if (timeout_ns != 0 && io_uring_cq_ready(&u->ring) == 0) {
+    if (timeout_ns != 0 && !answered && io_uring_cq_ready(&u->ring) == 0) {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
                                        .tv_nsec = timeout_ns % 1000000000};
@@ -468,6 +483,7 @@ static void zk__uring_destroy(zk__io_worker *w) {
      * cancelled): their completions release the handles they held, and
      * close what a dropped accept or open made. All of them, including
      * those the kernel kept aside because the queue was full. */
+    zk__rx_answer_asks(u, false);
     zk__uring_reap(u, UINT32_MAX);
     io_uring_queue_exit(&u->ring);
     zk__pbufs_free(u);
@@ -487,6 +503,8 @@ static int zk__uring_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
     u->base.index = index;
     u->free_head = ZK__SLOT_NONE;
     atomic_init(&u->dirty, false);
+    atomic_init(&u->asks, NULL);
+    zk__lock_init(&u->ask_lock);
     pthread_mutex_init(&u->lock, NULL);
     int rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring,
                                  IORING_SETUP_COOP_TASKRUN |

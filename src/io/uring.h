@@ -9,6 +9,7 @@
 #include <liburing.h>
 #include <pthread.h>
 
+#include "common/lock.h"
 #include "io/op.h"
 
 #define ZK__URING_ENTRIES 1024
@@ -50,6 +51,11 @@ typedef struct zk__uring {
      * `pb_failed`); used under the lock. */
     zk__pbufs *pb;
     bool pb_failed;
+    /* Streams whose first read ran on another worker and asks this one,
+     * their home, to arm their multishot (uring_rx.c); linked through
+     * rx->ask_next, pushed under `ask_lock`, taken by the owner. */
+    zk__lock ask_lock;
+    _Atomic(zk__uring_rx *) asks;
 } zk__uring;
 
 static inline zk__uring_slot *zk__slot(zk__uring *u, uint32_t idx) {
@@ -63,6 +69,10 @@ static inline uint64_t zk__slot_ud(zk__uring *u, uint32_t idx) {
 /* A free slot of the owner's ring, or ZK__SLOT_NONE (out of memory, or
  * `locked` (the caller holds the lock) and a new chunk would be needed). */
 uint32_t zk__slot_alloc(zk__uring *u, bool locked);
+
+/* Makes sure zk__slot_alloc(u, true) finds a slot, unless out of memory.
+ * Owner thread, holding no lock. */
+void zk__slot_reserve(zk__uring *u);
 
 /* The worker's ring for the calling thread when it is a worker of `h`'s
  * runtime, else NULL. */
@@ -94,6 +104,12 @@ void zk__rx_close(zk__io_handle *h);
 
 /* The last reference to the handle went. */
 void zk__rx_free(zk__io_handle *h);
+
+/* Owner thread, at each flush: arms the multishots other workers asked
+ * for (or, with `arm` false, a ring being destroyed, just lets go of
+ * them) and wakes the reads that waited for that. Returns true when there
+ * was any ask (tasks may have been woken into the owner's queue). */
+bool zk__rx_answer_asks(zk__uring *u, bool arm);
 
 /* Frees the ring's provided buffers (after the ring is gone). */
 void zk__pbufs_free(zk__uring *u);

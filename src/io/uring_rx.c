@@ -16,10 +16,13 @@
  * buffers have another, taken inside it, to give buffers back. The ring
  * lock itself is not taken by reads: with it, every read on one worker
  * contended with the other worker's reaping. The multishot and the buffers
- * belong to one ring (`rx->u`, fixed at the stream's first read), and only
- * that ring's owner can arm the multishot again once it ended; a read
- * running on another worker then does a plain single-shot receive on its
- * own ring (the queue is empty then, so no byte is read out of order).
+ * belong to one ring, the handle's home (`rx->u`; workers take handles in
+ * turn), and only that ring's owner can arm the multishot. A first read
+ * running on another worker asks the owner to arm it (`u->asks`, answered
+ * at the owner's next flush) and waits; the completions then wake its task
+ * on the home worker, where it stays. Later, a read on another worker that
+ * finds the multishot ended does a plain single-shot receive on its own
+ * ring (the queue is empty then, so no byte is read out of order).
  *
  * Limits, so that the buffers stay a cache, not a second socket buffer:
  * - a stream holding ZK__RX_HOLD_MAX unread buffers has its multishot
@@ -93,6 +96,10 @@ struct zk__uring_rx {
     uint32_t held; /* unread buffers */
     uint32_t off;  /* bytes of `head` already read */
     bool closed;   /* the stream was closed: data that comes is dropped */
+    bool asked;    /* the first arming was done or asked of `u`'s owner */
+    bool asking;   /* ... and is still in `u->asks` */
+    zk__io_handle *ask_h;   /* held while asking */
+    zk__uring_rx *ask_next; /* in u->asks */
     /* The read waiting for data and its task's waker, kept here so that a
      * completion wakes it without touching the read (in its task's cold
      * stack); more reads waiting at once are linked through op->next. A
@@ -350,6 +357,7 @@ static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
     io_uring_sqe_set_data64(sqe, zk__slot_ud(u, idx));
     rx->slot = idx;
     rx->armed = true;
+    rx->asked = true;
     rx->stopping = false;
     /* A close that raced with this may have missed it (see handle_close
      * in uring.c): the flush turns it into a no-op. */
@@ -376,18 +384,62 @@ bool zk__rx_wants(const zk__io_op *op) {
            h->bytestream && h->rt->io.read_ahead;
 }
 
-/* The stream's queue, made at its first read on the calling worker's
- * ring; NULL when out of memory or not on a worker. */
+/* Asks the home ring's owner to arm the multishot (with rx->lock). The
+ * stream's handle is held until it has answered. */
+static void zk__rx_ask(zk__uring_rx *rx, zk__io_handle *h) {
+    zk__uring *u = rx->u;
+    rx->asked = rx->asking = true;
+    zk__handle_ref(h);
+    rx->ask_h = h;
+    zk__lock_acquire(&u->ask_lock);
+    rx->ask_next = atomic_load_explicit(&u->asks, memory_order_relaxed);
+    atomic_store_explicit(&u->asks, rx, memory_order_relaxed);
+    zk__lock_release(&u->ask_lock);
+    u->base.ops->unpark(&u->base);
+}
+
+bool zk__rx_answer_asks(zk__uring *u, bool arm) {
+    zk__lock_acquire(&u->ask_lock);
+    zk__uring_rx *rx = atomic_load_explicit(&u->asks, memory_order_relaxed);
+    atomic_store_explicit(&u->asks, NULL, memory_order_relaxed);
+    zk__lock_release(&u->ask_lock);
+    bool any = rx != NULL;
+    while (rx != NULL) {
+        zk__uring_rx *next = rx->ask_next;
+        zk__io_handle *h = rx->ask_h;
+        if (arm)
+            zk__slot_reserve(u); /* no new chunk with rx->lock held */
+        zk__lock_acquire(&rx->lock);
+        rx->asking = false;
+        rx->ask_h = NULL;
+        if (arm && !rx->closed && !rx->armed && !rx->eof && rx->err == 0)
+            zk__rx_arm(rx, h);
+        /* Armed, the reads wait on (now on this worker); else they fall
+         * back to single-shot receives where they run. */
+        zk__rx_wake_all(rx);
+        zk__lock_release(&rx->lock);
+        zk__handle_unref(h); /* may free rx */
+        rx = next;
+    }
+    return any;
+}
+
+/* The stream's queue, made at its first read; NULL when out of memory or
+ * not on a worker. */
 static zk__uring_rx *zk__rx_of(zk__io_handle *h) {
     zk__uring_rx *rx =
         __atomic_load_n((zk__uring_rx **)&h->reg, __ATOMIC_ACQUIRE);
     if (rx != NULL)
         return rx;
-    zk__uring *u = zk__uring_current(h);
-    if (u == NULL || (rx = calloc(1, sizeof *rx)) == NULL)
+    if (zk__uring_current(h) == NULL || (rx = calloc(1, sizeof *rx)) == NULL)
         return NULL;
     zk__lock_init(&rx->lock);
-    rx->u = u;
+    /* The multishot runs on the handle's home ring (workers take handles
+     * in turn). The first read runs wherever the task that made the
+     * stream does (all on one worker, for the connections of one accept
+     * loop); the completions then wake the task on its home's worker,
+     * where it stays. */
+    rx->u = (zk__uring *)h->rt->io.workers[h->home];
     zk__uring_rx *none = NULL;
     if (!__atomic_compare_exchange_n((zk__uring_rx **)&h->reg, &none, rx, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -425,7 +477,10 @@ bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out) {
         rx->err = 0;
     } else if (rx->eof) {
         res = 0;
-    } else if (!rx->armed &&
+    } else if (!rx->armed && !rx->asked && zk__uring_current(h) != u) {
+        zk__rx_ask(rx, h); /* the read waits for the home to arm it */
+        ready = false;
+    } else if (!rx->armed && !rx->asking &&
                (zk__uring_current(h) != u || !zk__rx_arm(rx, h))) {
         /* Nothing queued and nothing coming: a plain receive, here. */
         zk__lock_release(&rx->lock);
