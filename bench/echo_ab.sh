@@ -1,0 +1,60 @@
+#!/bin/bash
+# echo_ab.sh - alternating runs of echo servers under the same load, to
+# compare two builds (or a build and a peer) on a noisy machine: each round
+# runs every server once, in turn, so a slow minute hurts them alike.
+#
+#   bash bench/echo_ab.sh BACKEND CONNS SIZE ROUNDS SERVER...
+#
+# SERVER is an echo server binary taking the port as its only argument
+# (build-bench/bench/bench_echo_server, or a copy of an older build), or
+# `tokio` for bench/peers/tokio/target/release/echo_server. BACKEND goes to
+# ZOKIO_IO_BACKEND (io_uring or epoll). Env SECS: measured seconds per run
+# [3]. Needs build-bench/bench/echo_load (bash bench/io_compare.sh builds
+# it, and the Tokio peer).
+#
+# Prints per server the median msgs/s, the median server CPU per round trip
+# (us), the median of the per-round ratio of its msgs/s to the first
+# server's, and the steal time (USER_HZ ticks) the machine reported during
+# its runs.
+set -euo pipefail
+if [ $# -lt 5 ]; then
+  sed -n '2,20p' "$0" >&2
+  exit 2
+fi
+be=$1; conns=$2; size=$3; rounds=$4; shift 4
+cd "$(dirname "$0")/.."
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+for r in $(seq "$rounds"); do
+  for bin in "$@"; do
+    exe=$bin
+    [ "$bin" = tokio ] && exe=bench/peers/tokio/target/release/echo_server
+    port=$((20000 + RANDOM % 10000))
+    ZOKIO_IO_BACKEND=$be "$exe" $port 2>/dev/null &
+    pid=$!
+    for _ in $(seq 100); do
+      (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+      sleep 0.05
+    done
+    st0=$(awk '/^cpu /{print $9}' /proc/stat)
+    out=$(ECHO_SERVER_PID=$pid build-bench/bench/echo_load 127.0.0.1:$port \
+          "$conns" "$size" "${SECS:-3}" 1 x 2>/dev/null || true)
+    st1=$(awk '/^cpu /{print $9}' /proc/stat)
+    kill $pid
+    wait $pid 2>/dev/null || true
+    echo "$out" | awk -v b="$bin" -v r="$r" -v st=$((st1 - st0)) '
+      $2 ~ /^echo_[0-9]+_[0-9]+$/ {m = $4}
+      $2 ~ /_cpu$/ {c = $4}
+      END {print r, b, m, c, st}' >> "$raw"
+  done
+done
+awk 'function med(a, n,   i, j, t) {
+       for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+       return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+     { if (!($2 in seen)) { seen[$2] = 1; ord[++k] = $2 }
+       n[$2]++; M[$2, n[$2]] = $3; C[$2, n[$2]] = $4; S[$2] += $5; R[$1, $2] = $3
+       if ($2 == ord[1]) first[$1] = $3 }
+     END { for (i = 1; i <= k; i++) { b = ord[i]; delete x; delete y; delete z
+             for (j = 1; j <= n[b]; j++) { x[j] = M[b, j]; y[j] = C[b, j]; z[j] = R[j, b] / first[j] }
+             printf "%-40s msgs/s %7.0f  cpu/msg %6.2f  ratio-to-first %5.3f  steal %d\n",
+                    b, med(x, n[b]), med(y, n[b]), med(z, n[b]), S[b] } }' "$raw"
