@@ -41,7 +41,8 @@ typedef struct zk__io_backend_ops {
     void (*destroy)(zk__io_worker *w);
     /* Hands prepared operations to the kernel: all of them, or with
      * `batch_only` only when enough are pending to make a batch. Owner
-     * thread. */
+     * thread. (io_uring also arms there the multishot receives other
+     * workers asked for, which may wake tasks into the owner's queue.) */
     void (*flush)(zk__io_worker *w, bool batch_only);
     /* Reaps completions or events and wakes their tasks, first waiting up
      * to `timeout_ns` for one (0: no wait, < 0: no limit) or for unpark().
