@@ -150,8 +150,10 @@ bool zk__op_is_socket_send(const zk__io_op *op) {
             op->h->kind == ZK__HANDLE_SOCKET);
 }
 
-int64_t zk__op_send_now(zk__io_op *op) {
-    int flags = MSG_NOSIGNAL | MSG_DONTWAIT;
+/* A socket send (zk__op_is_socket_send) with `flags` added to
+ * MSG_NOSIGNAL (so a vanished peer is -EPIPE, not SIGPIPE). */
+static int64_t zk__op_socket_send(zk__io_op *op, int flags) {
+    flags |= MSG_NOSIGNAL;
     if (op->code == ZK__OP_SEND)
         return zk__ret(send(op->fd, op->a.rw.buf, op->a.rw.len, flags));
     if (op->code == ZK__OP_SENDMSG)
@@ -159,6 +161,10 @@ int64_t zk__op_send_now(zk__io_op *op) {
     struct msghdr m = {.msg_iov = (struct iovec *)op->a.v.iov,
                        .msg_iovlen = (size_t)op->a.v.cnt};
     return zk__ret(sendmsg(op->fd, &m, flags));
+}
+
+int64_t zk__op_send_now(zk__io_op *op) {
+    return zk__op_socket_send(op, MSG_DONTWAIT);
 }
 
 int64_t zk__op_syscall(zk__io_op *op) {
@@ -178,23 +184,19 @@ int64_t zk__op_syscall(zk__io_op *op) {
             return zk__ret(preadv(fd, op->a.v.iov, op->a.v.cnt, op->a.v.off));
         return zk__ret(readv(fd, op->a.v.iov, op->a.v.cnt));
     case ZK__OP_WRITEV:
-        if (op->h && op->h->kind == ZK__HANDLE_SOCKET) {
-            /* sendmsg: MSG_NOSIGNAL, so a vanished peer is -EPIPE. */
-            struct msghdr m = {.msg_iov = (struct iovec *)op->a.v.iov,
-                               .msg_iovlen = (size_t)op->a.v.cnt};
-            return zk__ret(sendmsg(fd, &m, MSG_NOSIGNAL));
-        }
+        if (zk__op_is_socket_send(op))
+            return zk__op_socket_send(op, 0);
         if (op->a.v.off >= 0)
             return zk__ret(pwritev(fd, op->a.v.iov, op->a.v.cnt, op->a.v.off));
         return zk__ret(writev(fd, op->a.v.iov, op->a.v.cnt));
     case ZK__OP_RECV:
         return zk__ret(recv(fd, op->a.rw.buf, op->a.rw.len, 0));
     case ZK__OP_SEND:
-        return zk__ret(send(fd, op->a.rw.buf, op->a.rw.len, MSG_NOSIGNAL));
+        return zk__op_socket_send(op, 0);
     case ZK__OP_RECVMSG:
         return zk__ret(recvmsg(fd, &op->a.m.msg, 0));
     case ZK__OP_SENDMSG:
-        return zk__ret(sendmsg(fd, &op->a.m.msg, MSG_NOSIGNAL));
+        return zk__op_socket_send(op, 0);
     case ZK__OP_ACCEPT: {
         socklen_t len = op->a.sa.len;
         return zk__ret(accept4(fd, (struct sockaddr *)op->a.sa.addr,
