@@ -189,17 +189,24 @@ static void zk__uring_submit_locked(zk__uring *u) {
 /* Entries a worker with more work in hand accumulates before it submits. */
 #define ZK__URING_BATCH 32
 
-static void zk__uring_flush(zk__io_worker *w, bool batch_only) {
-    zk__uring *u = (zk__uring *)w;
-    if (atomic_load_explicit(&u->asks, memory_order_relaxed) != NULL)
+/* The backend's flush; true when it answered asks (uring_rx.c), which
+ * may have woken tasks into this worker's queue. */
+static bool zk__uring_flush_ring(zk__uring *u, bool batch_only) {
+    bool answered =
+        atomic_load_explicit(&u->asks, memory_order_relaxed) != NULL &&
         zk__rx_answer_asks(u, true);
     zk__uring_arm_wake(u);
     unsigned ready = io_uring_sq_ready(&u->ring);
     if (ready == 0 || (batch_only && ready < ZK__URING_BATCH))
-        return;
+        return answered;
     pthread_mutex_lock(&u->lock);
     zk__uring_submit_locked(u);
     pthread_mutex_unlock(&u->lock);
+    return answered;
+}
+
+static void zk__uring_flush(zk__io_worker *w, bool batch_only) {
+    zk__uring_flush_ring((zk__uring *)w, batch_only);
 }
 
 static struct io_uring_sqe *zk__uring_sqe(zk__uring *u) {
@@ -458,12 +465,9 @@ static void zk__uring_handle_free(zk__io_handle *h) {
 
 static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
     zk__uring *u = (zk__uring *)w;
-    /* Answering may wake tasks into this worker's queue: then no wait,
-     * the caller must get up and run them. */
-    bool answered =
-        atomic_load_explicit(&u->asks, memory_order_relaxed) != NULL &&
-        zk__rx_answer_asks(u, true);
-    zk__uring_flush(w, false);
+    /* Answering asks may wake tasks into this worker's queue: then no
+     * wait, the caller must get up and run them. */
+    bool answered = zk__uring_flush_ring(u, false);
     if (timeout_ns != 0 && !answered && io_uring_cq_ready(&u->ring) == 0) {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,

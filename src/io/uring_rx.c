@@ -328,12 +328,15 @@ static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
     zk__pbufs *pb = zk__pbufs_get(u);
     if (pb == NULL)
         return false;
-    zk__lock_acquire(&pb->lock);
     uint32_t free_bufs =
-        atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) + pb->nspare;
-    zk__lock_release(&pb->lock);
-    if (free_bufs < ZK__PBUF_LOW)
-        return false;
+        atomic_load_explicit(&pb->in_kernel, memory_order_relaxed);
+    if (free_bufs < ZK__PBUF_LOW) { /* the spare ones count too */
+        zk__lock_acquire(&pb->lock);
+        free_bufs += pb->nspare;
+        zk__lock_release(&pb->lock);
+        if (free_bufs < ZK__PBUF_LOW)
+            return false;
+    }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL)
         return false; /* the ring is full: the single-shot path flushes */
