@@ -26,10 +26,19 @@
  * With the env ECHO_SERVER_PID set, the server's CPU time (user + system,
  * all threads, from /proc/PID/stat) over the measurement is also printed:
  *   RESULT echo_<size>_<conns>_cpu NAME <us> us/msg
+ * and how often its threads went to sleep (voluntary context switches, all
+ * threads, from /proc/PID/task/TID/status), per round trip:
+ *   RESULT echo_<size>_<conns>_sleeps NAME <n> /msg
+ * The load generator's own CPU time over the measurement is always printed:
+ * one thread of it takes about a core, so its cost per round trip (which
+ * includes, in its sends, waking server threads that went to sleep) bounds
+ * the throughput as much as the server's does:
+ *   RESULT echo_<size>_<conns>_client NAME <us> us/msg
  *
  * Any mismatched byte, short echo, extra byte, reset or close by the server
  * is a hard error: it is reported and the exit status is 1. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -323,6 +332,35 @@ static double proc_cpu_ns(long pid) {
     return (double)(utime + stime) * 1e9 / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Voluntary context switches (a thread blocking: going to sleep) summed
+ * over the threads of process pid, or -1. Threads that ended meanwhile are
+ * not counted: the servers here keep theirs for their whole life. */
+static double proc_sleeps(long pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[384], line[128];
+        snprintf(file, sizeof file, "%s/%s/status", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        if (!f)
+            continue;
+        unsigned long long v;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+                sum += (double)v;
+        fclose(f);
+    }
+    closedir(d);
+    return sum;
+}
+
 static void sleep_ns(uint64_t ns) {
     struct timespec ts = {(time_t)(ns / 1000000000ull),
                           (long)(ns % 1000000000ull)};
@@ -443,18 +481,24 @@ int main(int argc, char **argv) {
     }
 
     uint64_t t0 = 0, t1 = 0;
-    double cpu0 = -1, cpu1 = -1;
+    double cpu0 = -1, cpu1 = -1, own0 = -1, own1 = -1, sl0 = -1, sl1 = -1;
     if (!ramp_failed) {
         atomic_store(&phase, PHASE_WARM);
         sleep_ns(WARMUP_NS);
-        if (server_pid)
+        if (server_pid) {
             cpu0 = proc_cpu_ns(server_pid);
+            sl0 = proc_sleeps(server_pid);
+        }
+        own0 = proc_cpu_ns((long)getpid());
         t0 = now_ns();
         atomic_store(&phase, PHASE_MEASURE);
         sleep_ns((uint64_t)seconds * 1000000000ull);
         t1 = now_ns();
-        if (server_pid)
+        own1 = proc_cpu_ns((long)getpid());
+        if (server_pid) {
             cpu1 = proc_cpu_ns(server_pid);
+            sl1 = proc_sleeps(server_pid);
+        }
     }
     atomic_store(&phase, PHASE_STOP);
     for (int t = 0; t < nthreads; t++)
@@ -511,6 +555,12 @@ int main(int argc, char **argv) {
                (cpu1 - cpu0) / 1e3 / (double)msgs);
     else if (server_pid)
         fprintf(stderr, "echo_load: cannot read /proc/%ld/stat\n", server_pid);
+    if (server_pid && sl0 >= 0 && sl1 >= 0)
+        printf("RESULT %s_sleeps %s %.4f /msg\n", wl, name,
+               (sl1 - sl0) / (double)msgs);
+    if (own0 >= 0 && own1 >= 0)
+        printf("RESULT %s_client %s %.2f us/msg\n", wl, name,
+               (own1 - own0) / 1e3 / (double)msgs);
     fprintf(stderr,
             "echo_load: %s %s: %llu round trips in %.2f s, all verified; "
             "%d threads; least served connection: %llu round trips%s\n",
