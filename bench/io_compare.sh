@@ -270,11 +270,12 @@ awk -v labels="${labels[*]}" '
 echo
 echo "echo_<size>_<conns>: msgs/s = verified round trips per second over all connections"
 echo "(one message in flight per connection); _p50/_p99 = round-trip latency; _cpu ="
-echo "the server's CPU time (user+system) per round trip; _client = the load generator's"
-echo "own CPU time per round trip (its send pays, in the kernel, for waking a sleeping"
-echo "server thread). The load generator ($ECHO_THREADS thread(s)) runs on the same $(nproc)"
-echo "cores as the server. file_rand_read_4k: $FILE_READS"
-echo "random 4 KiB reads, $FILE_CONC in flight, of a $FILE_MIB MiB file in the page cache;"
+echo "the server's CPU time (user+system) per round trip; _sleeps = how often a server"
+echo "thread went to sleep (voluntary context switches) per round trip; _client = the"
+echo "load generator's own CPU time per round trip (its sends pay, in the kernel, for"
+echo "waking sleeping server threads). The load generator ($ECHO_THREADS thread(s)) runs on"
+echo "the same $(nproc) cores as the server. file_rand_read_4k: $FILE_READS random 4 KiB"
+echo "reads, $FILE_CONC in flight, of a $FILE_MIB MiB file in the page cache;"
 echo "tokio = tokio::fs (seek + read_exact), _pread = spawn_blocking(read_at), go = ReadAt."
 echo "Raw lines of every round: $results"
 if [ $failures -gt 0 ]; then
