@@ -168,6 +168,15 @@ static void zk__pbufs_taken(zk__pbufs *pb) {
     }
 }
 
+/* Buffers no stream holds: the kernel's and the spare ones. */
+static uint32_t zk__pbufs_unheld(zk__pbufs *pb) {
+    zk__lock_acquire(&pb->lock);
+    uint32_t n =
+        atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) + pb->nspare;
+    zk__lock_release(&pb->lock);
+    return n;
+}
+
 /* Makes and registers the owner's buffers. Owner thread. */
 static zk__pbufs *zk__pbufs_get(zk__uring *u) {
     if (u->pb != NULL || u->pb_failed)
@@ -328,15 +337,11 @@ static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
     zk__pbufs *pb = zk__pbufs_get(u);
     if (pb == NULL)
         return false;
-    uint32_t free_bufs =
-        atomic_load_explicit(&pb->in_kernel, memory_order_relaxed);
-    if (free_bufs < ZK__PBUF_LOW) { /* the spare ones count too */
-        zk__lock_acquire(&pb->lock);
-        free_bufs += pb->nspare;
-        zk__lock_release(&pb->lock);
-        if (free_bufs < ZK__PBUF_LOW)
-            return false;
-    }
+    /* The lock only when the kernel's own are few. */
+    if (atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) <
+            ZK__PBUF_LOW &&
+        zk__pbufs_unheld(pb) < ZK__PBUF_LOW)
+        return false;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
     if (sqe == NULL)
         return false; /* the ring is full: the single-shot path flushes */
@@ -604,9 +609,6 @@ void zk__rx_buffer_counts(zk_runtime *rt, size_t *unheld, size_t *made) {
         if (pb == NULL)
             continue;
         *made += ZK__PBUF_COUNT;
-        zk__lock_acquire(&pb->lock);
-        *unheld += atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) +
-                   pb->nspare;
-        zk__lock_release(&pb->lock);
+        *unheld += zk__pbufs_unheld(pb);
     }
 }
