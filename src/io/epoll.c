@@ -416,6 +416,8 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
             bits |= ZK__RD_CLOSED(0);
         if (e & (EPOLLHUP | EPOLLERR))
             bits |= ZK__RD_CLOSED(1);
+        /* Pairs with the release store that published the registration
+         * (zk__epoll_handle_open), maybe on another thread. */
         (void)atomic_load_explicit(&r->state, memory_order_acquire);
         pthread_mutex_lock(&r->lock);
         zk__ready_add(r, bits);
