@@ -24,8 +24,11 @@
  * Latency is per round trip (send of the first byte to arrival of the last
  * byte of the echo), from a log-linear histogram (3 % resolution).
  * With the env ECHO_SERVER_PID set, the server's CPU time (user + system,
- * all threads, from /proc/PID/stat) over the measurement is also printed:
+ * all threads, from /proc/PID/stat) over the measurement is also printed,
+ * and its user-space part alone (the server's own code; the rest is the
+ * kernel's TCP, polling and wake-up work done for it):
  *   RESULT echo_<size>_<conns>_cpu NAME <us> us/msg
+ *   RESULT echo_<size>_<conns>_user NAME <us> us/msg
  * and how often its threads went to sleep (voluntary context switches, all
  * threads, from /proc/PID/task/TID/status), per round trip:
  *   RESULT echo_<size>_<conns>_sleeps NAME <n> /msg
@@ -312,8 +315,9 @@ static int connect_one(const struct addrinfo *ai) {
     return fd;
 }
 
-/* CPU time (user + system, all threads) of process pid in ns, or -1. */
-static double proc_cpu_ns(long pid) {
+/* CPU time (user + system, all threads) of process pid in ns, or -1; its
+ * user-space part in *user_ns when user_ns is not NULL. */
+static double proc_cpu_ns(long pid, double *user_ns) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
@@ -329,7 +333,10 @@ static double proc_cpu_ns(long pid) {
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
                &utime, &stime) != 2)
         return -1;
-    return (double)(utime + stime) * 1e9 / (double)sysconf(_SC_CLK_TCK);
+    double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
+    if (user_ns)
+        *user_ns = (double)utime * tick_ns;
+    return (double)(utime + stime) * tick_ns;
 }
 
 /* Voluntary context switches (a thread blocking: going to sleep) summed
@@ -481,22 +488,23 @@ int main(int argc, char **argv) {
     }
 
     uint64_t t0 = 0, t1 = 0;
-    double cpu0 = -1, cpu1 = -1, own0 = -1, own1 = -1, sl0 = -1, sl1 = -1;
+    double cpu0 = -1, cpu1 = -1, user0 = 0, user1 = 0, own0 = -1, own1 = -1,
+           sl0 = -1, sl1 = -1;
     if (!ramp_failed) {
         atomic_store(&phase, PHASE_WARM);
         sleep_ns(WARMUP_NS);
         if (server_pid) {
-            cpu0 = proc_cpu_ns(server_pid);
+            cpu0 = proc_cpu_ns(server_pid, &user0);
             sl0 = proc_sleeps(server_pid);
         }
-        own0 = proc_cpu_ns((long)getpid());
+        own0 = proc_cpu_ns((long)getpid(), NULL);
         t0 = now_ns();
         atomic_store(&phase, PHASE_MEASURE);
         sleep_ns((uint64_t)seconds * 1000000000ull);
         t1 = now_ns();
-        own1 = proc_cpu_ns((long)getpid());
+        own1 = proc_cpu_ns((long)getpid(), NULL);
         if (server_pid) {
-            cpu1 = proc_cpu_ns(server_pid);
+            cpu1 = proc_cpu_ns(server_pid, &user1);
             sl1 = proc_sleeps(server_pid);
         }
     }
@@ -550,10 +558,12 @@ int main(int argc, char **argv) {
     printf("RESULT %s %s %.0f msgs/s\n", wl, name, (double)msgs / secs);
     printf("RESULT %s_p50 %s %.1f us\n", wl, name, (double)p50 / 1e3);
     printf("RESULT %s_p99 %s %.1f us\n", wl, name, (double)p99 / 1e3);
-    if (server_pid && cpu0 >= 0 && cpu1 >= 0)
+    if (server_pid && cpu0 >= 0 && cpu1 >= 0) {
         printf("RESULT %s_cpu %s %.2f us/msg\n", wl, name,
                (cpu1 - cpu0) / 1e3 / (double)msgs);
-    else if (server_pid)
+        printf("RESULT %s_user %s %.2f us/msg\n", wl, name,
+               (user1 - user0) / 1e3 / (double)msgs);
+    } else if (server_pid)
         fprintf(stderr, "echo_load: cannot read /proc/%ld/stat\n", server_pid);
     if (server_pid && sl0 >= 0 && sl1 >= 0)
         printf("RESULT %s_sleeps %s %.4f /msg\n", wl, name,
