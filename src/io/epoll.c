@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/lock.h"
 #include "common/util.h"
 #include "io/op.h"
 #include "runtime/runtime.h"
@@ -60,7 +61,7 @@
 typedef struct zk__epoll zk__epoll;
 
 typedef struct zk__epoll_reg {
-    pthread_mutex_t lock;
+    zk__lock lock;
     _Atomic uint64_t state; /* events x ZK__RD_EVENT + ZK__RD_* bits */
     /* Per direction ([0] readers, [1] writers), the first operation waiting
      * and its task's waker, kept here so that the worker that sees the
@@ -262,21 +263,21 @@ static zk_poll zk__epoll_op_poll(zk__io_op *op, zk__io_worker *w,
         }
         if (res != -EAGAIN) {
             if (zk__waiter_maybe(r, op)) {
-                pthread_mutex_lock(&r->lock);
+                zk__lock_acquire(&r->lock);
                 zk__waiter_cancel(r, op);
-                pthread_mutex_unlock(&r->lock);
+                zk__lock_release(&r->lock);
             }
             zk__op_complete(op, res);
             return ZK_READY;
         }
-        pthread_mutex_lock(&r->lock);
+        zk__lock_acquire(&r->lock);
         if (atomic_load_explicit(&r->state, memory_order_relaxed) != st ||
             atomic_load_explicit(&h->closed, memory_order_acquire)) {
-            pthread_mutex_unlock(&r->lock);
+            zk__lock_release(&r->lock);
             continue; /* readiness (or a close) came meanwhile: retry */
         }
         zk__waiter_set(r, op, zk_context_waker(cx));
-        pthread_mutex_unlock(&r->lock);
+        zk__lock_release(&r->lock);
         op->state = ZK__OPS_WAITING;
         return ZK_PENDING;
     }
@@ -288,9 +289,9 @@ static void zk__epoll_op_drop(zk__io_op *op) {
         return;
     }
     zk__epoll_reg *r = op->h->reg;
-    pthread_mutex_lock(&r->lock);
+    zk__lock_acquire(&r->lock);
     zk__waiter_cancel(r, op);
-    pthread_mutex_unlock(&r->lock);
+    zk__lock_release(&r->lock);
     op->state = ZK__OPS_INIT; /* nothing to deliver */
 }
 
@@ -305,7 +306,7 @@ static int zk__epoll_handle_open(zk__io_handle *h, zk__io_worker *w) {
     zk__epoll_reg *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
-    pthread_mutex_init(&r->lock, NULL);
+    zk__lock_init(&r->lock);
     r->ep = ep;
     r->h = h;
     /* Ready both ways until a call says otherwise: the first one tries.
@@ -320,7 +321,6 @@ static int zk__epoll_handle_open(zk__io_handle *h, zk__io_worker *w) {
     };
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, h->fd, &ev) != 0) {
         int rc = -errno;
-        pthread_mutex_destroy(&r->lock);
         free(r);
         return rc;
     }
@@ -332,11 +332,11 @@ static void zk__epoll_handle_close(zk__io_handle *h) {
     zk__epoll_reg *r = h->reg;
     if (r == NULL)
         return;
-    pthread_mutex_lock(&r->lock);
+    zk__lock_acquire(&r->lock);
     zk__ready_add(r, ZK__RD_BITS); /* every operation retries, sees closed */
     zk__waiters_wake_locked(r, 0);
     zk__waiters_wake_locked(r, 1);
-    pthread_mutex_unlock(&r->lock);
+    zk__lock_release(&r->lock);
 }
 
 static void zk__epoll_handle_free(zk__io_handle *h) {
@@ -363,7 +363,6 @@ static void zk__epoll_release(zk__epoll *ep) {
     while (r) {
         zk__epoll_reg *next = r->release_next;
         free(r->h);
-        pthread_mutex_destroy(&r->lock);
         free(r);
         r = next;
     }
@@ -419,13 +418,13 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
         /* Pairs with the release store that published the registration
          * (zk__epoll_handle_open), maybe on another thread. */
         (void)atomic_load_explicit(&r->state, memory_order_acquire);
-        pthread_mutex_lock(&r->lock);
+        zk__lock_acquire(&r->lock);
         zk__ready_add(r, bits);
         if (in)
             zk__waiters_wake_locked(r, 0);
         if (out)
             zk__waiters_wake_locked(r, 1);
-        pthread_mutex_unlock(&r->lock);
+        zk__lock_release(&r->lock);
     }
 }
 
