@@ -94,9 +94,15 @@ static bool zk__cache_refill(zk__block_depot *d, zk__block_cache *c) {
     return batch != NULL;
 }
 
+void *zk__block_new(size_t block_size) {
+    size_t size =
+        (block_size + ZK__BLOCK_ALIGN - 1) & ~(size_t)(ZK__BLOCK_ALIGN - 1);
+    return aligned_alloc(ZK__BLOCK_ALIGN, size);
+}
+
 void *zk__block_get(zk__block_depot *d, zk__block_cache *c) {
     if (c->n == 0 && !zk__cache_refill(d, c))
-        return malloc(d->block_size);
+        return zk__block_new(d->block_size);
     return c->blocks[--c->n];
 }
 

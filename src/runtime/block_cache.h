@@ -49,13 +49,21 @@ typedef struct zk__block_depot {
     _Atomic size_t nbatches;
 } zk__block_depot;
 
+/* Blocks start on a cache line, so that a task's hot fields, kept
+ * together in its first lines, take as few lines as they can. */
+#define ZK__BLOCK_ALIGN 64
+
 void zk__block_depot_init(zk__block_depot *d, size_t block_size);
+
+/* A new block of `block_size` bytes from malloc, aligned to ZK__BLOCK_ALIGN
+ * (free() releases it); NULL when memory is exhausted. */
+void *zk__block_new(size_t block_size);
 /* Frees every block in the depot; the caches were flushed before. */
 void zk__block_depot_destroy(zk__block_depot *d);
 
 /* A block of the depot's size: from `c` (the calling worker's cache),
- * refilled from the depot when empty, else from malloc. NULL when memory
- * is exhausted. */
+ * refilled from the depot when empty, else zk__block_new(). NULL when
+ * memory is exhausted. */
 void *zk__block_get(zk__block_depot *d, zk__block_cache *c);
 
 /* Gives a block back to `c`, passing a batch to the depot first when `c`
