@@ -18,10 +18,12 @@
 # caches (this machine's sizes) and the level-1 data read and write misses
 # per round trip are printed beside the instructions, the functions sorted
 # by read misses: with 1,000 connections they show how many cache lines a
-# round trip touches that were not touched since that connection's last. A round trip is one call of libc's send(),
-# which every server here makes once per echo. Valgrind runs one thread at
-# a time: a worker spinning for work spins longer than it would natively, so
-# compare spinning functions with care.
+# round trip touches that were not touched since that connection's last.
+#
+# A round trip is one call of libc's send(), which every server here makes
+# once per echo. Valgrind runs one thread at a time: a worker spinning for
+# work spins longer than it would natively, so compare spinning functions
+# with care.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 server=${1:-build-bench/bench/bench_echo_server}

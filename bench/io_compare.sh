@@ -274,8 +274,9 @@ echo "the server's CPU time (user+system) per round trip, _user its user-space p
 echo "_sleeps = how often a server thread went to sleep (voluntary context switches)"
 echo "per round trip; _client = the load generator's own CPU time per round trip (its"
 echo "sends pay, in the kernel, for waking sleeping server threads). The load generator"
-echo "($ECHO_THREADS thread(s)) runs on the same $(nproc) cores as the server. file_rand_read_4k: $FILE_READS random 4 KiB"
-echo "reads, $FILE_CONC in flight, of a $FILE_MIB MiB file in the page cache;"
+echo "($ECHO_THREADS thread(s)) runs on the same $(nproc) cores as the server."
+echo "file_rand_read_4k: $FILE_READS random 4 KiB reads, $FILE_CONC in flight, of a"
+echo "$FILE_MIB MiB file in the page cache;"
 echo "tokio = tokio::fs (seek + read_exact), _pread = spawn_blocking(read_at), go = ReadAt."
 echo "Raw lines of every round: $results"
 if [ $failures -gt 0 ]; then

@@ -58,6 +58,7 @@ void zk__block_depot_init(zk__block_depot *d, size_t block_size);
 /* A new block of `block_size` bytes from malloc, aligned to ZK__BLOCK_ALIGN
  * (free() releases it); NULL when memory is exhausted. */
 void *zk__block_new(size_t block_size);
+
 /* Frees every block in the depot; the caches were flushed before. */
 void zk__block_depot_destroy(zk__block_depot *d);
 
