@@ -17,8 +17,9 @@
 # 25 functions with the most. With CACHE=1, callgrind also models the
 # caches (this machine's sizes) and the level-1 data read and write misses
 # per round trip are printed beside the instructions, the functions sorted
-# by read misses: with 1,000 connections they show how many cache lines a
-# round trip touches that were not touched since that connection's last.
+# by read misses (SORT=D1mw: by write misses): with 1,000 connections they
+# show how many cache lines a round trip touches that were not touched
+# since that connection's last.
 #
 # A round trip is one call of libc's send(), which every server here makes
 # once per echo. Valgrind runs one thread at a time: a worker spinning for
@@ -36,7 +37,7 @@ trap 'rm -f "$out" "$out.log"' EXIT
 port=$((20000 + RANDOM % 10000))
 sim=(); show=(--show=Ir); cols=1
 if [ "${CACHE:-0}" = 1 ]; then
-  sim=(--cache-sim=yes); show=(--show=Ir,D1mr,D1mw --sort=D1mr); cols=3
+  sim=(--cache-sim=yes); show=(--show=Ir,D1mr,D1mw --sort=${SORT:-D1mr}); cols=3
 fi
 ZOKIO_IO_BACKEND=epoll valgrind --tool=callgrind "${sim[@]}" \
   --callgrind-out-file="$out" "$server" $port 2>"$out.log" &
