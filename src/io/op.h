@@ -100,8 +100,9 @@ struct zk__io_op {
     int64_t (*finish)(zk__io_op *op, int64_t res);
     /* The arguments come before the fields only some operations use: a
      * read or write on a socket reads everything it needs from the first
-     * 80 bytes, two cache lines of a frame that went cold while its task
-     * waited (on a server with many connections, each line is a miss). */
+     * 80 bytes, as few cache lines as can be of a frame that went cold
+     * while its task waited (on a server with many connections, each line
+     * is a miss). */
     union {
         struct {
             void *buf;
