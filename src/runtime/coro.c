@@ -204,9 +204,12 @@ static zk__coro *zk__coro_next_direct(zk__coro *c, zk__worker *w) {
 }
 
 static void zk__coro_check_redzone(zk__coro *c) {
-    bool ok = c->finished ? zk__stack_redzone_ok(c->stack, NULL, true)
-                          : c->unguarded_lo == NULL ||
-                                (const char *)c->suspend_sp >= c->unguarded_lo;
+    bool ok;
+    if (c->finished)
+        ok = zk__stack_redzone_ok(c->stack);
+    else /* suspended: was its stack pointer still inside the stack? */
+        ok = c->unguarded_lo == NULL ||
+             (const char *)c->suspend_sp >= c->unguarded_lo;
     if (!ok)
         zk__overflow_report(c->base.header.id, c->name, c->stack->size,
                             "it wrote below its stack (red zone check)");

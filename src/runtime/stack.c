@@ -373,12 +373,8 @@ void zk__stack_pool_trim(zk__stack_pool *p) {
     }
 }
 
-bool zk__stack_redzone_ok(const zk__stack *s, const void *sp, bool thorough) {
+bool zk__stack_redzone_ok(const zk__stack *s) {
     if (s->guarded)
-        return true;
-    if (sp != NULL && (const char *)sp < s->lo)
-        return false; /* suspended while below the end of the stack */
-    if (!thorough)
         return true;
     /* An overflow runs down from the top of the red zone. Reading the red
      * zone maps the kernel's zero page once per stack (a minor fault), so

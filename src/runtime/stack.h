@@ -94,12 +94,12 @@ void zk__stack_pool_trim(zk__stack_pool *p);
 /* Bytes at the top of the red zone scanned by a thorough check. */
 #define ZK__REDZONE_SCAN 256
 
-/* True when an unguarded stack shows no sign of overflow: `sp` (the stack
- * pointer the task suspended with, or NULL) is not below the stack, and,
- * with `thorough` (when the task finished), the top ZK__REDZONE_SCAN bytes
- * of the red zone and two sampled words still read as zeros. Always true
- * for guarded stacks. */
-bool zk__stack_redzone_ok(const zk__stack *s, const void *sp, bool thorough);
+/* True when an unguarded stack's red zone shows no sign of overflow: its
+ * top ZK__REDZONE_SCAN bytes and two sampled words still read as zeros.
+ * Always true for guarded stacks. Checked when a task finishes; at each
+ * suspension the coroutine compares its stack pointer with the stack's end
+ * itself (coro.c). */
+bool zk__stack_redzone_ok(const zk__stack *s);
 
 /* The page size, cached. */
 size_t zk__page_size(void);
