@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "net/socket.h"
+#include "runtime/coro.h"
 #include "runtime/runtime.h"
 
 int zk__socket_new(int family, int type, zk__io_handle **out) {
@@ -178,32 +179,50 @@ void zk_stream_writev_future_init(zk_io_future *f, zk_stream *s,
     zk__vec_init(f, s, iov, cnt, ZK__OP_WRITEV);
 }
 
+/* The futures of the blocking-style calls, built by zk__await_made() in
+ * its own frame. */
+static zk_future *zk__read_make(zk_io_future *f, void *s, const void *buf,
+                                size_t len) {
+    zk_stream_read_future_init(f, s, (void *)buf, len);
+    return &f->base;
+}
+
+static zk_future *zk__write_make(zk_io_future *f, void *s, const void *buf,
+                                 size_t len) {
+    zk_stream_write_future_init(f, s, buf, len);
+    return &f->base;
+}
+
+static zk_future *zk__readv_make(zk_io_future *f, void *s, const void *iov,
+                                 size_t cnt) {
+    zk_stream_readv_future_init(f, s, iov, (int)cnt);
+    return &f->base;
+}
+
+static zk_future *zk__writev_make(zk_io_future *f, void *s, const void *iov,
+                                  size_t cnt) {
+    zk_stream_writev_future_init(f, s, iov, (int)cnt);
+    return &f->base;
+}
+
 int64_t zk_stream_read(zk_stream *s, void *buf, size_t len) {
-    zk_io_future f;
-    zk_stream_read_future_init(&f, s, buf, len);
     if (len == 0 && s != NULL)
         return 0;
-    return zk_await(&f.base);
+    return zk__await_made(zk__read_make, s, buf, len);
 }
 
 int64_t zk_stream_write(zk_stream *s, const void *buf, size_t len) {
-    zk_io_future f;
-    zk_stream_write_future_init(&f, s, buf, len);
     if (len == 0 && s != NULL)
         return 0;
-    return zk_await(&f.base);
+    return zk__await_made(zk__write_make, s, buf, len);
 }
 
 int64_t zk_stream_readv(zk_stream *s, const struct iovec *iov, int cnt) {
-    zk_io_future f;
-    zk_stream_readv_future_init(&f, s, iov, cnt);
-    return zk_await(&f.base);
+    return zk__await_made(zk__readv_make, s, iov, (size_t)cnt);
 }
 
 int64_t zk_stream_writev(zk_stream *s, const struct iovec *iov, int cnt) {
-    zk_io_future f;
-    zk_stream_writev_future_init(&f, s, iov, cnt);
-    return zk_await(&f.base);
+    return zk__await_made(zk__writev_make, s, iov, (size_t)cnt);
 }
 
 int zk_stream_write_all(zk_stream *s, const void *buf, size_t len) {

@@ -239,7 +239,8 @@ static zk__run_outcome zk__coro_suspended(zk__coro *c) {
  * only once its registers are saved, so the next coroutine ends it, first
  * thing on its own stack.
  */
-static zk__worker *zk__coro_suspend(zk__coro *c, zk__worker *w) {
+static inline __attribute__((always_inline)) zk__worker *
+zk__coro_suspend(zk__coro *c, zk__worker *w) {
     int saved_errno = zk__errno_save();
     c->suspend_sp = __builtin_frame_address(0);
     zk__coro *next = zk__coro_next_direct(c, w);
@@ -588,6 +589,18 @@ static inline int64_t zk__await_in(zk__coro *c, zk__worker *w, zk_future *f) {
 }
 
 int64_t zk_await(zk_future *f) {
+    int64_t err;
+    zk__worker *w;
+    zk__coro *c = zk__awaiting_coro(f, &w, &err);
+    if (c == NULL)
+        return err;
+    return zk__await_in(c, w, f);
+}
+
+int64_t zk__await_made(zk__future_maker make, void *a, const void *b,
+                       size_t n) {
+    zk_io_future storage;
+    zk_future *f = make(&storage, a, b, n);
     int64_t err;
     zk__worker *w;
     zk__coro *c = zk__awaiting_coro(f, &w, &err);

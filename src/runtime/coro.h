@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "task.h"
+#include "zokio/io.h"
 
 /* For the overflow reporter: the stack bounds and name of a coroutine task.
  * Returns false for a future task. Async-signal-safe. */
@@ -53,5 +54,23 @@ int64_t zk__await_shielded(zk_future *f);
  * look at the calling thread's task instead of zk_in_coroutine()'s and
  * then zk_await()'s. */
 bool zk__await_if_coroutine(zk_future *f, int64_t *out);
+
+/* Builds in `storage` the future of a blocking-style call from its
+ * arguments (zk__await_made) and returns it. */
+typedef zk_future *(*zk__future_maker)(zk_io_future *storage, void *a,
+                                       const void *b, size_t n);
+
+/*
+ * zk_await() of the future that `make` builds from `a`, `b` and `n` in
+ * this function's own frame: what the blocking-style I/O calls on streams
+ * do, so that a coroutine suspended in one keeps a single frame between
+ * its caller's and the switch's. A resume reads every frame on that path
+ * back, from a stack that went cold while the task waited (on a server
+ * with many connections each of its cache lines is a miss), and a call
+ * that awaited a future of its own frame kept one frame more. Returns
+ * what zk_await() would, with the future made first (its argument
+ * errors come before -EPERM outside a coroutine task).
+ */
+int64_t zk__await_made(zk__future_maker make, void *a, const void *b, size_t n);
 
 #endif
