@@ -26,6 +26,18 @@
             ZK__BUG("invariant failed: " #cond);                               \
     } while (0)
 
+/* Zeroed memory for `size` bytes that starts on a cache line (64 bytes),
+ * freed with free(); NULL when out of memory. For objects that every
+ * round trip of a connection touches: laid out so that what a round trip
+ * reads shares a line, they must also start on one. */
+static inline void *zk__zalloc_line(size_t size) {
+    size_t n = (size + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, n);
+    if (p != NULL)
+        __builtin_memset(p, 0, n);
+    return p;
+}
+
 /* A hint to the CPU inside a bounded spin. */
 static inline void zk__cpu_relax(void) {
 #if defined(__x86_64__)

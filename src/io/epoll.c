@@ -33,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -73,12 +74,18 @@ typedef struct zk__epoll_reg {
      * lock; an operation reads `first` without it to learn whether it may
      * be there (nobody else puts it there). */
     _Atomic(zk__io_op *) first[2];
-    zk_waker first_waker[2];
     zk__io_op *waiters[2]; /* doubly linked */
+    /* With the fields above, the readers' waker ends the registration's
+     * first cache line (it is allocated on one): an event and the read it
+     * wakes touch that line only. */
+    zk_waker first_waker[2];
     zk__epoll *ep;
     zk__io_handle *h;
     struct zk__epoll_reg *release_next;
 } zk__epoll_reg;
+
+_Static_assert(offsetof(zk__epoll_reg, first_waker) + sizeof(zk_waker) <= 64,
+               "a read's fields of the registration must share a line");
 
 struct zk__epoll {
     zk__io_worker base;
@@ -303,7 +310,7 @@ static int zk__epoll_handle_open(zk__io_handle *h, zk__io_worker *w) {
     if (h->kind == ZK__HANDLE_FILE)
         return 0; /* files go to the pool */
     zk__epoll *ep = (zk__epoll *)w;
-    zk__epoll_reg *r = calloc(1, sizeof *r);
+    zk__epoll_reg *r = zk__zalloc_line(sizeof *r);
     if (!r)
         return -ENOMEM;
     zk__lock_init(&r->lock);

@@ -257,7 +257,7 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
                    zk__io_handle **out) {
     if (rt == NULL)
         return -EPERM;
-    zk__io_handle *h = calloc(1, sizeof *h);
+    zk__io_handle *h = zk__zalloc_line(sizeof *h);
     if (!h)
         return -ENOMEM;
     h->fd = fd;

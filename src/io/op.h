@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -91,18 +92,16 @@ struct zk__io_op {
     bool queued;          /* epoll: on the registration's waiter list */
     bool holds_ref;       /* holds a reference to `h` (from first poll) */
     int32_t res;
-    /* io_uring: set (release) when the completion was recorded. */
-    _Atomic uint32_t done;
-    uint32_t slot;
     int fd; /* the descriptor, or the directory for path operations */
     zk__io_handle *h;
     zk__io_worker *iow; /* where it was submitted or registered */
     int64_t (*finish)(zk__io_op *op, int64_t res);
     /* The arguments come before the fields only some operations use: a
      * read or write on a socket reads everything it needs from the first
-     * 80 bytes, as few cache lines as can be of a frame that went cold
-     * while its task waited (on a server with many connections, each line
-     * is a miss). */
+     * 64 bytes (up to a.rw.len), one cache line when the operation starts
+     * on one, as the blocking-style stream calls' does (zk__await_made):
+     * a frame that went cold while its task waited, where on a server
+     * with many connections each line is a miss. */
     union {
         struct {
             void *buf;
@@ -133,6 +132,9 @@ struct zk__io_op {
             bool datasync;
         } sync;
     } a;
+    /* io_uring: set (release) when the completion was recorded. */
+    _Atomic uint32_t done;
+    uint32_t slot;
     zk_waker waker;            /* io_uring; epoll waiters after the first */
     zk__io_op *next, *prev;    /* epoll waiter list */
     struct zk__task *blocking; /* epoll file operation on the pool */
@@ -140,6 +142,8 @@ struct zk__io_op {
     void *out;
 };
 
+_Static_assert(offsetof(zk__io_op, a.rw.len) + sizeof(size_t) <= 64,
+               "a socket read's fields of the operation must share a line");
 _Static_assert(sizeof(zk__io_op) <= sizeof(zk_io_future),
                "zk_io_future too small for zk__io_op");
 

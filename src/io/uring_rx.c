@@ -38,10 +38,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/lock.h"
+#include "common/util.h"
 #include "io/uring.h"
 #include "runtime/runtime.h"
 
@@ -84,22 +86,22 @@ struct zk__pbufs {
 };
 
 struct zk__uring_rx {
+    /* Allocated on a cache line, with what every read and completion
+     * touches in its first 64 bytes (up to `waker`). */
     zk__lock lock; /* everything below but `u` */
-    zk__uring *u;  /* the ring of the multishot and the buffers */
     uint32_t slot; /* the multishot's slot, while `armed` */
+    zk__uring *u;  /* the ring of the multishot and the buffers */
+    int32_t err;   /* an error the multishot ended with, for one read */
+    uint32_t held; /* unread buffers */
+    uint32_t off;  /* bytes of `head` already read */
+    uint16_t head; /* the oldest unread buffer */
+    uint16_t tail; /* the newest */
     bool armed;    /* a multishot is in the kernel */
     bool stopping; /* ... and is being cancelled (too much unread) */
     bool eof;      /* the peer shut its side: reads return 0 */
-    int32_t err;   /* an error the multishot ended with, for one read */
-    uint16_t head; /* the oldest unread buffer */
-    uint16_t tail; /* the newest */
-    uint32_t held; /* unread buffers */
-    uint32_t off;  /* bytes of `head` already read */
     bool closed;   /* the stream was closed: data that comes is dropped */
     bool asked;    /* the first arming was done or asked of `u`'s owner */
     bool asking;   /* ... and is still in `u->asks` */
-    zk__io_handle *ask_h;   /* held while asking */
-    zk__uring_rx *ask_next; /* in u->asks */
     /* The read waiting for data and its task's waker, kept here so that a
      * completion wakes it without touching the read (in its task's cold
      * stack); more reads waiting at once are linked through op->next. A
@@ -108,7 +110,12 @@ struct zk__uring_rx {
     zk__io_op *waiter;
     zk_waker waker;
     zk__io_op *waiters;
+    zk__io_handle *ask_h;   /* held while asking */
+    zk__uring_rx *ask_next; /* in u->asks */
 };
+
+_Static_assert(offsetof(struct zk__uring_rx, waiters) <= 64,
+               "a read's fields of the receive queue must share a line");
 
 /* ---------------------------------------------------------------------- */
 /* Provided buffers                                                       */
@@ -439,7 +446,8 @@ static zk__uring_rx *zk__rx_of(zk__io_handle *h) {
         __atomic_load_n((zk__uring_rx **)&h->reg, __ATOMIC_ACQUIRE);
     if (rx != NULL)
         return rx;
-    if (zk__uring_current(h) == NULL || (rx = calloc(1, sizeof *rx)) == NULL)
+    if (zk__uring_current(h) == NULL ||
+        (rx = zk__zalloc_line(sizeof *rx)) == NULL)
         return NULL;
     zk__lock_init(&rx->lock);
     /* The multishot runs on the handle's home ring (workers take handles

@@ -599,7 +599,7 @@ int64_t zk_await(zk_future *f) {
 
 int64_t zk__await_made(zk__future_maker make, void *a, const void *b,
                        size_t n) {
-    zk_io_future storage;
+    _Alignas(64) zk_io_future storage; /* see op.h */
     zk_future *f = make(&storage, a, b, n);
     int64_t err;
     zk__worker *w;
