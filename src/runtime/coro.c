@@ -27,27 +27,25 @@
 #include <sanitizer/tsan_interface.h>
 #endif
 
-/* What every resumption and suspension reads or writes comes first, right
- * after the task's header, so that with the block cache-line aligned
- * (block_cache.h) it takes two lines, not three: on a server with
- * thousands of connections each of them is a cache miss. */
+/*
+ * What every resumption and await reads comes first, then the task's
+ * header, which every wake and run touches: with the block cache-line
+ * aligned (block_cache.h) all of it is one line, the only one of the
+ * block a round trip of a connection's task touches (how a run ended goes
+ * through the worker, zk__coro_leave). On a server with thousands of
+ * connections each line touched per round trip is a cache miss. The task
+ * pointer is &base.header (zk__coro_of).
+ */
 typedef struct zk__coro {
-    zk__task_base base;
-    zk__ctx ctx;
-    /* About where the stack pointer was at the last suspension, for the
-     * overflow check of unguarded stacks. */
-    const void *suspend_sp;
-    /* The stack's lowest usable byte when it has no guard page, else NULL:
-     * the check at each suspension reads it here rather than in the
-     * stack's descriptor, a line nothing else of the switch touches. */
-    const char *unguarded_lo;
     /* The innermost cancel scope the coroutine is in (scope.c), NULL in
      * none: what zk_await() tests to stay on its fast path. */
     zk_scope *scope;
-    /* Set by the coroutine when its function returned. */
-    bool finished;
-    /* Set by the coroutine before it suspends to let others run. */
-    bool yielding;
+    /* The stack's lowest usable byte when it has no guard page, else NULL:
+     * the check at each suspension reads it here rather than in the
+     * stack's descriptor. */
+    const char *unguarded_lo;
+    zk__ctx ctx;
+    zk__task_base base;
     /* Resumptions since shutdown began (see ZK_SHUTDOWN_POLLS_MAX). */
     uint32_t shutdown_polls;
     /* Taken when the task first runs (a task that has not started holds no
@@ -64,6 +62,19 @@ typedef struct zk__coro {
     void *asan_fake_stack;
 #endif
 } zk__coro;
+
+#if !defined(ZK__CONTEXT_UCONTEXT)
+_Static_assert(offsetof(zk__coro, base.core) <= 64,
+               "a coroutine's resumption fields and header share a line");
+#endif
+
+static inline zk__coro *zk__coro_of(zk__task *t) {
+    return (zk__coro *)((char *)t - offsetof(zk__coro, base));
+}
+
+static inline const zk__coro *zk__coro_of_const(const zk__task *t) {
+    return (const zk__coro *)((const char *)t - offsetof(zk__coro, base));
+}
 
 /* ---------------------------------------------------------------------- */
 /* Switching                                                              */
@@ -177,11 +188,13 @@ static void zk__coro_entry(void *arg) {
         fprintf(stderr,
                 "zokio: task %llu \"%s\" returned inside a cancel scope "
                 "(a zk_scope_exit() is missing)\n",
-                (unsigned long long)c->base.header.id, c->name ? c->name : "");
+                (unsigned long long)zk__task_id(&c->base.header),
+                c->name ? c->name : "");
         c->scope = NULL;
     }
-    c->finished = true;
     zk__worker *w = zk__worker_current();
+    w->left_outcome = ZK__RUN_READY;
+    w->left_below = false; /* its stack is checked whole (zk__coro_poll) */
     zk__san_leave_coro(w, c, true);
     zk__ctx_switch(&c->ctx, &w->sched_ctx);
     ZK__BUG("a finished coroutine was resumed");
@@ -200,28 +213,32 @@ static zk__coro *zk__coro_next_direct(zk__coro *c, zk__worker *w) {
     if (t == NULL || !zk__task_begin_run(t, w))
         return NULL;
     ZK__COUNT(w->metrics.direct_switches);
-    return (zk__coro *)t;
+    return zk__coro_of(t);
 }
 
-static void zk__coro_check_redzone(zk__coro *c) {
-    bool ok;
-    if (c->finished)
-        ok = zk__stack_redzone_ok(c->stack);
-    else /* suspended: was its stack pointer still inside the stack? */
-        ok = c->unguarded_lo == NULL ||
-             (const char *)c->suspend_sp >= c->unguarded_lo;
-    if (!ok)
-        zk__overflow_report(c->base.header.id, c->name, c->stack->size,
-                            "it wrote below its stack (red zone check)");
+static void zk__coro_redzone_failed(zk__coro *c) {
+    zk__overflow_report(zk__task_id(&c->base.header), c->name, c->stack->size,
+                        "it wrote below its stack (red zone check)");
 }
 
-/* What a suspended (not finished) coroutine's run came to. */
-static zk__run_outcome zk__coro_suspended(zk__coro *c) {
-    zk__coro_check_redzone(c);
-    if (!c->yielding)
-        return ZK__RUN_PENDING;
-    c->yielding = false;
-    return ZK__RUN_YIELDED;
+/* Records in `w` that the run of `c` ends with `r`, before `c` switches
+ * away (suspended: `r` pending or yielded), and whether its stack pointer
+ * is below its stack, when that has no guard page. The run's end is read
+ * there (zk__coro_left) by the next coroutine or the scheduler, instead
+ * of in `c`'s task block, so that a round trip touches no more of that
+ * block than the line its resumption reads. */
+static inline __attribute__((always_inline)) void
+zk__coro_leave(zk__coro *c, zk__worker *w, zk__run_outcome r) {
+    w->left_outcome = (uint8_t)r;
+    w->left_below = c->unguarded_lo != NULL &&
+                    (const char *)__builtin_frame_address(0) < c->unguarded_lo;
+}
+
+/* How the run of `c`, which just switched away on worker `w`, ended. */
+static zk__run_outcome zk__coro_left(zk__coro *c, zk__worker *w) {
+    if (ZK__UNLIKELY(w->left_below))
+        zk__coro_redzone_failed(c);
+    return (zk__run_outcome)w->left_outcome;
 }
 
 /*
@@ -240,10 +257,10 @@ static zk__run_outcome zk__coro_suspended(zk__coro *c) {
  * thing on its own stack.
  */
 static inline __attribute__((always_inline)) zk__worker *
-zk__coro_suspend(zk__coro *c, zk__worker *w) {
+zk__coro_suspend(zk__coro *c, zk__worker *w, zk__run_outcome r) {
     int saved_errno = zk__errno_save();
-    c->suspend_sp = __builtin_frame_address(0);
     zk__coro *next = zk__coro_next_direct(c, w);
+    zk__coro_leave(c, w, r);
     if (next != NULL) {
         w->handed_from = &c->base.header;
         zk__san_switch_coros(c, next);
@@ -253,11 +270,11 @@ zk__coro_suspend(zk__coro *c, zk__worker *w) {
         zk__ctx_switch(&c->ctx, &w->sched_ctx);
     }
     w = zk__worker_current(); /* maybe another thread's */
-    zk__coro *from = (zk__coro *)w->handed_from;
+    zk__task *from = w->handed_from;
     zk__san_in_coro(c, false, from != NULL);
     if (from != NULL) {
         w->handed_from = NULL;
-        zk__task_end_run(&from->base.header, zk__coro_suspended(from));
+        zk__task_end_run(from, zk__coro_left(zk__coro_of(from), w));
     }
     zk__errno_restore(saved_errno);
     return w;
@@ -295,7 +312,7 @@ static bool zk__coro_start(zk__coro *c) {
         fprintf(stderr,
                 "zokio: task %llu \"%s\" could not start: no memory for its "
                 "%zu-byte stack\n",
-                (unsigned long long)t->id, c->name ? c->name : "",
+                (unsigned long long)zk__task_id(t), c->name ? c->name : "",
                 c->stack_size);
         zk__task_core_of(t)->result = -ENOMEM;
         return false;
@@ -309,14 +326,14 @@ static bool zk__coro_start(zk__coro *c) {
 }
 
 static zk__run_outcome zk__coro_poll(zk__task *t) {
-    zk__coro *c = (zk__coro *)t;
+    zk__coro *c = zk__coro_of(t);
     if (ZK__UNLIKELY(atomic_load_explicit(&t->rt->shutting_down,
                                           memory_order_relaxed)) &&
         ++c->shutdown_polls > ZK_SHUTDOWN_POLLS_MAX) {
         fprintf(stderr,
                 "zokio: abandoning task %llu \"%s\": it ignored cancellation "
                 "for %d resumptions during shutdown\n",
-                (unsigned long long)t->id, c->name ? c->name : "",
+                (unsigned long long)zk__task_id(t), c->name ? c->name : "",
                 ZK_SHUTDOWN_POLLS_MAX);
         zk__task_core_of(t)->result = -ECANCELED;
         zk__coro_release_stack(c);
@@ -330,10 +347,12 @@ static zk__run_outcome zk__coro_poll(zk__task *t) {
     zk__san_back_in_sched(w);
     /* The coroutine that came back is the worker's current task: not c
      * when c handed the worker straight to another (zk__coro_suspend). */
-    c = (zk__coro *)w->current;
-    if (!c->finished)
-        return zk__coro_suspended(c);
-    zk__coro_check_redzone(c);
+    c = zk__coro_of(w->current);
+    zk__run_outcome r = zk__coro_left(c, w);
+    if (r != ZK__RUN_READY)
+        return r;
+    if (!zk__stack_redzone_ok(c->stack))
+        zk__coro_redzone_failed(c);
     zk__coro_release_stack(c);
     return ZK__RUN_READY;
 }
@@ -382,7 +401,7 @@ void zk__coro_cache_flush(zk__worker *w) {
 }
 
 static void zk__coro_dealloc(zk__task *t) {
-    zk__coro *c = (zk__coro *)t;
+    zk__coro *c = zk__coro_of(t);
     ZK__ASSERT(c->stack == NULL);
     zk__coro_free(c);
 }
@@ -391,14 +410,14 @@ static const zk__task_vtable zk__coro_vtable = {zk__coro_poll, zk__coro_cancel,
                                                 zk__coro_dealloc, true, true};
 
 zk_scope **zk__coro_scope_slot(zk__task *t) {
-    return t->vtable == &zk__coro_vtable ? &((zk__coro *)t)->scope : NULL;
+    return t->vtable == &zk__coro_vtable ? &zk__coro_of(t)->scope : NULL;
 }
 
 bool zk__coro_stack_of(const zk__task *t, char **lo, size_t *size,
                        const char **name) {
     if (t->vtable != &zk__coro_vtable)
         return false;
-    const zk__coro *c = (const zk__coro *)t;
+    const zk__coro *c = zk__coro_of_const(t);
     if (c->stack == NULL)
         return false;
     *lo = c->stack->lo;
@@ -425,10 +444,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
     c->arg = arg;
     c->name = opts ? opts->name : NULL;
     c->shutdown_polls = 0;
-    c->finished = false;
-    c->yielding = false;
     c->scope = NULL;
-    c->suspend_sp = NULL;
     c->unguarded_lo = NULL;
 #if defined(ZK__TSAN)
     c->tsan_fiber = NULL;
@@ -452,8 +468,7 @@ int zk__spawn_coro(struct zk_runtime *rt, const zk_spawn_opts *opts,
 /* Suspends the coroutine and puts it behind the other ready tasks;
  * returns the worker it runs on afterwards. */
 static zk__worker *zk__coro_yield_now(zk__coro *c, zk__worker *w) {
-    c->yielding = true;
-    return zk__coro_suspend(c, w);
+    return zk__coro_suspend(c, w, ZK__RUN_YIELDED);
 }
 
 /* Before an await polls: a task whose budget is spent yields first, so
@@ -520,7 +535,7 @@ zk__await_scoped(zk__coro *c, zk__worker *w, zk_future *f) {
                 continue;
             }
         }
-        w = zk__coro_suspend(c, w);
+        w = zk__coro_suspend(c, w, ZK__RUN_PENDING);
         waited = true;
     }
     w->budget--;
@@ -546,7 +561,7 @@ static zk__coro *zk__awaiting_coro(const zk_future *f, zk__worker **wp,
         return NULL;
     }
     *wp = w;
-    return (zk__coro *)t;
+    return zk__coro_of(t);
 }
 
 /* Polls `f` until it is ready, parking the task in between; with
@@ -575,7 +590,7 @@ static inline int64_t zk__await_loop(zk__coro *c, zk__worker *w, zk_future *f,
             zk_future_drop(f);
             return out;
         }
-        w = zk__coro_suspend(c, w);
+        w = zk__coro_suspend(c, w, ZK__RUN_PENDING);
         waited = true;
     }
 }
@@ -614,7 +629,7 @@ bool zk__await_if_coroutine(zk_future *f, int64_t *out) {
     zk__task *t = w ? w->current : NULL;
     if (t == NULL || !t->vtable->coroutine)
         return false;
-    *out = zk__await_in((zk__coro *)t, w, f);
+    *out = zk__await_in(zk__coro_of(t), w, f);
     return true;
 }
 
@@ -669,7 +684,7 @@ int zk_yield(void) {
     zk__task *t = w ? w->current : NULL;
     if (t == NULL || !t->vtable->coroutine)
         return -EPERM;
-    zk__coro *c = (zk__coro *)t;
+    zk__coro *c = zk__coro_of(t);
     int rc = zk__coro_yield_status(c);
     if (ZK__UNLIKELY(rc != 0)) {
         w->budget--;

@@ -92,7 +92,7 @@ static void zk__overflow_handler(int sig, siginfo_t *si, void *uc) {
         char *addr = si->si_addr;
         if (addr < lo && addr >= lo - ZK__OVERFLOW_REACH)
             zk__overflow_report(
-                w->current->id, name, size,
+                zk__task_id(w->current), name, size,
                 "it ran past the end of its stack (fault below it)");
     }
     zk__overflow_chain(sig, si, uc);

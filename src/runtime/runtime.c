@@ -205,7 +205,7 @@ int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out) {
 /* ---------------------------------------------------------------------- */
 
 static zk__owned_shard *zk__shard_of(zk_runtime *rt, const zk__task *t) {
-    return &rt->owned[t->id & (ZK__OWNED_SHARDS - 1)];
+    return &rt->owned[zk__task_id(t) & (ZK__OWNED_SHARDS - 1)];
 }
 
 /* Under the shard's lock: one writer at a time, so no atomic add. */

@@ -18,10 +18,10 @@ void zk__task_init(zk__task *t, const zk__task_vtable *vt,
     t->vtable = vt;
     t->queue_next = NULL;
     t->has_run = false;
-    t->id =
-        atomic_fetch_add_explicit(&zk__next_task_id, 1, memory_order_relaxed);
     t->rt = rt;
     memset(zk__task_core_of(t), 0, sizeof(zk__task_core));
+    zk__task_core_of(t)->id =
+        atomic_fetch_add_explicit(&zk__next_task_id, 1, memory_order_relaxed);
 }
 
 static void zk__task_dealloc(zk__task *t) {
@@ -328,7 +328,7 @@ bool zk_task_is_finished(const zk_task *task) {
 }
 
 uint64_t zk_task_id(const zk_task *task) {
-    return task ? ((const zk__task *)task)->id : 0;
+    return task ? zk__task_id((const zk__task *)task) : 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -342,7 +342,7 @@ static zk__task *zk__current_task(void) {
 
 uint64_t zk_task_current_id(void) {
     zk__task *t = zk__current_task();
-    return t ? t->id : 0;
+    return t ? zk__task_id(t) : 0;
 }
 
 bool zk_in_task(void) {

@@ -50,6 +50,13 @@ typedef struct zk__worker {
      * whose run the latter ends once on its own stack (coro.c); NULL
      * otherwise. */
     zk__task *handed_from;
+    /* How the run of the coroutine that last switched away on this thread
+     * ended (a zk__run_outcome), and whether its stack pointer was then
+     * below its stack (one without a guard page): written by the
+     * coroutine before it switches, read by whoever ends that run (coro.c,
+     * zk__coro_leave). */
+    uint8_t left_outcome;
+    bool left_below;
     /* Ready awaits left before the current task must yield. */
     int budget;
     /* Scheduler-specific worker state. */
