@@ -580,6 +580,8 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
             rx->stopping = true;
         }
     }
+    if (rx->waiter != NULL)
+        __builtin_prefetch(s->h, 0, 3); /* as epoll.c's wake does */
     zk__rx_wake_all(rx);
     zk__lock_release(&rx->lock);
     return !more;
