@@ -61,17 +61,13 @@
 
 typedef struct zk__epoll zk__epoll;
 
-/* The operations waiting for one direction of a registration. The first
- * one and its task's waker are kept here, so that the worker that sees the
- * event wakes it without touching the operation (in its task's stack,
+/* The operations waiting for one direction of a registration, after the
+ * first one (its task's waker is kept here, so that the worker that sees
+ * the event wakes it without touching the operation, in its task's stack,
  * cold by then: on an echo server that load was most of the event loop's
- * time). An operation waits there while `first` is itself; its `queued`
- * stays false. More waiters at once are linked from `waiters` with their
- * wakers in the operation. Written with the registration's lock; an
- * operation reads `first` without it to learn whether it may be there
- * (nobody else puts it there). */
+ * time). More waiters at once are linked from `waiters` with their wakers
+ * in the operation. */
 typedef struct zk__epoll_dir {
-    _Atomic(zk__io_op *) first;
     zk__io_op *waiters; /* doubly linked */
     zk_waker first_waker;
 } zk__epoll_dir;
@@ -80,11 +76,17 @@ typedef struct zk__epoll_reg {
     zk__lock lock;
     _Atomic uint64_t state; /* events x ZK__RD_EVENT + ZK__RD_* bits */
     zk__io_handle *h;
-    zk__epoll *ep;
-    /* [0] readers, [1] writers. With the fields above, the readers' end
-     * the registration's first cache line (it is allocated on one): an
-     * event and the read it wakes touch that line only. */
+    /* Per direction ([0] readers, [1] writers), the first operation
+     * waiting: it waits there while `first[d]` is itself, with its `queued`
+     * false. Written with the lock; an operation reads it without, at
+     * every completion, to learn whether it may be there (nobody else puts
+     * it there). */
+    _Atomic(zk__io_op *) first[2];
+    /* With the fields above, the readers' end the registration's first
+     * cache line (it is allocated on one): an event, the read it wakes and
+     * a write that completes at once touch that line only. */
     zk__epoll_dir dir[2];
+    zk__epoll *ep;
     struct zk__epoll_reg *release_next;
 } zk__epoll_reg;
 
@@ -143,8 +145,7 @@ static void zk__waiter_remove(zk__epoll_reg *r, zk__io_op *op) {
  * operation polled again may come with another waker). With the lock. */
 static void zk__waiter_set(zk__epoll_reg *r, zk__io_op *op, const zk_waker *w) {
     int d = zk__op_dir(op);
-    zk__io_op *first =
-        atomic_load_explicit(&r->dir[d].first, memory_order_relaxed);
+    zk__io_op *first = atomic_load_explicit(&r->first[d], memory_order_relaxed);
     zk_waker *slot = first == op || (first == NULL && !op->queued)
                          ? &r->dir[d].first_waker
                          : &op->waker;
@@ -153,22 +154,22 @@ static void zk__waiter_set(zk__epoll_reg *r, zk__io_op *op, const zk_waker *w) {
         *slot = zk_waker_clone(w);
     }
     if (first == NULL && !op->queued)
-        atomic_store_explicit(&r->dir[d].first, op, memory_order_relaxed);
+        atomic_store_explicit(&r->first[d], op, memory_order_relaxed);
     else if (first != op && !op->queued)
         zk__waiter_push(r, op);
 }
 
 /* True when `op` may be waiting (a check without the lock). */
 static bool zk__waiter_maybe(zk__epoll_reg *r, const zk__io_op *op) {
-    return op->queued || atomic_load_explicit(&r->dir[zk__op_dir(op)].first,
+    return op->queued || atomic_load_explicit(&r->first[zk__op_dir(op)],
                                               memory_order_relaxed) == op;
 }
 
 /* `op` stops waiting, without a wake. With the lock. */
 static void zk__waiter_cancel(zk__epoll_reg *r, zk__io_op *op) {
     int d = zk__op_dir(op);
-    if (atomic_load_explicit(&r->dir[d].first, memory_order_relaxed) == op) {
-        atomic_store_explicit(&r->dir[d].first, NULL, memory_order_relaxed);
+    if (atomic_load_explicit(&r->first[d], memory_order_relaxed) == op) {
+        atomic_store_explicit(&r->first[d], NULL, memory_order_relaxed);
         zk_waker_drop(&r->dir[d].first_waker);
     } else if (op->queued) {
         zk__waiter_remove(r, op);
@@ -189,12 +190,12 @@ static void zk__ready_add(zk__epoll_reg *r, uint64_t bits) {
 
 /* Wakes every waiter of direction `d`. Called with the lock. */
 static void zk__waiters_wake_locked(zk__epoll_reg *r, int d) {
-    if (atomic_load_explicit(&r->dir[d].first, memory_order_relaxed) != NULL) {
+    if (atomic_load_explicit(&r->first[d], memory_order_relaxed) != NULL) {
         /* The woken operation's first poll reads its handle: fetched now,
          * it is in the cache by the time that task runs (handles are few
          * to a page, so the prefetch costs no page walk). */
         __builtin_prefetch(r->h, 0, 3);
-        atomic_store_explicit(&r->dir[d].first, NULL, memory_order_relaxed);
+        atomic_store_explicit(&r->first[d], NULL, memory_order_relaxed);
         zk_waker_wake(&r->dir[d].first_waker);
     }
     zk__io_op *op;
