@@ -98,10 +98,10 @@ struct zk__io_op {
     int64_t (*finish)(zk__io_op *op, int64_t res);
     /* The arguments come before the fields only some operations use: a
      * read or write on a socket reads everything it needs from the first
-     * 64 bytes (up to a.rw.len), one cache line when the operation starts
-     * on one, as the blocking-style stream calls' does (zk__await_made):
-     * a frame that went cold while its task waited, where on a server
-     * with many connections each line is a miss. */
+     * 64 bytes (up to a.rw.len): one cache line when the operation starts
+     * on one, as it does when a blocking-style stream call builds it
+     * (zk__await_made). That is a frame that went cold while its task
+     * waited, and on a server with many connections each line is a miss. */
     union {
         struct {
             void *buf;

@@ -603,7 +603,10 @@ static inline int64_t zk__await_in(zk__coro *c, zk__worker *w, zk_future *f) {
     return zk__await_loop(c, w, f, true);
 }
 
-int64_t zk_await(zk_future *f) {
+/* zk_await(), inlined into both its forms: zk__await_made's caller must
+ * keep one frame. */
+static inline __attribute__((always_inline)) int64_t
+zk__await_here(zk_future *f) {
     int64_t err;
     zk__worker *w;
     zk__coro *c = zk__awaiting_coro(f, &w, &err);
@@ -612,16 +615,14 @@ int64_t zk_await(zk_future *f) {
     return zk__await_in(c, w, f);
 }
 
+int64_t zk_await(zk_future *f) {
+    return zk__await_here(f);
+}
+
 int64_t zk__await_made(zk__future_maker make, void *a, const void *b,
                        size_t n) {
     _Alignas(64) zk_io_future storage; /* see op.h */
-    zk_future *f = make(&storage, a, b, n);
-    int64_t err;
-    zk__worker *w;
-    zk__coro *c = zk__awaiting_coro(f, &w, &err);
-    if (c == NULL)
-        return err;
-    return zk__await_in(c, w, f);
+    return zk__await_here(make(&storage, a, b, n));
 }
 
 bool zk__await_if_coroutine(zk_future *f, int64_t *out) {

@@ -65,7 +65,8 @@ struct zk__task {
 
 /* What every wake and run touches. 40 bytes: a coroutine task keeps what
  * its resumptions read in the rest of the header's cache line (coro.c). */
-_Static_assert(sizeof(zk__task) <= 40, "task header grew");
+_Static_assert(sizeof(zk__task) <= 40,
+               "the task header must leave a coroutine 24 bytes of its line");
 
 /* The rest of what every task has. */
 typedef struct zk__task_core {
