@@ -1,5 +1,6 @@
 /* test_stack.c - coroutine stacks: sizes, reuse, errno across suspension,
  * and stack overflows reported as such (guard page and red zone). */
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,8 +145,9 @@ static int64_t spawns_overflow(void *arg) {
 
 /* Runs an overflowing task in a child process; returns its stderr and
  * termination status. */
-static void run_overflow_child(zk_task_fn root, const char *guard_env,
-                               char *buf, size_t cap, int *status) {
+static void run_overflow_child_on(zk_runtime_kind kind, zk_task_fn root,
+                                  const char *guard_env, char *buf, size_t cap,
+                                  int *status) {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
     pid_t pid = fork();
@@ -153,8 +155,13 @@ static void run_overflow_child(zk_task_fn root, const char *guard_env,
         dup2(fds[1], 2);
         if (guard_env)
             setenv("ZOKIO_GUARD_STACKS", guard_env, 1);
+        zk_builder *b = zk_builder_new();
+        zk_builder_set_kind(b, kind);
+        zk_builder_set_workers(b, 1);
         zk_runtime *rt;
-        zk_runtime_new(ZK_RUNTIME_CURRENT_THREAD, &rt);
+        if (zk_builder_build(b, &rt) != 0)
+            _exit(3);
+        zk_builder_free(b);
         zk_block_on(rt, root, NULL, NULL);
         _exit(0);
     }
@@ -166,6 +173,12 @@ static void run_overflow_child(zk_task_fn root, const char *guard_env,
     buf[n] = '\0';
     close(fds[0]);
     waitpid(pid, status, 0);
+}
+
+static void run_overflow_child(zk_task_fn root, const char *guard_env,
+                               char *buf, size_t cap, int *status) {
+    run_overflow_child_on(ZK_RUNTIME_CURRENT_THREAD, root, guard_env, buf, cap,
+                          status);
 }
 
 ZK_TEST(stack, overflow_into_the_guard_page_names_the_task) {
@@ -206,6 +219,41 @@ static int64_t spawns_small_overflow(void *arg) {
     zk_task *h;
     zk_spawn_ex(NULL, &o, overflows_a_little, NULL, &h);
     return zk_task_join(&h, NULL);
+}
+
+/* The same overflow on one worker of a multi-thread runtime, with another
+ * coroutine ready when the overflowing one yields: the worker then goes
+ * straight from one coroutine to the other, and the other one ends the
+ * overflowing task's run, so it is the one that reports it. */
+static int64_t keeps_yielding(void *arg) {
+    for (int i = 0; i < 1000 && !atomic_load((_Atomic bool *)arg); i++)
+        zk_yield();
+    return 0;
+}
+
+static int64_t spawns_small_overflow_beside_another(void *arg) {
+    (void)arg;
+    static _Atomic bool stop;
+    zk_task *other;
+    zk_spawn(keeps_yielding, (void *)&stop, &other);
+    zk_yield(); /* the other one runs and is ready again */
+    int64_t r = spawns_small_overflow(NULL);
+    atomic_store(&stop, true);
+    zk_task_join(&other, NULL);
+    return r;
+}
+
+ZK_TEST(stack, overflow_into_the_red_zone_is_reported_on_a_direct_switch) {
+    char buf[4096];
+    int status;
+    run_overflow_child_on(ZK_RUNTIME_MULTI_THREAD,
+                          spawns_small_overflow_beside_another, "0", buf,
+                          sizeof buf, &status);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+              "status %d, stderr: %s", status, buf);
+    cr_assert_not_null(strstr(buf, "stack overflow in task"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "\"red-zone\""), "%s", buf);
+    cr_assert_not_null(strstr(buf, "red zone"), "%s", buf);
 }
 
 ZK_TEST(stack, overflow_into_the_red_zone_names_the_task) {
