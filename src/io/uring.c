@@ -481,6 +481,16 @@ static void zk__uring_unpark(zk__io_worker *w) {
     zk__eventfd_signal(((zk__uring *)w)->efd);
 }
 
+/* Slots not on the free list: operations the kernel has not completed
+ * (or that were prepared and not submitted). */
+static uint32_t zk__uring_outstanding(zk__uring *u) {
+    uint32_t free_n = 0;
+    for (uint32_t i = u->free_head; i != ZK__SLOT_NONE;
+         i = zk__slot(u, i)->next)
+        free_n++;
+    return u->nslots - free_n;
+}
+
 static void zk__uring_destroy(zk__io_worker *w) {
     zk__uring *u = (zk__uring *)w;
     /* Every task has finished, so every operation was dropped (and
@@ -489,6 +499,26 @@ static void zk__uring_destroy(zk__io_worker *w) {
      * those the kernel kept aside because the queue was full. */
     zk__rx_answer_asks(u, false);
     zk__uring_reap(u, UINT32_MAX);
+    /* Some may come later: a cancellation asked just before the ring's
+     * worker exited is completed by the kernel on its own time (it runs an
+     * exited thread's completion work from a work queue), and a multishot
+     * of a stream left open goes on. Cancel what is left and wait for it,
+     * a bounded time, so that the handles those slots hold are released
+     * and their descriptors closed before the runtime is gone. */
+    if (zk__uring_outstanding(u) > 0) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        if (sqe != NULL) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
+        }
+        io_uring_submit(&u->ring);
+    }
+    for (int i = 0; i < 200 && zk__uring_outstanding(u) > 0; i++) {
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 5000000};
+        struct io_uring_cqe *cqe;
+        io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+        zk__uring_reap(u, UINT32_MAX);
+    }
     io_uring_queue_exit(&u->ring);
     zk__pbufs_free(u);
     close(u->efd);
