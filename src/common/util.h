@@ -26,15 +26,19 @@
             ZK__BUG("invariant failed: " #cond);                               \
     } while (0)
 
-/* Zeroed memory for `size` bytes that starts on a cache line (64 bytes),
- * freed with free(); NULL when out of memory. For objects that every
- * round trip of a connection touches: laid out so that what a round trip
- * reads shares a line, they must also start on one. */
+/* Memory for `size` bytes that starts on a cache line (64 bytes), freed
+ * with free(); NULL when out of memory. For objects that every round trip
+ * of a connection touches: laid out so that what a round trip reads
+ * shares a line, they must also start on one. */
+static inline void *zk__alloc_line(size_t size) {
+    return aligned_alloc(64, (size + 63) & ~(size_t)63);
+}
+
+/* zk__alloc_line(), zeroed. */
 static inline void *zk__zalloc_line(size_t size) {
-    size_t n = (size + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, n);
+    void *p = zk__alloc_line(size);
     if (p != NULL)
-        __builtin_memset(p, 0, n);
+        __builtin_memset(p, 0, size);
     return p;
 }
 

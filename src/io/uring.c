@@ -507,6 +507,8 @@ static void zk__uring_destroy(zk__io_worker *w) {
      * and their descriptors closed before the runtime is gone. */
     if (zk__uring_outstanding(u) > 0) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        if (sqe == NULL && io_uring_submit(&u->ring) >= 0)
+            sqe = io_uring_get_sqe(&u->ring); /* the queue was full */
         if (sqe != NULL) {
             io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);

@@ -95,9 +95,7 @@ static bool zk__cache_refill(zk__block_depot *d, zk__block_cache *c) {
 }
 
 void *zk__block_new(size_t block_size) {
-    size_t size =
-        (block_size + ZK__BLOCK_ALIGN - 1) & ~(size_t)(ZK__BLOCK_ALIGN - 1);
-    return aligned_alloc(ZK__BLOCK_ALIGN, size);
+    return zk__alloc_line(block_size);
 }
 
 void *zk__block_get(zk__block_depot *d, zk__block_cache *c) {

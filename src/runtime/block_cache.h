@@ -49,14 +49,12 @@ typedef struct zk__block_depot {
     _Atomic size_t nbatches;
 } zk__block_depot;
 
-/* Blocks start on a cache line, so that a task's hot fields, kept
- * together in its first lines, take as few lines as they can. */
-#define ZK__BLOCK_ALIGN 64
-
 void zk__block_depot_init(zk__block_depot *d, size_t block_size);
 
-/* A new block of `block_size` bytes from malloc, aligned to ZK__BLOCK_ALIGN
- * (free() releases it); NULL when memory is exhausted. */
+/* A new block of `block_size` bytes that starts on a cache line
+ * (zk__alloc_line), so that a task's hot fields, kept together in its
+ * first line, take as few lines as they can; free() releases it. NULL
+ * when memory is exhausted. */
 void *zk__block_new(size_t block_size);
 
 /* Frees every block in the depot; the caches were flushed before. */

@@ -91,7 +91,7 @@ void zk__stack_cache_flush(zk__stack_pool *p, zk__stack_cache *cache);
  * for ZK__STACK_TRIM_AFTER_NS. Call when a worker goes to sleep. */
 void zk__stack_pool_trim(zk__stack_pool *p);
 
-/* Bytes at the top of the red zone scanned by a thorough check. */
+/* Bytes at the top of the red zone scanned when a task finishes. */
 #define ZK__REDZONE_SCAN 256
 
 /* True when an unguarded stack's red zone shows no sign of overflow: its
