@@ -24,10 +24,16 @@
  * finds the multishot ended does a plain single-shot receive on its own
  * ring (the queue is empty then, so no byte is read out of order).
  *
+ * What a completion brought is a piece of a buffer (all of it, or with
+ * incremental consumption the next bytes of the buffer the kernel is
+ * filling, see below); a buffer goes back to the kernel when every piece
+ * of it was read.
+ *
  * Limits, so that the buffers stay a cache, not a second socket buffer:
- * - a stream holding ZK__RX_HOLD_MAX unread buffers has its multishot
- *   cancelled: what follows waits in the socket, where TCP's flow control
- *   applies, until the queue is read and the next read arms it again;
+ * - a stream holding ZK__RX_HOLD_MAX buffers' worth of unread bytes, or
+ *   ZK__RX_SEGS_MAX unread pieces, has its multishot cancelled: what
+ *   follows waits in the socket, where TCP's flow control applies, until
+ *   the queue is read and the next read arms it again;
  * - with fewer than ZK__PBUF_LOW buffers that no stream holds, reads use
  *   single-shot receives (if the kernel runs out anyway, the multishot
  *   ends with -ENOBUFS, the kernel is given more buffers, and the next
@@ -51,7 +57,16 @@
 #define ZK__PBUF_SIZE   4096u
 #define ZK__PBUF_GROUP  0
 #define ZK__PBUF_LOW    (ZK__PBUF_COUNT / 8)
-#define ZK__RX_HOLD_MAX 16u
+#define ZK__RX_HOLD_MAX 16u /* unread buffers' worth of bytes */
+#define ZK__RX_SEGS_MAX 64u /* unread pieces */
+
+/* Incremental consumption (Linux 6.12), newer than liburing 2.3. */
+#ifndef IOU_PBUF_RING_INC
+#define IOU_PBUF_RING_INC 2
+#endif
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
 
 /*
  * How many buffers the kernel holds: few, so they stay in the cache.
@@ -64,14 +79,36 @@
  * target doubles when the kernel runs low (a burst of messages on many
  * streams) and halves again after ZK__PBUF_WINDOW completions that never
  * went below half of it.
+ *
+ * Where the kernel allows it, it consumes a buffer incrementally: each
+ * receive takes only the bytes it needs from the current buffer, the next
+ * one continues where it ended, so small messages of many streams are
+ * packed one after the other instead of taking a buffer (a page) each; a
+ * buffer then holds pieces of several streams and goes back once the
+ * kernel has filled it and every piece was read. Without incremental
+ * consumption (before 6.12) every receive takes a buffer of its own: the
+ * same code, with one piece per buffer.
  */
 #define ZK__PBUF_TARGET_MIN 64u
 #define ZK__PBUF_WINDOW     4096u
 
+/* One completion's bytes: a piece of a buffer, queued on its stream. */
+typedef struct zk__rx_seg {
+    uint32_t start; /* where in the buffer */
+    uint32_t len;
+    uint32_t next; /* in the stream's queue, or the free list */
+    uint16_t bid;
+} zk__rx_seg;
+
+#define ZK__SEG_CHUNK  1024u
+#define ZK__SEG_CHUNKS 1024u /* up to 1M pieces per ring */
+#define ZK__SEG_NONE   UINT32_MAX
+
 struct zk__pbufs {
-    zk__lock lock;                /* the spare stack, target, ring's tail */
+    zk__lock lock;                /* below, but `inc`, `filled`, `br` */
     struct io_uring_buf_ring *br; /* shared with the kernel */
     char *mem;                    /* ZK__PBUF_COUNT buffers */
+    bool inc;                     /* consumed incrementally */
     _Atomic uint32_t in_kernel;   /* buffers the kernel may fill */
     uint32_t target;              /* ... how many it should have */
     uint32_t nspare;              /* buffers neither in it nor held */
@@ -80,28 +117,38 @@ struct zk__pbufs {
     uint32_t low_seen;
     uint32_t reaped;
     uint16_t spare[ZK__PBUF_COUNT]; /* the last one given back on top */
-    /* Per buffer held by a stream: its length and the next in its queue. */
-    uint32_t len[ZK__PBUF_COUNT];
-    uint16_t next[ZK__PBUF_COUNT];
+    /* Per buffer: its pieces not read yet, plus one while the kernel may
+     * fill it; it goes back to the spare stack at zero. */
+    uint16_t refs[ZK__PBUF_COUNT];
+    /* Per buffer: the bytes the kernel filled so far (owner only). */
+    uint32_t filled[ZK__PBUF_COUNT];
+    /* The pieces, in chunks that never move (readers follow indexes). */
+    zk__rx_seg *segs[ZK__SEG_CHUNKS];
+    uint32_t nsegs;
+    uint32_t seg_free;
 };
+
+static inline zk__rx_seg *zk__seg(zk__pbufs *pb, uint32_t i) {
+    return &pb->segs[i / ZK__SEG_CHUNK][i % ZK__SEG_CHUNK];
+}
 
 struct zk__uring_rx {
     /* Allocated on a cache line, with what every read and completion
      * touches in its first 64 bytes (up to `waker`). */
-    zk__lock lock; /* everything below but `u` */
-    uint32_t slot; /* the multishot's slot, while `armed` */
-    zk__uring *u;  /* the ring of the multishot and the buffers */
-    int32_t err;   /* an error the multishot ended with, for one read */
-    uint32_t held; /* unread buffers */
-    uint32_t off;  /* bytes of `head` already read */
-    uint16_t head; /* the oldest unread buffer */
-    uint16_t tail; /* the newest */
-    bool armed;    /* a multishot is in the kernel */
-    bool stopping; /* ... and is being cancelled (too much unread) */
-    bool eof;      /* the peer shut its side: reads return 0 */
-    bool closed;   /* the stream was closed: data that comes is dropped */
-    bool asked;    /* the first arming was done or asked of `u`'s owner */
-    bool asking;   /* ... and is still in `u->asks` */
+    zk__lock lock;       /* everything below but `u` */
+    int32_t err;         /* an error the multishot ended with, for one read */
+    zk__uring *u;        /* the ring of the multishot and the buffers */
+    uint32_t held;       /* unread pieces */
+    uint32_t held_bytes; /* ... and their bytes */
+    uint32_t head;       /* the oldest unread piece */
+    uint32_t tail;       /* the newest */
+    uint16_t off;        /* bytes of `head` already read */
+    bool armed;          /* a multishot is in the kernel */
+    bool stopping;       /* ... and is being cancelled (too much unread) */
+    bool eof;            /* the peer shut its side: reads return 0 */
+    bool closed;         /* the stream was closed: data that comes is dropped */
+    bool asked;          /* the first arming was done or asked of `u`'s owner */
+    bool asking;         /* ... and is still in `u->asks` */
     /* The read waiting for data and its task's waker, kept here so that a
      * completion wakes it without touching the read (in its task's cold
      * stack); more reads waiting at once are linked through op->next. A
@@ -110,12 +157,14 @@ struct zk__uring_rx {
     zk__io_op *waiter;
     zk_waker waker;
     zk__io_op *waiters;
+    uint32_t slot;          /* the multishot's slot, while `armed` */
     zk__io_handle *ask_h;   /* held while asking */
     zk__uring_rx *ask_next; /* in u->asks */
 };
 
 _Static_assert(offsetof(struct zk__uring_rx, waiters) <= 64,
                "a read's fields of the receive queue must share a line");
+_Static_assert(ZK__PBUF_SIZE <= UINT16_MAX, "rx->off holds a piece's offset");
 
 /* ---------------------------------------------------------------------- */
 /* Provided buffers                                                       */
@@ -127,6 +176,7 @@ static void zk__pbufs_top_up(zk__pbufs *pb) {
     uint32_t n = 0;
     while (pb->nspare > 0 && have + n < pb->target) {
         uint16_t bid = pb->spare[--pb->nspare];
+        pb->refs[bid] = 1; /* the kernel's */
         io_uring_buf_ring_add(pb->br, pb->mem + (size_t)bid * ZK__PBUF_SIZE,
                               ZK__PBUF_SIZE, bid,
                               io_uring_buf_ring_mask(ZK__PBUF_COUNT), (int)n);
@@ -140,11 +190,34 @@ static void zk__pbufs_top_up(zk__pbufs *pb) {
     io_uring_buf_ring_advance(pb->br, (int)n);
 }
 
-static void zk__pbuf_give(zk__pbufs *pb, uint16_t bid) {
-    zk__lock_acquire(&pb->lock);
-    pb->spare[pb->nspare++] = bid;
-    zk__pbufs_top_up(pb);
-    zk__lock_release(&pb->lock);
+/* Drops a reference to a buffer: at the last, it is spare again. With
+ * pb->lock. */
+static void zk__pbuf_unref_locked(zk__pbufs *pb, uint16_t bid) {
+    if (--pb->refs[bid] == 0) {
+        pb->spare[pb->nspare++] = bid;
+        zk__pbufs_top_up(pb);
+    }
+}
+
+/* A free piece, or ZK__SEG_NONE when out of memory. With pb->lock; a new
+ * chunk is made by the owner only (the reaper), so no two make one. */
+static uint32_t zk__seg_alloc(zk__pbufs *pb) {
+    if (pb->seg_free == ZK__SEG_NONE) {
+        uint32_t c = pb->nsegs / ZK__SEG_CHUNK;
+        zk__rx_seg *chunk =
+            c < ZK__SEG_CHUNKS ? malloc(ZK__SEG_CHUNK * sizeof *chunk) : NULL;
+        if (chunk == NULL)
+            return ZK__SEG_NONE;
+        for (uint32_t i = 0; i < ZK__SEG_CHUNK; i++)
+            chunk[i].next =
+                i + 1 < ZK__SEG_CHUNK ? pb->nsegs + i + 1 : ZK__SEG_NONE;
+        pb->segs[c] = chunk;
+        pb->seg_free = pb->nsegs;
+        pb->nsegs += ZK__SEG_CHUNK;
+    }
+    uint32_t i = pb->seg_free;
+    pb->seg_free = zk__seg(pb, i)->next;
+    return i;
 }
 
 /* Doubles or halves the target. Owner thread. */
@@ -175,6 +248,53 @@ static void zk__pbufs_taken(zk__pbufs *pb) {
     }
 }
 
+/* Queues a piece on a stream (with rx->lock). */
+static void zk__rx_push(zk__pbufs *pb, zk__uring_rx *rx, uint32_t i) {
+    if (rx->held++ == 0)
+        rx->head = i;
+    else
+        zk__seg(pb, rx->tail)->next = i;
+    rx->tail = i;
+    rx->held_bytes += zk__seg(pb, i)->len;
+}
+
+/* A completion of a stream's multishot that used buffer `bid`: its bytes
+ * (res > 0, stream open) are queued as a piece, and the buffer counts out
+ * of the kernel once the kernel is done with it. False when the bytes
+ * were lost (no memory for the piece). Owner, with rx->lock. */
+static bool zk__pbufs_received(zk__pbufs *pb, zk__uring_rx *rx, uint16_t bid,
+                               int32_t res, uint32_t flags) {
+    /* Consumed incrementally, the kernel keeps a buffer until it filled
+     * it, and says so (IORING_CQE_F_BUF_MORE) in every completion before;
+     * one that moved no byte leaves the buffer where it was. */
+    bool released = !pb->inc || (res > 0 && !(flags & IORING_CQE_F_BUF_MORE));
+    uint32_t start = pb->filled[bid];
+    if (res > 0)
+        pb->filled[bid] = released ? 0 : start + (uint32_t)res;
+    bool kept = true;
+    zk__lock_acquire(&pb->lock);
+    if (res > 0 && !rx->closed) {
+        uint32_t i = zk__seg_alloc(pb);
+        if (i != ZK__SEG_NONE) {
+            zk__rx_seg *g = zk__seg(pb, i);
+            g->bid = bid;
+            g->start = start;
+            g->len = (uint32_t)res;
+            g->next = ZK__SEG_NONE;
+            pb->refs[bid]++;
+            zk__rx_push(pb, rx, i);
+        } else {
+            kept = false;
+        }
+    }
+    if (released)
+        zk__pbuf_unref_locked(pb, bid);
+    zk__lock_release(&pb->lock);
+    if (released)
+        zk__pbufs_taken(pb);
+    return kept;
+}
+
 /* Buffers no stream holds: the kernel's and the spare ones. */
 static uint32_t zk__pbufs_unheld(zk__pbufs *pb) {
     zk__lock_acquire(&pb->lock);
@@ -202,10 +322,18 @@ static zk__pbufs *zk__pbufs_get(zk__uring *u) {
             .ring_addr = (uintptr_t)pb->br,
             .ring_entries = ZK__PBUF_COUNT,
             .bgid = ZK__PBUF_GROUP,
+            .pad = IOU_PBUF_RING_INC, /* `flags` in newer headers */
         };
-        if (io_uring_register_buf_ring(&u->ring, &reg, 0) == 0) {
+        int rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+        pb->inc = rc == 0;
+        if (rc == -EINVAL) { /* before 6.12: a buffer per receive */
+            reg.pad = 0;
+            rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+        }
+        if (rc == 0) {
             pb->target = ZK__PBUF_TARGET_MIN;
             pb->low_seen = UINT32_MAX;
+            pb->seg_free = ZK__SEG_NONE;
             for (uint32_t i = 0; i < ZK__PBUF_COUNT; i++)
                 pb->spare[i] = (uint16_t)(ZK__PBUF_COUNT - 1 - i);
             pb->nspare = ZK__PBUF_COUNT;
@@ -229,6 +357,8 @@ void zk__pbufs_free(zk__uring *u) {
     zk__pbufs *pb = u->pb;
     if (pb == NULL)
         return;
+    for (uint32_t c = 0; c < pb->nsegs / ZK__SEG_CHUNK; c++)
+        free(pb->segs[c]);
     free(pb->mem);
     free(pb->br);
     free(pb);
@@ -239,22 +369,19 @@ void zk__pbufs_free(zk__uring *u) {
 /* The receive queue (all with rx->lock)                                  */
 /* ---------------------------------------------------------------------- */
 
-static void zk__rx_push(zk__pbufs *pb, zk__uring_rx *rx, uint16_t bid,
-                        uint32_t len) {
-    pb->len[bid] = len;
-    if (rx->held++ == 0)
-        rx->head = bid;
-    else
-        pb->next[rx->tail] = bid;
-    rx->tail = bid;
-}
-
+/* The oldest piece was read: its buffer loses a reference. */
 static void zk__rx_pop(zk__pbufs *pb, zk__uring_rx *rx) {
-    uint16_t bid = rx->head;
-    rx->head = pb->next[bid];
+    uint32_t i = rx->head;
+    zk__rx_seg *g = zk__seg(pb, i);
+    rx->head = g->next;
     rx->held--;
+    rx->held_bytes -= g->len;
     rx->off = 0;
-    zk__pbuf_give(pb, bid);
+    zk__lock_acquire(&pb->lock);
+    g->next = pb->seg_free;
+    pb->seg_free = i;
+    zk__pbuf_unref_locked(pb, g->bid);
+    zk__lock_release(&pb->lock);
 }
 
 /* Gives every unread buffer back. */
@@ -275,15 +402,16 @@ static size_t zk__rx_copy(zk__uring_rx *rx, const struct iovec *iov, int cnt) {
             done = 0;
             continue;
         }
-        uint16_t bid = rx->head;
-        size_t avail = pb->len[bid] - rx->off;
+        zk__rx_seg *g = zk__seg(pb, rx->head);
+        size_t avail = g->len - rx->off;
         size_t n = avail < room ? avail : room;
         memcpy((char *)iov[i].iov_base + done,
-               pb->mem + (size_t)bid * ZK__PBUF_SIZE + rx->off, n);
+               pb->mem + (size_t)g->bid * ZK__PBUF_SIZE + g->start + rx->off,
+               n);
         total += n;
         done += n;
-        rx->off += (uint32_t)n;
-        if (rx->off == pb->len[bid])
+        rx->off += (uint16_t)n;
+        if (rx->off == g->len)
             zk__rx_pop(pb, rx);
     }
     return total;
@@ -342,7 +470,7 @@ static void zk__rx_enqueue(zk__uring_rx *rx, zk__io_op *op, const zk_waker *w) {
 static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
     zk__uring *u = rx->u;
     zk__pbufs *pb = zk__pbufs_get(u);
-    if (pb == NULL)
+    if (pb == NULL || rx->closed)
         return false;
     /* The lock only when the kernel's own are few. */
     if (atomic_load_explicit(&pb->in_kernel, memory_order_relaxed) <
@@ -490,7 +618,8 @@ bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out) {
                   : (int64_t)zk__rx_copy(rx, op->a.v.iov, op->a.v.cnt);
     } else if (rx->err != 0) {
         res = rx->err;
-        rx->err = 0;
+        if (res != -ENOMEM) /* bytes were lost: it stays */
+            rx->err = 0;
     } else if (rx->eof) {
         res = 0;
     } else if (!rx->armed && !rx->asked && zk__uring_current(h) != u) {
@@ -554,14 +683,15 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
     zk__lock_acquire(&rx->lock);
     int32_t res = s->forced ? s->forced : cqe->res;
     bool more = !s->forced && (cqe->flags & IORING_CQE_F_MORE);
-    bool closed = rx->closed;
+    bool lost = false;
     if (!s->forced && (cqe->flags & IORING_CQE_F_BUFFER)) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        zk__pbufs_taken(pb);
-        if (res > 0 && !closed)
-            zk__rx_push(pb, rx, bid, (uint32_t)res);
-        else
-            zk__pbuf_give(pb, bid);
+        if (!zk__pbufs_received(pb, rx, bid, res, cqe->flags)) {
+            /* Bytes dropped: the stream cannot go on. Every read from now
+             * fails (after the bytes before the gap). */
+            rx->err = -ENOMEM;
+            rx->closed = lost = true;
+        }
     }
     if (!more) {
         rx->armed = false;
@@ -570,9 +700,11 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
             rx->eof = true;
         else if (res == -ENOBUFS && pb != NULL)
             zk__pbufs_retarget(pb, true); /* the kernel ran out */
-        else if (res < 0 && res != -ECANCELED)
+        else if (res < 0 && res != -ECANCELED && rx->err != -ENOMEM)
             rx->err = res; /* a reset, say: the next read reports it */
-    } else if (rx->held >= ZK__RX_HOLD_MAX && !rx->stopping) {
+    } else if ((lost || rx->held >= ZK__RX_SEGS_MAX ||
+                rx->held_bytes >= ZK__RX_HOLD_MAX * ZK__PBUF_SIZE) &&
+               !rx->stopping) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
         if (sqe != NULL) { /* else at the next completion */
             io_uring_prep_cancel64(sqe, cqe->user_data, 0);
