@@ -25,8 +25,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/util.h"
 #include "zokio/future.h"
 #include "zokio/io.h"
+
+/* How many events (epoll) or completions (io_uring) ahead of the one it
+ * handles a backend fetches what their wakes will touch: the registration
+ * or receive queue that far ahead, the task to wake half as far. */
+#define ZK__WAKE_AHEAD 8
+
+/* Fetches the task (or whatever) that waker `w` would wake, ahead of the
+ * wake, where another thread may change the waker meanwhile (under a lock
+ * the caller does not hold): the pointer is only a hint, read atomically so
+ * that it is never torn, and a stale one fetches a line for nothing. Left
+ * out under ThreadSanitizer, which would report the unlocked read against
+ * the locked writes. */
+static inline void zk__prefetch_wakee(const zk_waker *w) {
+#if defined(ZK__TSAN)
+    (void)w;
+#else
+    __builtin_prefetch(__atomic_load_n(&w->data, __ATOMIC_RELAXED), 1, 3);
+#endif
+}
 
 struct zk_runtime;
 typedef struct zk__io_op zk__io_op;

@@ -90,6 +90,9 @@ bool zk__rx_wants(const zk__io_op *op);
  * operation instead (its state is then INIT); else sets *out. */
 bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out);
 
+/* The waker of the stream's first waiting read (for a prefetch hint). */
+const zk_waker *zk__rx_waker(const zk__uring_rx *rx);
+
 /* A waiting read dropped: it leaves the queue's waiters. */
 void zk__rx_drop(zk__io_op *op);
 

@@ -661,6 +661,10 @@ bool zk__rx_poll(zk__io_op *op, zk_context *cx, zk_poll *out) {
     return true;
 }
 
+const zk_waker *zk__rx_waker(const zk__uring_rx *rx) {
+    return &rx->waker;
+}
+
 void zk__rx_drop(zk__io_op *op) {
     zk__uring_rx *rx =
         __atomic_load_n((zk__uring_rx **)&op->h->reg, __ATOMIC_ACQUIRE);
