@@ -26,7 +26,9 @@
  *          constructors, outside any runtime;
  * -EBADF   the handle was closed (also: closed while the call waited);
  * -ECANCELED the calling task was aborted while it waited;
- * -ENOMEM  no memory for the handle;
+ * -ENOMEM  no memory for the handle; from a stream's reads, no memory to
+ *          keep bytes the runtime had already received for it (io_uring
+ *          reads ahead): bytes were lost, and every later read fails so;
  * and any error of the underlying system call, negated.
  */
 #ifndef ZOKIO_NET_H
