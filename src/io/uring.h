@@ -122,4 +122,8 @@ void zk__pbufs_free(zk__uring *u);
  * on epoll). */
 void zk__rx_buffer_counts(struct zk_runtime *rt, size_t *unheld, size_t *made);
 
+/* For tests: whether `rt`'s rings that made buffers (at least one) have
+ * the kernel consume them incrementally. */
+bool zk__rx_incremental(struct zk_runtime *rt);
+
 #endif

@@ -763,3 +763,17 @@ void zk__rx_buffer_counts(zk_runtime *rt, size_t *unheld, size_t *made) {
         *unheld += zk__pbufs_unheld(pb);
     }
 }
+
+bool zk__rx_incremental(zk_runtime *rt) {
+    bool any = false, all = true;
+    if (rt->io.ops != &zk__uring_ops)
+        return false;
+    for (size_t i = 0; i < rt->io.n; i++) {
+        zk__pbufs *pb = ((zk__uring *)rt->io.workers[i])->pb;
+        if (pb != NULL) {
+            any = true;
+            all = all && pb->inc;
+        }
+    }
+    return any && all;
+}
