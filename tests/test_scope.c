@@ -469,7 +469,14 @@ static int64_t nest_cancel_root(void *arg) {
     cr_assert_eq(zk_spawn(waits_in_inner, &n, &h), 0);
     wait_gate_polls_task(&n.gate, 1);
     cr_assert_eq(zk_scope_cancel(&n.outer), 0);
-    cr_assert_eq(zk_scope_cancel(&n.outer), 0, "twice is harmless");
+    int again = zk_scope_cancel(&n.outer);
+#if ZK_TEST_MT
+    /* The woken task, on another worker, may have left the scope already
+     * (seen under qemu): harmless either way. */
+    cr_assert(again == 0 || again == -EALREADY, "twice: %d", again);
+#else
+    cr_assert_eq(again, 0, "twice is harmless");
+#endif
     cr_assert_eq(zk_task_join(&h, NULL), 0);
     cr_assert_eq(zk_scope_cancel(&n.outer), -EALREADY);
     zk_gate_destroy(&n.gate);
