@@ -6,10 +6,10 @@
  * a TCP or Unix stream socket arms one multishot receive: the poll stays
  * armed, and every time data arrives the kernel receives it into a buffer
  * it takes from the worker's ring of provided buffers and posts a
- * completion. The completion appends the buffer to the stream's receive
- * queue and wakes the reads waiting for data; a read copies out of the
- * queue and gives the buffers back. A read that finds data queued returns
- * at once.
+ * completion. The completion appends what it brought to the stream's
+ * receive queue and wakes the reads waiting for data; a read copies out of
+ * the queue and gives the buffers back. A read that finds data queued
+ * returns at once.
  *
  * A stream's queue has its own short lock (readers on any worker, and the
  * reaping owner of the ring, nest it inside the ring's lock); the ring's
@@ -26,8 +26,8 @@
  *
  * What a completion brought is a piece of a buffer (all of it, or with
  * incremental consumption the next bytes of the buffer the kernel is
- * filling, see below); a buffer goes back to the kernel when every piece
- * of it was read.
+ * filling, see below); a buffer goes back to the kernel once the kernel is
+ * done with it and every piece of it was read.
  *
  * Limits, so that the buffers stay a cache, not a second socket buffer:
  * - a stream holding ZK__RX_HOLD_MAX buffers' worth of unread bytes, or
