@@ -796,6 +796,7 @@ ZK_IO_TEST(net, a_slow_reader_gets_every_byte_of_a_bulk_transfer) {
 void zk__rx_buffer_counts(zk_runtime *rt, size_t *unheld, size_t *made)
     __attribute__((weak));
 bool zk__rx_incremental(zk_runtime *rt) __attribute__((weak));
+void zk__rx_fail_pieces_after(long n) __attribute__((weak));
 
 /* Every provided buffer of the runtime's rings is back with the kernel or
  * spare (none held by a stream), and rings made them exactly when reads go
@@ -903,6 +904,41 @@ static int64_t interleaved_streams_root(void *arg) {
 
 ZK_IO_TEST(net, small_messages_of_many_streams_share_buffers) {
     zk_test_run(interleaved_streams_root, NULL);
+}
+
+/* Bytes read ahead that the runtime has no memory to keep are lost: the
+ * stream's reads fail with -ENOMEM from then on, whatever comes after,
+ * the stream still closes, and every buffer goes back. (io_uring with
+ * read-ahead only: elsewhere nothing is read ahead.) */
+static int64_t lost_piece_root(void *arg) {
+    (void)arg;
+    const char *env = getenv("ZOKIO_IO_READ_AHEAD");
+    if (zk__rx_fail_pieces_after == NULL ||
+        zk_runtime_io_backend(zk_runtime_current()) != ZK_IO_IO_URING ||
+        (env && strcmp(env, "0") == 0))
+        return 0;
+    pair p;
+    make_pair(&p);
+    char c[8];
+    cr_assert_eq(zk_stream_write_all(p.b, "y", 1), 0);
+    cr_assert_eq(zk_stream_read(p.a, c, 1), 1); /* the read arms */
+    zk__rx_fail_pieces_after(0);
+    cr_assert_eq(zk_stream_write_all(p.b, "abc", 3), 0);
+    cr_assert_eq(zk_stream_read(p.a, c, sizeof c), -ENOMEM);
+    cr_assert_eq(zk_stream_write_all(p.b, "def", 3), 0);
+    cr_assert_eq(zk_stream_read(p.a, c, sizeof c), -ENOMEM, "it stays");
+    zk__rx_fail_pieces_after(-1);
+    cr_assert_eq(zk_stream_read(p.a, c, sizeof c), -ENOMEM, "for good");
+    /* The other direction is unharmed. */
+    cr_assert_eq(zk_stream_write_all(p.a, "zz", 2), 0);
+    cr_assert_eq(zk_stream_read(p.b, c, 2), 2);
+    close_pair(&p);
+    assert_buffers_given_back();
+    return 0;
+}
+
+ZK_IO_TEST(net, read_ahead_bytes_lost_for_want_of_memory_fail_the_reads) {
+    zk_test_run(lost_piece_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */

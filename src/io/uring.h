@@ -126,4 +126,9 @@ void zk__rx_buffer_counts(struct zk_runtime *rt, size_t *unheld, size_t *made);
  * the kernel consume them incrementally. */
 bool zk__rx_incremental(struct zk_runtime *rt);
 
+/* For tests: from now on, the next `n` pieces of received bytes are kept
+ * and the following ones fail as when out of memory (the stream's bytes
+ * are lost); a negative `n` turns that off. */
+void zk__rx_fail_pieces_after(long n);
+
 #endif

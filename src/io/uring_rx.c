@@ -199,9 +199,23 @@ static void zk__pbuf_unref_locked(zk__pbufs *pb, uint16_t bid) {
     }
 }
 
+/* For tests (zk__rx_fail_pieces_after): pieces to give before failing as
+ * if out of memory; negative: never fail. */
+static _Atomic long zk__rx_pieces_before_failure = -1;
+
+void zk__rx_fail_pieces_after(long n) {
+    atomic_store(&zk__rx_pieces_before_failure, n);
+}
+
 /* A free piece, or ZK__SEG_NONE when out of memory. With pb->lock; a new
  * chunk is made by the owner only (the reaper), so no two make one. */
 static uint32_t zk__seg_alloc(zk__pbufs *pb) {
+    if (ZK__UNLIKELY(atomic_load_explicit(&zk__rx_pieces_before_failure,
+                                          memory_order_relaxed) >= 0) &&
+        atomic_fetch_sub(&zk__rx_pieces_before_failure, 1) <= 0) {
+        atomic_store(&zk__rx_pieces_before_failure, 0); /* stays failing */
+        return ZK__SEG_NONE;
+    }
     if (pb->seg_free == ZK__SEG_NONE) {
         uint32_t c = pb->nsegs / ZK__SEG_CHUNK;
         zk__rx_seg *chunk =
