@@ -210,20 +210,36 @@ static int64_t backlog_root(void *arg) {
     return 0;
 }
 
-ZK_TEST(sched, a_woken_task_runs_ahead_of_a_backlog_of_new_ones) {
+/* One run of the case: how many new tasks started between the wake and
+ * the sleeper's run, and (*before) how many had started before the wake. */
+static int backlog_wait_once(int *before) {
     backlog_case c;
     memset(&c, 0, sizeof c);
     cr_assert_eq(zk_notify_new(&c.wake), 0);
     zk_test_run(backlog_root, &c);
+    cr_assert_eq(zk_notify_free(c.wake), 0);
+    *before = c.started_at_notify;
+    return c.started_at_wake - c.started_at_notify;
+}
+
+ZK_TEST(sched, a_woken_task_runs_ahead_of_a_backlog_of_new_ones) {
     /* Behind the backlog it would have waited for nearly all of it; ahead
      * of it, for what the workers' own queues held (at most 2 x 256) and
-     * what ran while the thread started. Generous either way. */
-    int waited = c.started_at_wake - c.started_at_notify;
+     * what ran while the thread started. Generous either way. The
+     * sleeper's worker thread may also be preempted by the system while
+     * it runs the sleeper (between its registration and its suspension),
+     * and the other worker then runs the whole backlog: no scheduler helps
+     * there (seen once in CI's AddressSanitizer step, with two test
+     * programs on two cores). So the case runs up to three times, until a
+     * run meets the bound; a scheduler that queues the woken task behind
+     * the backlog fails all three. */
+    int waited = BACKLOG, before = 0;
+    for (int run = 0; run < 3 && waited >= BACKLOG / 2; run++)
+        waited = backlog_wait_once(&before);
     cr_assert_lt(waited, BACKLOG / 2,
                  "%d new tasks started between the wake and the run "
                  "(%d had started before the wake)",
-                 waited, c.started_at_notify);
-    cr_assert_eq(zk_notify_free(c.wake), 0);
+                 waited, before);
 }
 
 /* ---------------------------------------------------------------------- */
