@@ -798,6 +798,14 @@ void zk__rx_buffer_counts(zk_runtime *rt, size_t *unheld, size_t *made)
 bool zk__rx_incremental(zk_runtime *rt) __attribute__((weak));
 void zk__rx_fail_pieces_after(long n) __attribute__((weak));
 
+/* Whether the current runtime's stream reads go through provided buffers
+ * (io_uring, read-ahead not turned off). */
+static bool reads_ahead(void) {
+    const char *env = getenv("ZOKIO_IO_READ_AHEAD");
+    return zk_runtime_io_backend(zk_runtime_current()) == ZK_IO_IO_URING &&
+           !(env && strcmp(env, "0") == 0);
+}
+
 /* Every provided buffer of the runtime's rings is back with the kernel or
  * spare (none held by a stream), and rings made them exactly when reads go
  * through them (io_uring with read-ahead). The last completions of closed
@@ -816,11 +824,7 @@ static void assert_buffers_given_back(void) {
     } while (zk_now() < deadline);
     cr_assert_eq(unheld, made, "%zu of %zu received buffers not given back",
                  made - unheld, made);
-    const char *env = getenv("ZOKIO_IO_READ_AHEAD");
-    bool ahead =
-        zk_runtime_io_backend(zk_runtime_current()) == ZK_IO_IO_URING &&
-        !(env && strcmp(env, "0") == 0);
-    cr_assert_eq(made > 0, ahead, "buffers made: %zu", made);
+    cr_assert_eq(made > 0, reads_ahead(), "buffers made: %zu", made);
 }
 
 /* Data arrives while nobody reads, and the stream is closed with it
@@ -912,10 +916,7 @@ ZK_IO_TEST(net, small_messages_of_many_streams_share_buffers) {
  * read-ahead only: elsewhere nothing is read ahead.) */
 static int64_t lost_piece_root(void *arg) {
     (void)arg;
-    const char *env = getenv("ZOKIO_IO_READ_AHEAD");
-    if (zk__rx_fail_pieces_after == NULL ||
-        zk_runtime_io_backend(zk_runtime_current()) != ZK_IO_IO_URING ||
-        (env && strcmp(env, "0") == 0))
+    if (zk__rx_fail_pieces_after == NULL || !reads_ahead())
         return 0;
     pair p;
     make_pair(&p);
