@@ -361,10 +361,26 @@ typedef struct blocked_read {
     atomic_int started;
 } blocked_read;
 
+/* Polls `f` once, which registers or submits its operation (holding its
+ * handle from then on), sets `flag`, then awaits `f`: a task that closes
+ * or aborts after seeing the flag does so under a waiting call, never
+ * before the call began (a handle closed before a call is not for it to
+ * use). */
+static int64_t await_after_flag(zk_future *f, atomic_int *flag) {
+    zk_waker noop = zk_waker_noop();
+    zk_context cx;
+    zk_context_init(&cx, &noop);
+    int64_t out;
+    cr_assert_eq(zk_future_poll(f, &cx, &out), ZK_PENDING);
+    atomic_store(flag, 1);
+    return zk_await(f);
+}
+
 static int64_t blocked_reader(void *arg) {
     blocked_read *br = arg;
-    atomic_store(&br->started, 1);
-    return zk_stream_read(br->s, br->buf, sizeof br->buf);
+    zk_io_future f;
+    zk_stream_read_future_init(&f, br->s, br->buf, sizeof br->buf);
+    return await_after_flag(&f.base, &br->started);
 }
 
 /* Waits (parked, on the timer) until `flag` is set by another task. */
@@ -408,7 +424,6 @@ static int64_t close_wakes_root(void *arg) {
     zk_task *t;
     cr_assert_eq(zk_spawn(blocked_reader, &br, &t), 0);
     wait_flag(&br.started);
-    zk_sleep(ZK_MS(5));
     cr_assert_eq(zk_stream_close(p.a), 0);
     p.a = NULL;
     int64_t r = 0;
@@ -422,10 +437,17 @@ ZK_IO_TEST(net, close_wakes_blocked_reader) {
     zk_test_run(close_wakes_root, NULL);
 }
 
+typedef struct blocked_accept {
+    zk_listener *l;
+    atomic_int started;
+} blocked_accept;
+
 static int64_t accept_waiter(void *arg) {
-    zk_listener *l = arg;
+    blocked_accept *ba = arg;
     zk_stream *s = NULL;
-    int rc = zk_listener_accept(l, &s, NULL);
+    zk_io_future f;
+    zk_listener_accept_future_init(&f, ba->l, &s, NULL);
+    int64_t rc = await_after_flag(&f.base, &ba->started);
     if (s)
         zk_stream_close(s);
     return rc;
@@ -434,11 +456,11 @@ static int64_t accept_waiter(void *arg) {
 static int64_t close_listener_root(void *arg) {
     (void)arg;
     zk_addr addr;
-    zk_listener *l = zk_test_listen(&addr);
+    blocked_accept ba = {.l = zk_test_listen(&addr)};
     zk_task *t;
-    cr_assert_eq(zk_spawn(accept_waiter, l, &t), 0);
-    zk_sleep(ZK_MS(5));
-    cr_assert_eq(zk_listener_close(l), 0);
+    cr_assert_eq(zk_spawn(accept_waiter, &ba, &t), 0);
+    wait_flag(&ba.started);
+    cr_assert_eq(zk_listener_close(ba.l), 0);
     int64_t r = 0;
     cr_assert_eq(zk_task_join(&t, &r), 0);
     cr_assert_eq(r, -EBADF);
