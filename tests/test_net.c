@@ -668,19 +668,14 @@ ZK_IO_TEST(net, pipes) {
     zk_test_run(pipe_root, NULL);
 }
 
-/* Reads `s` until end of stream with a buffer larger than what comes, so
- * every read that returns data is short; returns the bytes read. */
-/* The reader waits first (its read polled once, then a flag); then the
- * writer sends a little and closes without yielding, so the reader is
- * woken by one event that says both "data" and "hang-up". Its read is
- * short; the next must return the end of the stream at once, not wait for
- * an edge that will never come (the epoll backend takes a short read on a
- * byte stream for "buffer empty"). */
 typedef struct waiting_reader {
     zk_stream *s;
     atomic_int started; /* its first read is waiting */
 } waiting_reader;
 
+/* Reads its stream until end of stream with a buffer larger than what
+ * comes, so every read that returns data is short; returns the bytes read.
+ * Its first read raises `started` once it waits. */
 static int64_t read_to_end_waiting_first(void *arg) {
     waiting_reader *wr = arg;
     char buf[256];
@@ -694,6 +689,12 @@ static int64_t read_to_end_waiting_first(void *arg) {
     return n < 0 ? n : total;
 }
 
+/* The reader waits first (its read polled once, then a flag); then the
+ * writer sends a little and closes without yielding, so the reader is
+ * woken by one event that says both "data" and "hang-up". Its read is
+ * short; the next must return the end of the stream at once, not wait for
+ * an edge that will never come (the epoll backend takes a short read on a
+ * byte stream for "buffer empty"). */
 static void check_short_read_then_end(zk_stream *reader, zk_stream *writer) {
     waiting_reader wr = {.s = reader};
     zk_task *t;
