@@ -112,6 +112,27 @@ static inline int64_t zk_test_join_all(zk_task **h, int n) {
     return sum;
 }
 
+/* Polls `f` once, which registers or submits what it waits for (a timer,
+ * an I/O operation holding its handle), sets `flag`, then awaits `f`. A
+ * task that aborts this one, or closes what it waits on, after seeing the
+ * flag (zk_test_wait_flag) does so while the wait is registered, never
+ * before it began. */
+static inline int64_t zk_test_await_after_flag(zk_future *f, atomic_int *flag) {
+    zk_waker noop = zk_waker_noop();
+    zk_context cx;
+    zk_context_init(&cx, &noop);
+    int64_t out;
+    cr_assert_eq(zk_future_poll(f, &cx, &out), ZK_PENDING);
+    atomic_store(flag, 1);
+    return zk_await(f);
+}
+
+/* Waits (parked, on the timer) until `flag` is set by another task. */
+static inline void zk_test_wait_flag(atomic_int *flag) {
+    while (!atomic_load(flag))
+        zk_sleep(ZK_MS(1));
+}
+
 /* pthread_self() and errno's address are "const" to the compiler, which
  * may reuse a value read before an await after it: read them through a
  * function it cannot see through. */

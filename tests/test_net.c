@@ -361,32 +361,11 @@ typedef struct blocked_read {
     atomic_int started;
 } blocked_read;
 
-/* Polls `f` once, which registers or submits its operation (holding its
- * handle from then on), sets `flag`, then awaits `f`: a task that closes
- * or aborts after seeing the flag does so under a waiting call, never
- * before the call began (a handle closed before a call is not for it to
- * use). */
-static int64_t await_after_flag(zk_future *f, atomic_int *flag) {
-    zk_waker noop = zk_waker_noop();
-    zk_context cx;
-    zk_context_init(&cx, &noop);
-    int64_t out;
-    cr_assert_eq(zk_future_poll(f, &cx, &out), ZK_PENDING);
-    atomic_store(flag, 1);
-    return zk_await(f);
-}
-
 static int64_t blocked_reader(void *arg) {
     blocked_read *br = arg;
     zk_io_future f;
     zk_stream_read_future_init(&f, br->s, br->buf, sizeof br->buf);
-    return await_after_flag(&f.base, &br->started);
-}
-
-/* Waits (parked, on the timer) until `flag` is set by another task. */
-static void wait_flag(atomic_int *flag) {
-    while (!atomic_load(flag))
-        zk_sleep(ZK_MS(1));
+    return zk_test_await_after_flag(&f.base, &br->started);
 }
 
 static int64_t abort_read_root(void *arg) {
@@ -397,7 +376,7 @@ static int64_t abort_read_root(void *arg) {
     memset(br.buf, 'C', sizeof br.buf);
     zk_task *t;
     cr_assert_eq(zk_spawn(blocked_reader, &br, &t), 0);
-    wait_flag(&br.started);
+    zk_test_wait_flag(&br.started);
     zk_sleep(ZK_MS(5)); /* let it reach the kernel (either way is valid) */
     cr_assert_eq(zk_task_abort(t), 0);
     int64_t r = 0;
@@ -423,7 +402,7 @@ static int64_t close_wakes_root(void *arg) {
     blocked_read br = {.s = p.a};
     zk_task *t;
     cr_assert_eq(zk_spawn(blocked_reader, &br, &t), 0);
-    wait_flag(&br.started);
+    zk_test_wait_flag(&br.started);
     cr_assert_eq(zk_stream_close(p.a), 0);
     p.a = NULL;
     int64_t r = 0;
@@ -447,7 +426,7 @@ static int64_t accept_waiter(void *arg) {
     zk_stream *s = NULL;
     zk_io_future f;
     zk_listener_accept_future_init(&f, ba->l, &s, NULL);
-    int64_t rc = await_after_flag(&f.base, &ba->started);
+    int64_t rc = zk_test_await_after_flag(&f.base, &ba->started);
     if (s)
         zk_stream_close(s);
     return rc;
@@ -459,7 +438,7 @@ static int64_t close_listener_root(void *arg) {
     blocked_accept ba = {.l = zk_test_listen(&addr)};
     zk_task *t;
     cr_assert_eq(zk_spawn(accept_waiter, &ba, &t), 0);
-    wait_flag(&ba.started);
+    zk_test_wait_flag(&ba.started);
     cr_assert_eq(zk_listener_close(ba.l), 0);
     int64_t r = 0;
     cr_assert_eq(zk_task_join(&t, &r), 0);
@@ -681,7 +660,7 @@ static int64_t read_to_end_waiting_first(void *arg) {
     char buf[256];
     zk_io_future f;
     zk_stream_read_future_init(&f, wr->s, buf, sizeof buf);
-    int64_t total = 0, n = await_after_flag(&f.base, &wr->started);
+    int64_t total = 0, n = zk_test_await_after_flag(&f.base, &wr->started);
     while (n > 0) {
         total += n;
         n = zk_stream_read(wr->s, buf, sizeof buf);
@@ -699,7 +678,7 @@ static void check_short_read_then_end(zk_stream *reader, zk_stream *writer) {
     waiting_reader wr = {.s = reader};
     zk_task *t;
     cr_assert_eq(zk_spawn(read_to_end_waiting_first, &wr, &t), 0);
-    wait_flag(&wr.started);
+    zk_test_wait_flag(&wr.started);
     cr_assert_eq(zk_stream_write_all(writer, "abc", 3), 0);
     zk_stream_close(writer);
     int64_t got;

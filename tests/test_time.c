@@ -99,16 +99,9 @@ static int64_t sleeps_an_hour(void *arg) {
  * through `arg`, then awaits it: an abort after the flag always finds the
  * timer in the wheel. */
 static int64_t sleeps_an_hour_registered_first(void *arg) {
-    atomic_int *registered = arg;
     zk_sleep_future nap;
     zk_sleep_future_init(&nap, ZK_SEC(3600));
-    zk_waker noop = zk_waker_noop();
-    zk_context cx;
-    zk_context_init(&cx, &noop);
-    int64_t out;
-    cr_assert_eq(zk_future_poll(&nap.base, &cx, &out), ZK_PENDING);
-    atomic_store(registered, 1);
-    return zk_await(&nap.base);
+    return zk_test_await_after_flag(&nap.base, arg);
 }
 
 static int64_t abort_sleeper_root(void *arg) {
@@ -116,8 +109,7 @@ static int64_t abort_sleeper_root(void *arg) {
     atomic_int registered = 0;
     zk_task *h;
     cr_assert_eq(zk_spawn(sleeps_an_hour_registered_first, &registered, &h), 0);
-    while (!atomic_load(&registered))
-        zk_sleep(ZK_MS(1)); /* parked until the sleeper's timer is in */
+    zk_test_wait_flag(&registered); /* the sleeper's timer is in */
     cr_assert_eq(zk_task_abort(h), 0);
     int64_t r = 0;
     cr_assert_eq(zk_task_join(&h, &r), -ECANCELED);
