@@ -71,7 +71,9 @@ static void die(const char *what, int err) {
     exit(1);
 }
 
-static char *conn_buf(int c) { return conn_bufs + (size_t)c * BUF_SIZE; }
+static char *conn_buf(int c) {
+    return conn_bufs + (size_t)c * BUF_SIZE;
+}
 
 static struct io_uring_sqe *sqe_get(void) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
