@@ -2,7 +2,9 @@
  * once-cell: semantics, FIFO hand-off, cancellation in every state (by
  * polling futures by hand, by aborting tasks, by deadlines), bad input,
  * plain threads, and stress across workers. */
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "helpers.h"
 
@@ -655,10 +657,12 @@ ZK_TEST(sync, plain_threads_block_notify_and_release) {
 typedef struct plain_lock {
     zk_mutex *m;
     zk_notify *will_block;
+    _Atomic pid_t tid; /* the plain thread's, for /proc */
 } plain_lock;
 
 static void *plain_locker(void *arg) {
     plain_lock *p = arg;
+    atomic_store(&p->tid, (pid_t)syscall(SYS_gettid));
     intptr_t rc = zk_mutex_try_lock(p->m) == -EAGAIN ? 0 : -1;
     zk_notify_one(p->will_block);
     /* Blocks this thread (it is not a task) until a task unlocks. */
@@ -669,9 +673,32 @@ static void *plain_locker(void *arg) {
     return (void *)rc;
 }
 
+/* Whether thread `tid` of this process is asleep: state S in
+ * /proc/self/task/TID/stat (the field after the name's closing bracket). */
+static bool thread_sleeps(pid_t tid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *name_end = strrchr(buf, ')');
+    return name_end != NULL && name_end[1] == ' ' && name_end[2] == 'S';
+}
+
 static int64_t unlocks_for_the_thread(void *arg) {
     plain_lock *p = arg;
     cr_assert_eq(zk_notify_wait(p->will_block), 0);
+    /* Unlocked only once the thread sleeps in zk_mutex_lock, so that the
+     * blocking path is what is tested: nothing public says that a waiter
+     * is queued, but the kernel says that the thread sleeps (its only
+     * blocking call after the notification). */
+    for (int i = 0; i < 5000 && !thread_sleeps(atomic_load(&p->tid)); i++)
+        zk_sleep(ZK_MS(1));
+    cr_assert(thread_sleeps(atomic_load(&p->tid)),
+              "the plain thread never went to sleep in zk_mutex_lock");
     return zk_mutex_unlock(p->m); /* locked by the main thread */
 }
 
