@@ -3,7 +3,7 @@
  * same load generator (bench/echo_load.c) drives it, Tokio's and Go's.
  *
  *   bench_echo_server PORT      (ZOKIO_IO_BACKEND=io_uring|epoll picks
- *                                the backend; 2 workers)
+ *                                the backend; 2 workers, or ECHO_WORKERS)
  *
  * One coroutine task per connection, reading into a 4 KiB buffer and
  * writing back what it read: the straight-line code a user would write.
@@ -94,7 +94,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     zk_builder *b = zk_builder_new();
-    zk_builder_set_workers(b, 2);
+    /* The benchmarks compare 2 workers with Tokio's 2; ECHO_WORKERS is
+     * for diagnosis (bench/README, "Two workers against one"). */
+    const char *workers = getenv("ECHO_WORKERS");
+    zk_builder_set_workers(b, workers ? strtoul(workers, NULL, 10) : 2);
     zk_runtime *rt;
     int rc = zk_builder_build(b, &rt);
     zk_builder_free(b);
