@@ -28,6 +28,9 @@ case "$only" in "" | echo | file) ;; *)
   exit 2
   ;;
 esac
+# Zokio's echo server runs 2 workers, as the peers do, whatever the caller's
+# environment says (ECHO_WORKERS is for diagnosis, see bench/README).
+unset ECHO_WORKERS
 ROUNDS=${ROUNDS:-5}
 ECHO_SECONDS=${ECHO_SECONDS:-5}
 ECHO_THREADS=${ECHO_THREADS:-1}
