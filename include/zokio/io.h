@@ -5,9 +5,9 @@
  * Two backends behave the same as seen from this API:
  * - io_uring (through liburing): one ring per worker; operations are
  *   submitted in batches and complete in the kernel (completion-based).
- * - epoll: one epoll instance per worker; operations are tried, and retried
- *   when the kernel reports readiness. File operations, which epoll cannot
- *   wait for, run on the blocking pool.
+ * - epoll: one epoll instance shared by the workers; operations are
+ *   tried, and retried when the kernel reports readiness. File operations,
+ *   which epoll cannot wait for, run on the blocking pool.
  * A runtime picks io_uring when the kernel allows it and epoll otherwise
  * (seccomp filters, /proc/sys/kernel/io_uring_disabled, kernels older than
  * 6.0, which lack the synchronous cancellation zokio relies on), unless the

@@ -1,16 +1,18 @@
 /*
  * io.h - the I/O driver's internal contract.
  *
- * Each worker of a runtime owns one backend instance (an io_uring ring or
- * an epoll instance), created with the runtime. The schedulers call:
+ * Each worker of a runtime has one backend instance, created with the
+ * runtime: its own io_uring ring, or its view of the epoll instance that
+ * the workers share (one reaps it at a time). The schedulers call:
  * - zk__io_after_run() after each task run: io_uring submits what the
  *   tasks prepared once the worker has no more runnable work in hand, or
  *   once a batch is large (one system call for many operations);
  * - zk__io_poll(w, 0) every few ticks: completions/events are reaped and
  *   their tasks woken, without sleeping;
  * - the worker's parker, which sleeps inside the backend (zk__parker with
- *   `io` set): a park returns on an unpark (eventfd), on the next timer
- *   deadline or when any completion or event arrives.
+ *   `io` set): a park returns on an unpark (eventfd, or the parker's
+ *   futex for an epoll worker that sleeps while another reaps), on the
+ *   next timer deadline or when any completion or event arrives.
  *
  * Operations (op.h) carry their whole state in the caller's future. Handles
  * (zk__io_handle) wrap a file descriptor shared by a user and the
@@ -66,7 +68,10 @@ typedef struct zk__io_backend_ops {
     void (*flush)(zk__io_worker *w, bool batch_only);
     /* Reaps completions or events and wakes their tasks, first waiting up
      * to `timeout_ns` for one (0: no wait, < 0: no limit) or for unpark().
-     * Owner thread. */
+     * Owner thread. epoll's workers share one instance, which one worker
+     * at a time reaps: while another does, poll() returns at once with no
+     * wait, and otherwise sleeps on `park_state` (the parker's PARKED)
+     * until unpark() or the timeout, reaping nothing. */
     void (*poll)(zk__io_worker *w, int64_t timeout_ns);
     /* Makes the owner's current or next poll() return. Any thread. */
     void (*unpark)(zk__io_worker *w);
@@ -86,9 +91,14 @@ struct zk__io_worker {
     const zk__io_backend_ops *ops;
     struct zk_runtime *rt;
     size_t index;
+    /* The state of the parker that sleeps in this instance (park.h, set by
+     * zk__parker_attach_io): epoll's poll() sleeps on it with a futex while
+     * another worker waits in the instance they share. */
+    _Atomic uint32_t *park_state;
 };
 
-/* A runtime's driver: one instance per worker. */
+/* A runtime's driver: one instance (or view of the shared epoll instance)
+ * per worker. */
 typedef struct zk__io {
     const zk__io_backend_ops *ops;
     size_t n;

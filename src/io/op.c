@@ -267,9 +267,9 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
     atomic_init(&h->refs, 1);
     atomic_init(&h->closed, false);
     /* Handles go to the workers in turn, wherever they are made: made by
-     * one accept loop, every connection would be watched by its worker
-     * (epoll), which then woke every task and left the other workers to
-     * steal them, one sleep and wake-up after another. */
+     * one accept loop, every connection would be received on by its
+     * worker's ring (io_uring), which then woke every task and left the
+     * other workers to steal them, one sleep and wake-up after another. */
     h->home = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
     zk__io_worker *w = rt->io.workers[h->home];
     int rc = rt->io.ops->handle_open(h, w);

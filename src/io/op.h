@@ -69,8 +69,9 @@ struct zk__io_handle {
      * buffer was empty after it), so the next one is submitted to wait for
      * readiness first instead of failing an attempt (zk__op_drained). */
     _Atomic bool recv_drained;
-    /* The worker it belongs to, given in turn (zk__handle_new): epoll
-     * watches it there; on io_uring its multishot receive runs there. */
+    /* The worker it belongs to, given in turn (zk__handle_new): on
+     * io_uring its multishot receive runs there (epoll's workers share one
+     * instance and do not use it). */
     size_t home;
     /* Backend data: the epoll registration (epoll.c), io_uring's receive
      * queue (uring_rx.c). */

@@ -240,7 +240,7 @@ int zk__current_thread_create(zk_runtime *rt) {
     }
     zk__parker_init(&ct->parker);
     ct->io = rt->io.workers[0];
-    ct->parker.io = ct->io;
+    zk__parker_attach_io(&ct->parker, ct->io);
     zk__worker_init(&ct->worker, rt, ct, 0);
     atomic_init(&ct->driving, false);
     rt->sched = ct;

@@ -495,7 +495,7 @@ int zk__multi_thread_create(zk_runtime *rt) {
         zk__local_queue_init(&mw->queue);
         zk__parker_init(&mw->parker);
         mw->io = rt->io.workers[i];
-        mw->parker.io = mw->io;
+        zk__parker_attach_io(&mw->parker, mw->io);
         mw->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
     rt->sched = mt;

@@ -3,28 +3,18 @@
 
 #include "io/io.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
-enum { ZK__PARK_EMPTY = 0, ZK__PARK_PARKED = 1, ZK__PARK_NOTIFIED = 2 };
-
-static void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
-                           const struct timespec *timeout) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, timeout,
-            NULL, 0);
-}
-
-static void zk__futex_wake(_Atomic uint32_t *addr) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
+#include "common/futex.h"
 
 void zk__parker_init(zk__parker *p) {
     atomic_init(&p->state, ZK__PARK_EMPTY);
     p->io = NULL;
+}
+
+void zk__parker_attach_io(zk__parker *p, zk__io_worker *io) {
+    p->io = io;
+    io->park_state = &p->state;
 }
 
 /* Parks until unparked or, with a timeout, until it passes (one futex
@@ -86,8 +76,10 @@ void zk__parker_park_timeout(zk__parker *p, int64_t timeout_ns) {
 }
 
 void zk__parker_unpark(zk__parker *p) {
+    /* Sequentially consistent: a backend that sleeps on `state` or in its
+     * instance, whichever it could, orders this against its choice. */
     if (atomic_exchange_explicit(&p->state, ZK__PARK_NOTIFIED,
-                                 memory_order_release) == ZK__PARK_PARKED) {
+                                 memory_order_seq_cst) == ZK__PARK_PARKED) {
         if (p->io != NULL)
             p->io->ops->unpark(p->io);
         else

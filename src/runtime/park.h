@@ -12,6 +12,9 @@
 
 struct zk__io_worker;
 
+/* A parker's `state`. */
+enum { ZK__PARK_EMPTY = 0, ZK__PARK_PARKED = 1, ZK__PARK_NOTIFIED = 2 };
+
 typedef struct zk__parker {
     /* ZK__PARK_EMPTY, ZK__PARK_PARKED or ZK__PARK_NOTIFIED. */
     _Atomic uint32_t state;
@@ -21,6 +24,9 @@ typedef struct zk__parker {
 } zk__parker;
 
 void zk__parker_init(zk__parker *p);
+/* Makes `p` sleep in `io`, the I/O driver instance of the worker that owns
+ * `p` (and lets `io` sleep on `p`'s state when it cannot wait itself). */
+void zk__parker_attach_io(zk__parker *p, struct zk__io_worker *io);
 /* Sleeps until unparked; consumes one pending unpark. */
 void zk__parker_park(zk__parker *p);
 /* Like zk__parker_park(), but returns after `timeout_ns` (relative, > 0)
