@@ -488,8 +488,11 @@ static void zk__epoll_sleep(zk__io_worker *w, int64_t timeout_ns) {
     zk__futex_wait(w->park_state, ZK__PARK_PARKED, timeout_ns < 0 ? NULL : &ts);
 }
 
-static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
+static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns, size_t max) {
     zk__epoll_shared *sh = ((zk__epoll *)w)->sh;
+    int cap = max < ZK__EPOLL_EVENTS ? (int)max : ZK__EPOLL_EVENTS;
+    if (cap == 0 && timeout_ns == 0)
+        return;
     size_t none = ZK__NO_REAPER;
     if (!atomic_compare_exchange_strong(&sh->reaper, &none, w->index)) {
         /* Another worker reaps: it wakes tasks, and a sleeper when it has
@@ -507,7 +510,7 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns) {
     struct epoll_event evs[ZK__EPOLL_EVENTS];
     /* Events fetched from here on cannot name a released registration. */
     zk__epoll_release(sh);
-    int n = zk__epoll_wait(sh, evs, ZK__EPOLL_EVENTS, timeout_ns);
+    int n = zk__epoll_wait(sh, evs, cap > 0 ? cap : 1, timeout_ns);
     zk__epoll_handle_events(sh, evs, n);
     atomic_store(&sh->reaper, ZK__NO_REAPER);
 }

@@ -7,8 +7,9 @@
  * - zk__io_after_run() after each task run: io_uring submits what the
  *   tasks prepared once the worker has no more runnable work in hand, or
  *   once a batch is large (one system call for many operations);
- * - zk__io_poll(w, 0) every few ticks: completions/events are reaped and
- *   their tasks woken, without sleeping;
+ * - zk__io_poll(w, 0, room) every few ticks: completions/events are reaped
+ *   and their tasks woken, without sleeping, no more than the worker's
+ *   queue has room for (the rest wait in the kernel, in order);
  * - the worker's parker, which sleeps inside the backend (zk__parker with
  *   `io` set): a park returns on an unpark (eventfd, or the parker's
  *   futex for an epoll worker that sleeps while another reaps), on the
@@ -68,11 +69,13 @@ typedef struct zk__io_backend_ops {
     void (*flush)(zk__io_worker *w, bool batch_only);
     /* Reaps completions or events and wakes their tasks, first waiting up
      * to `timeout_ns` for one (0: no wait, < 0: no limit) or for unpark().
-     * Owner thread. epoll's workers share one instance, which one worker
+     * It handles at most `max` of them (SIZE_MAX: as many as it fetches at
+     * once); the others stay in the kernel's queue, in order, for the next
+     * poll. Owner thread. epoll's workers share one instance, which one worker
      * at a time reaps: while another does, poll() returns at once with no
      * wait, and otherwise sleeps on `park_state` (the parker's PARKED)
      * until unpark() or the timeout, reaping nothing. */
-    void (*poll)(zk__io_worker *w, int64_t timeout_ns);
+    void (*poll)(zk__io_worker *w, int64_t timeout_ns, size_t max);
     /* Makes the owner's current or next poll() return. Any thread. */
     void (*unpark)(zk__io_worker *w);
     /* The operation future's poll and drop. */
@@ -133,8 +136,9 @@ static inline void zk__io_after_run(zk__io_worker *w, bool more_work) {
 /* Adds 1 to an eventfd (how unpark() reaches a worker in its backend). */
 void zk__eventfd_signal(int efd);
 
-static inline void zk__io_poll(zk__io_worker *w, int64_t timeout_ns) {
-    w->ops->poll(w, timeout_ns);
+static inline void zk__io_poll(zk__io_worker *w, int64_t timeout_ns,
+                               size_t max) {
+    w->ops->poll(w, timeout_ns, max);
 }
 
 #endif

@@ -103,8 +103,9 @@ static inline void zk__uring_prefetch(zk__uring *u, unsigned head, int stage) {
         zk__prefetch_wakee(&s->op->waker);
 }
 
-/* Records every completion and wakes its task. Called with the lock. */
-static void zk__uring_reap_locked(zk__uring *u) {
+/* Records completions, at most `max` of them, and wakes their tasks;
+ * returns how many. Called with the lock. */
+static size_t zk__uring_reap_some_locked(zk__uring *u, size_t max) {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     /* Each completion's slot, the receive queue or operation it points
@@ -112,12 +113,16 @@ static void zk__uring_reap_locked(zk__uring *u) {
      * the queue's lock is taken at once: fetched a few completions ahead,
      * their misses overlap instead of coming one after the other. */
     unsigned ready = io_uring_cq_ready(&u->ring);
+    if (ready > max)
+        ready = (unsigned)max;
     unsigned first = *u->ring.cq.khead;
     for (unsigned k = 0; k < ready && k < ZK__WAKE_AHEAD; k++)
         zk__uring_prefetch(u, first + k, 0);
     for (unsigned k = 0; k < ready && k < ZK__WAKE_AHEAD / 2; k++)
         zk__uring_prefetch(u, first + k, 1);
     io_uring_for_each_cqe(&u->ring, head, cqe) {
+        if (n == ready)
+            break;
         if (n + ZK__WAKE_AHEAD < ready)
             zk__uring_prefetch(u, head + ZK__WAKE_AHEAD, 0);
         if (n + ZK__WAKE_AHEAD / 2 < ready)
@@ -161,14 +166,21 @@ static void zk__uring_reap_locked(zk__uring *u) {
         u->free_head = idx;
     }
     io_uring_cq_advance(&u->ring, n);
+    return n;
 }
 
-/* Reaps what the kernel has for this ring, in up to `rounds` passes. It
- * may hold completions back: work it runs only when asked (cooperative task
- * running) and, when the completion queue was full, an overflow list that
- * only a kernel entry moves into the queue, a queue's worth at a time. */
-static void zk__uring_reap(zk__uring *u, uint32_t rounds) {
-    for (uint32_t i = 0; i < rounds; i++) {
+/* Records every completion in the queue. Called with the lock. */
+static void zk__uring_reap_locked(zk__uring *u) {
+    zk__uring_reap_some_locked(u, SIZE_MAX);
+}
+
+/* Reaps what the kernel has for this ring, in up to `rounds` passes and
+ * at most `max` completions. It may hold completions back: work it runs
+ * only when asked (cooperative task running) and, when the completion
+ * queue was full, an overflow list that only a kernel entry moves into the
+ * queue, a queue's worth at a time. */
+static void zk__uring_reap(zk__uring *u, uint32_t rounds, size_t max) {
+    for (uint32_t i = 0; i < rounds && max > 0; i++) {
         if (io_uring_cq_ready(&u->ring) == 0 &&
             (IO_URING_READ_ONCE(*u->ring.sq.kflags) &
              (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
@@ -176,7 +188,7 @@ static void zk__uring_reap(zk__uring *u, uint32_t rounds) {
         if (io_uring_cq_ready(&u->ring) == 0)
             return;
         pthread_mutex_lock(&u->lock);
-        zk__uring_reap_locked(u);
+        max -= zk__uring_reap_some_locked(u, max);
         pthread_mutex_unlock(&u->lock);
     }
 }
@@ -500,7 +512,7 @@ static void zk__uring_handle_free(zk__io_handle *h) {
 /* The worker's ring                                                      */
 /* ---------------------------------------------------------------------- */
 
-static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
+static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns, size_t max) {
     zk__uring *u = (zk__uring *)w;
     /* Answering asks may wake tasks into this worker's queue: then no
      * wait, the caller must get up and run them. */
@@ -511,7 +523,7 @@ static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns) {
                                        .tv_nsec = timeout_ns % 1000000000};
         io_uring_wait_cqe_timeout(&u->ring, &cqe, timeout_ns < 0 ? NULL : &ts);
     }
-    zk__uring_reap(u, 4);
+    zk__uring_reap(u, 4, max);
 }
 
 static void zk__uring_unpark(zk__io_worker *w) {
@@ -535,7 +547,7 @@ static void zk__uring_destroy(zk__io_worker *w) {
      * close what a dropped accept or open made. All of them, including
      * those the kernel kept aside because the queue was full. */
     zk__rx_answer_asks(u, false);
-    zk__uring_reap(u, UINT32_MAX);
+    zk__uring_reap(u, UINT32_MAX, SIZE_MAX);
     /* Some may come later: a cancellation asked just before the ring's
      * worker exited is completed by the kernel on its own time (it runs an
      * exited thread's completion work from a work queue), and a multishot
@@ -556,7 +568,7 @@ static void zk__uring_destroy(zk__io_worker *w) {
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 5000000};
         struct io_uring_cqe *cqe;
         io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
-        zk__uring_reap(u, UINT32_MAX);
+        zk__uring_reap(u, UINT32_MAX, SIZE_MAX);
     }
     io_uring_queue_exit(&u->ring);
     zk__pbufs_free(u);

@@ -63,7 +63,7 @@ static zk__task *zk__ct_next(zk__ct *ct) {
     zk__task *t;
     if (++ct->tick % ZK__INJECT_INTERVAL == 0) {
         zk__time_process(&ct->worker.rt->time);
-        zk__io_poll(ct->io, 0);
+        zk__io_poll(ct->io, 0, SIZE_MAX);
         if ((t = zk__inject_pop(&ct->inject)) != NULL)
             return t;
     }
@@ -240,7 +240,7 @@ int zk__current_thread_create(zk_runtime *rt) {
     }
     zk__parker_init(&ct->parker);
     ct->io = rt->io.workers[0];
-    zk__parker_attach_io(&ct->parker, ct->io);
+    zk__parker_attach_io(&ct->parker, ct->io, SIZE_MAX); /* unbounded queue */
     zk__worker_init(&ct->worker, rt, ct, 0);
     atomic_init(&ct->driving, false);
     rt->sched = ct;

@@ -10,10 +10,12 @@
 void zk__parker_init(zk__parker *p) {
     atomic_init(&p->state, ZK__PARK_EMPTY);
     p->io = NULL;
+    p->io_max = 0;
 }
 
-void zk__parker_attach_io(zk__parker *p, zk__io_worker *io) {
+void zk__parker_attach_io(zk__parker *p, zk__io_worker *io, size_t max_wakes) {
     p->io = io;
+    p->io_max = max_wakes;
     io->park_state = &p->state;
 }
 
@@ -40,7 +42,7 @@ static void zk__parker_wait(zk__parker *p, const struct timespec *timeout,
     if (p->io != NULL) {
         /* Any return of the driver's wait ends the park (completions and
          * events woke tasks the caller must now run). */
-        zk__io_poll(p->io, timeout_ns);
+        zk__io_poll(p->io, timeout_ns, p->io_max);
         atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
                                  memory_order_acquire);
         return;

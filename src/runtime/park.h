@@ -8,6 +8,7 @@
 #define ZK__PARK_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct zk__io_worker;
@@ -21,12 +22,17 @@ typedef struct zk__parker {
     /* A worker's parker sleeps in its I/O driver instance (and returns
      * early when an I/O completion or event arrives); NULL: a futex. */
     struct zk__io_worker *io;
+    /* The most I/O wakes a park may make (zk__io_poll's `max`). */
+    size_t io_max;
 } zk__parker;
 
 void zk__parker_init(zk__parker *p);
 /* Makes `p` sleep in `io`, the I/O driver instance of the worker that owns
- * `p` (and lets `io` sleep on `p`'s state when it cannot wait itself). */
-void zk__parker_attach_io(zk__parker *p, struct zk__io_worker *io);
+ * `p` (and lets `io` sleep on `p`'s state when it cannot wait itself); a
+ * park reaps at most `max_wakes` completions or events (the room in the
+ * worker's run queue, which is empty when it parks). */
+void zk__parker_attach_io(zk__parker *p, struct zk__io_worker *io,
+                          size_t max_wakes);
 /* Sleeps until unparked; consumes one pending unpark. */
 void zk__parker_park(zk__parker *p);
 /* Like zk__parker_park(), but returns after `timeout_ns` (relative, > 0)
