@@ -15,9 +15,10 @@
 # Prints per server the median msgs/s, the median server CPU per round trip
 # (us) and its user-space part, the median CPU per round trip of the load
 # generator itself (us), the median number of times a server thread went to
-# sleep per round trip, the median of the per-round ratio of its msgs/s to
-# the first server's, and the steal time (USER_HZ ticks) the machine
-# reported during its runs.
+# sleep per round trip, the median 99th percentile of the round-trip time
+# (ms), the median of the per-round ratio of its msgs/s to the first
+# server's, and the steal time (USER_HZ ticks) the machine reported during
+# its runs.
 set -euo pipefail
 if [ $# -lt 5 ]; then
   sed -n '2,20p' "$0" >&2
@@ -50,16 +51,17 @@ for r in $(seq "$rounds"); do
       $2 ~ /_client$/ {l = $4}
       $2 ~ /_sleeps$/ {z = $4}
       $2 ~ /_user$/ {u = $4}
-      END {print r, b, m, c, st, l, z, u}' >> "$raw"
+      $2 ~ /_p99$/ {p = $4}
+      END {print r, b, m, c, st, l, z, u, p}' >> "$raw"
   done
 done
 awk 'function med(a, n,   i, j, t) {
        for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
      { if (!($2 in seen)) { seen[$2] = 1; ord[++k] = $2 }
-       n[$2]++; M[$2, n[$2]] = $3; C[$2, n[$2]] = $4; S[$2] += $5; L[$2, n[$2]] = $6; Z[$2, n[$2]] = $7; U[$2, n[$2]] = $8; R[$1, $2] = $3
+       n[$2]++; M[$2, n[$2]] = $3; C[$2, n[$2]] = $4; S[$2] += $5; L[$2, n[$2]] = $6; Z[$2, n[$2]] = $7; U[$2, n[$2]] = $8; P[$2, n[$2]] = $9; R[$1, $2] = $3
        if ($2 == ord[1]) first[$1] = $3 }
-     END { for (i = 1; i <= k; i++) { b = ord[i]; delete x; delete y; delete z; delete w; delete v; delete u
-             for (j = 1; j <= n[b]; j++) { x[j] = M[b, j]; y[j] = C[b, j]; z[j] = R[j, b] / first[j]; w[j] = L[b, j]; v[j] = Z[b, j]; u[j] = U[b, j] }
-             printf "%-28s msgs/s %7.0f  cpu/msg %6.2f  (user %5.2f)  load-cpu/msg %6.2f  sleeps/msg %6.4f  ratio-to-first %5.3f  steal %d\n",
-                    b, med(x, n[b]), med(y, n[b]), med(u, n[b]), med(w, n[b]), med(v, n[b]), med(z, n[b]), S[b] } }' "$raw"
+     END { for (i = 1; i <= k; i++) { b = ord[i]; delete x; delete y; delete z; delete w; delete v; delete u; delete q
+             for (j = 1; j <= n[b]; j++) { x[j] = M[b, j]; y[j] = C[b, j]; z[j] = R[j, b] / first[j]; w[j] = L[b, j]; v[j] = Z[b, j]; u[j] = U[b, j]; q[j] = P[b, j] }
+             printf "%-28s msgs/s %7.0f  cpu/msg %6.2f  (user %5.2f)  load-cpu/msg %6.2f  sleeps/msg %6.4f  p99 %6.1f ms  ratio-to-first %5.3f  steal %d\n",
+                    b, med(x, n[b]), med(y, n[b]), med(u, n[b]), med(w, n[b]), med(v, n[b]), med(q, n[b]) / 1000, med(z, n[b]), S[b] } }' "$raw"

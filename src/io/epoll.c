@@ -13,7 +13,7 @@
  * worker's queue, and it wakes a sleeper when it has more than it can run
  * next. With an instance per worker, each worker saw only its own
  * connections' events and slept and woke for each small batch of them:
- * about three times as many sleeps per round trip on an echo server with
+ * three to six times as many sleeps per round trip on an echo server with
  * 100 connections (bench/README.md).
  *
  * Readiness is cached per direction in `state` (see ZK__RD_*), together
