@@ -9,10 +9,11 @@
  * One worker at a time reaps (Tokio's I/O driver): a worker going to sleep
  * waits in epoll_wait when no other worker does, and otherwise sleeps on
  * its parker's futex; a busy worker reaps without waiting every few ticks
- * when nobody else is reaping. The tasks an event wakes go to the reaping
- * worker's queue, and it wakes a sleeper when it has more than it can run
- * next. With an instance per worker, each worker saw only its own
- * connections' events and slept and woke for each small batch of them:
+ * when nobody else is reaping (a worker going to sleep meanwhile waits for
+ * that short reap to end, then waits in epoll_wait itself). The tasks an event
+ * wakes go to the reaping worker's queue, and it wakes a sleeper when it has
+ * more than it can run next. With an instance per worker, each worker saw only
+ * its own connections' events and slept and woke for each small batch of them:
  * three to six times as many sleeps per round trip on an echo server with
  * 100 connections (bench/README.md).
  *
@@ -41,6 +42,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,9 @@ _Static_assert(offsetof(zk__epoll_reg, dir) + sizeof(zk__epoll_dir) <= 64,
                "a read's fields of the registration must share a line");
 
 #define ZK__NO_REAPER SIZE_MAX
+/* Set in `reaper` with the index of a worker that may wait in epoll_wait
+ * (a park), clear for a running worker's reap without a wait. */
+#define ZK__REAPER_WAITS ((size_t)1 << (sizeof(size_t) * 8 - 2))
 
 /* The epoll instance of a runtime, made with its worker 0 and freed with
  * its last worker. */
@@ -113,7 +118,8 @@ struct zk__epoll_shared {
     int epfd;
     int efd; /* unpark() of the worker waiting in epoll_wait */
     /* The worker reaping events (waiting in epoll_wait or handling what it
-     * returned), or ZK__NO_REAPER: taken with a compare-and-swap. */
+     * returned), with ZK__REAPER_WAITS when it may wait, or ZK__NO_REAPER:
+     * taken with a compare-and-swap. */
     _Atomic size_t reaper;
     pthread_mutex_t release_lock;
     zk__epoll_reg *release;
@@ -493,19 +499,33 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns, size_t max) {
     int cap = max < ZK__EPOLL_EVENTS ? (int)max : ZK__EPOLL_EVENTS;
     if (cap == 0 && timeout_ns == 0)
         return;
-    size_t none = ZK__NO_REAPER;
-    if (!atomic_compare_exchange_strong(&sh->reaper, &none, w->index)) {
-        /* Another worker reaps: it wakes tasks, and a sleeper when it has
-         * more than it can run. */
-        if (timeout_ns != 0 && w->park_state != NULL)
+    bool waits = timeout_ns != 0 && w->park_state != NULL;
+    size_t mine = w->index | (waits ? ZK__REAPER_WAITS : 0);
+    size_t cur = ZK__NO_REAPER;
+    for (unsigned spins = 0;
+         !atomic_compare_exchange_strong(&sh->reaper, &cur, mine); spins++) {
+        if (!waits)
+            return; /* another worker reaps now */
+        if (cur & ZK__REAPER_WAITS) {
+            /* It waits for events (and wakes a sleeper when it has more
+             * tasks than it runs next): this worker sleeps on its futex. */
             zk__epoll_sleep(w, timeout_ns);
-        return;
+            return;
+        }
+        /* A running worker's reap without a wait: when it ends, nobody
+         * would wait for events. Short, unless its thread is preempted. */
+        if (atomic_load(w->park_state) != ZK__PARK_PARKED)
+            return; /* unparked meanwhile */
+        if (spins % 64 == 63)
+            sched_yield();
+        else
+            zk__cpu_relax();
+        cur = ZK__NO_REAPER;
     }
     /* An unpark that came before this worker became the reaper found it
      * not reaping and woke its futex, which nobody waits on: the state says
      * so (both sides sequentially consistent, see zk__epoll_unpark). */
-    if (timeout_ns != 0 && w->park_state != NULL &&
-        atomic_load(w->park_state) != ZK__PARK_PARKED)
+    if (waits && atomic_load(w->park_state) != ZK__PARK_PARKED)
         timeout_ns = 0;
     struct epoll_event evs[ZK__EPOLL_EVENTS];
     /* Events fetched from here on cannot name a released registration. */
@@ -519,7 +539,7 @@ static void zk__epoll_unpark(zk__io_worker *w) {
     zk__epoll_shared *sh = ((zk__epoll *)w)->sh;
     /* The parker set NOTIFIED first (sequentially consistent): a worker
      * becoming the reaper after this load sees it and does not wait. */
-    if (atomic_load(&sh->reaper) == w->index)
+    if (atomic_load(&sh->reaper) == (w->index | ZK__REAPER_WAITS))
         zk__eventfd_signal(sh->efd);
     else if (w->park_state != NULL)
         zk__futex_wake(w->park_state);

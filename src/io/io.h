@@ -71,12 +71,16 @@ typedef struct zk__io_backend_ops {
      * to `timeout_ns` for one (0: no wait, < 0: no limit) or for unpark().
      * It handles at most `max` of them (SIZE_MAX: as many as it fetches at
      * once); the others stay in the kernel's queue, in order, for the next
-     * poll. Owner thread. epoll's workers share one instance, which one worker
-     * at a time reaps: while another does, poll() returns at once with no
-     * wait, and otherwise sleeps on `park_state` (the parker's PARKED)
-     * until unpark() or the timeout, reaping nothing. */
+     * poll. Owner thread. epoll's workers share one instance, which one
+     * worker at a time reaps. While another reaps, poll() reaps nothing:
+     * with no wait asked it returns at once; otherwise it sleeps on
+     * `park_state` (the parker's PARKED) until unpark() or the timeout
+     * when the other may wait in epoll_wait, and waits for the other's
+     * reap to end and takes over when it may not. */
     void (*poll)(zk__io_worker *w, int64_t timeout_ns, size_t max);
-    /* Makes the owner's current or next poll() return. Any thread. */
+    /* Makes the owner's current or next poll() return. Any thread. (On
+     * epoll's futex path an unpark is remembered by the parker's state,
+     * not by the backend: the parker is its only caller.) */
     void (*unpark)(zk__io_worker *w);
     /* The operation future's poll and drop. */
     zk_poll (*op_poll)(zk__io_op *op, zk__io_worker *w, zk_context *cx);
@@ -96,7 +100,7 @@ struct zk__io_worker {
     size_t index;
     /* The state of the parker that sleeps in this instance (park.h, set by
      * zk__parker_attach_io): epoll's poll() sleeps on it with a futex while
-     * another worker waits in the instance they share. */
+     * another worker holds the instance they share to wait in it. */
     _Atomic uint32_t *park_state;
 };
 

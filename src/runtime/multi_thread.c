@@ -151,7 +151,8 @@ static zk__task *zk__mt_next_task(zk__mt_worker *mw) {
     if (++mw->tick % ZK__INJECT_INTERVAL == 0) {
         mw->in_driver = true;
         zk__time_process(&mw->mt->rt->time);
-        /* No more wakes than the queue has room for. Overflowing into the
+        /* No more completions or events than the queue has room for (an
+         * event may wake more than one task: rare). Overflowing into the
          * inject queue, woken tasks waited there while every later reap's
          * went ahead (an echo server's 99th percentile was 2-3 times
          * Tokio's at 1,000 connections, bench/README.md); left in the
