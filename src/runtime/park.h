@@ -22,7 +22,8 @@ typedef struct zk__parker {
     /* A worker's parker sleeps in its I/O driver instance (and returns
      * early when an I/O completion or event arrives); NULL: a futex. */
     struct zk__io_worker *io;
-    /* The most I/O wakes a park may make (zk__io_poll's `max`). */
+    /* The most completions or events a park reaps (zk__io_poll's
+     * `max`). */
     size_t io_max;
 } zk__parker;
 
