@@ -9,13 +9,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Sleeps while `*addr` holds `expect`, until zk__futex_wake() or, with a
- * `timeout` (relative), until it passes. May return early (a signal, a
- * stale wake): callers check the word again. */
+/* Sleeps while `*addr` holds `expect`, until zk__futex_wake() or until
+ * `timeout_ns` (relative; < 0: no limit) passes. May return early (a
+ * signal, a stale wake): callers check the word again. */
 static inline void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
-                                  const struct timespec *timeout) {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect, timeout,
-            NULL, 0);
+                                  int64_t timeout_ns) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000),
+                          (long)(timeout_ns % 1000000000)};
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect,
+            timeout_ns < 0 ? NULL : &ts, NULL, 0);
 }
 
 /* Wakes one thread sleeping on `addr`. */

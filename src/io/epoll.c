@@ -487,13 +487,6 @@ static void zk__epoll_handle_events(zk__epoll_shared *sh,
     }
 }
 
-/* Sleeps on the parker's state while another worker reaps. */
-static void zk__epoll_sleep(zk__io_worker *w, int64_t timeout_ns) {
-    struct timespec ts = {(time_t)(timeout_ns / 1000000000),
-                          (long)(timeout_ns % 1000000000)};
-    zk__futex_wait(w->park_state, ZK__PARK_PARKED, timeout_ns < 0 ? NULL : &ts);
-}
-
 static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns, size_t max) {
     zk__epoll_shared *sh = ((zk__epoll *)w)->sh;
     int cap = max < ZK__EPOLL_EVENTS ? (int)max : ZK__EPOLL_EVENTS;
@@ -509,7 +502,7 @@ static void zk__epoll_poll(zk__io_worker *w, int64_t timeout_ns, size_t max) {
         if (cur & ZK__REAPER_WAITS) {
             /* It waits for events (and wakes a sleeper when it has more
              * tasks than it runs next): this worker sleeps on its futex. */
-            zk__epoll_sleep(w, timeout_ns);
+            zk__futex_wait(w->park_state, ZK__PARK_PARKED, timeout_ns);
             return;
         }
         /* A running worker's reap without a wait: when it ends, nobody

@@ -1,11 +1,8 @@
 /* park.c - futex parker, see park.h. */
 #include "park.h"
 
-#include "io/io.h"
-
-#include <time.h>
-
 #include "common/futex.h"
+#include "io/io.h"
 
 void zk__parker_init(zk__parker *p) {
     atomic_init(&p->state, ZK__PARK_EMPTY);
@@ -19,11 +16,11 @@ void zk__parker_attach_io(zk__parker *p, zk__io_worker *io, size_t max_wakes) {
     io->park_state = &p->state;
 }
 
-/* Parks until unparked or, with a timeout, until it passes (one futex
- * wait; a spurious return before either is treated as the end of the wait
- * only when a timeout was given, which callers tolerate: they recheck). */
-static void zk__parker_wait(zk__parker *p, const struct timespec *timeout,
-                            int64_t timeout_ns) {
+/* Parks until unparked or, with a timeout (>= 0), until it passes (one
+ * futex wait; a spurious return before either is treated as the end of the
+ * wait only when a timeout was given, which callers tolerate: they
+ * recheck). */
+static void zk__parker_wait(zk__parker *p, int64_t timeout_ns) {
     uint32_t expect = ZK__PARK_NOTIFIED;
     /* Fast path: an unpark already happened. */
     if (atomic_compare_exchange_strong_explicit(
@@ -48,12 +45,12 @@ static void zk__parker_wait(zk__parker *p, const struct timespec *timeout,
         return;
     }
     for (;;) {
-        zk__futex_wait(&p->state, ZK__PARK_PARKED, timeout);
+        zk__futex_wait(&p->state, ZK__PARK_PARKED, timeout_ns);
         /* Leave PARKED, consuming an unpark if one came. */
         if (atomic_exchange_explicit(&p->state, ZK__PARK_EMPTY,
                                      memory_order_acquire) ==
                 ZK__PARK_NOTIFIED ||
-            timeout != NULL)
+            timeout_ns >= 0)
             return;
         /* Spurious wake-up (EINTR, or a stale wake): sleep again. */
         expect = ZK__PARK_EMPTY;
@@ -68,13 +65,11 @@ static void zk__parker_wait(zk__parker *p, const struct timespec *timeout,
 }
 
 void zk__parker_park(zk__parker *p) {
-    zk__parker_wait(p, NULL, -1);
+    zk__parker_wait(p, -1);
 }
 
 void zk__parker_park_timeout(zk__parker *p, int64_t timeout_ns) {
-    struct timespec ts = {(time_t)(timeout_ns / 1000000000),
-                          (long)(timeout_ns % 1000000000)};
-    zk__parker_wait(p, &ts, timeout_ns);
+    zk__parker_wait(p, timeout_ns);
 }
 
 void zk__parker_unpark(zk__parker *p) {
