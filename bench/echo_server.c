@@ -3,7 +3,8 @@
  * same load generator (bench/echo_load.c) drives it, Tokio's and Go's.
  *
  *   bench_echo_server PORT      (ZOKIO_IO_BACKEND=io_uring|epoll picks
- *                                the backend; 2 workers, or ECHO_WORKERS)
+ *                                the backend; 2 workers, or ECHO_WORKERS;
+ *                                64 KiB stacks, or ECHO_STACK_KIB KiB)
  *
  * One coroutine task per connection, reading into a 4 KiB buffer and
  * writing back what it read: the straight-line code a user would write.
@@ -29,6 +30,10 @@ static int64_t serve(void *arg) {
     return 0;
 }
 
+/* The connections' stack size: 64 KiB, or ECHO_STACK_KIB for diagnosis
+ * (bench/README, "Where 1,000 connections stand"). */
+static size_t conn_stack = 64 * 1024;
+
 static int64_t accept_loop(void *arg) {
     zk_listener *l = arg;
     for (;;) {
@@ -43,7 +48,7 @@ static int64_t accept_loop(void *arg) {
             return rc;
         }
         zk_tcp_set_nodelay(s, true);
-        zk_spawn_opts opts = {.stack_size = 64 * 1024, .name = "conn"};
+        zk_spawn_opts opts = {.stack_size = conn_stack, .name = "conn"};
         zk_task *t;
         if (zk_spawn_ex(NULL, &opts, serve, s, &t) != 0) {
             zk_stream_close(s);
@@ -98,6 +103,15 @@ int main(int argc, char **argv) {
      * for diagnosis (bench/README, "Two workers against one"). */
     const char *workers = getenv("ECHO_WORKERS");
     zk_builder_set_workers(b, workers ? strtoul(workers, NULL, 10) : 2);
+    const char *stack_kib = getenv("ECHO_STACK_KIB");
+    if (stack_kib) {
+        conn_stack = strtoul(stack_kib, NULL, 10) * 1024;
+        if (conn_stack < ZK_STACK_MIN || conn_stack > ZK_STACK_MAX) {
+            fprintf(stderr, "ECHO_STACK_KIB: out of [%zu, %zu]\n",
+                    ZK_STACK_MIN / 1024, ZK_STACK_MAX / 1024);
+            return 2;
+        }
+    }
     zk_runtime *rt;
     int rc = zk_builder_build(b, &rt);
     zk_builder_free(b);
