@@ -17,11 +17,13 @@
 # generator itself (us), the median number of times a server thread went to
 # sleep per round trip, the median 99th percentile of the round-trip time
 # (ms), the median of the per-round ratio of its msgs/s to the first
-# server's, and the steal time (USER_HZ ticks) the machine reported during
-# its runs.
+# server's, in how many rounds its msgs/s was above the first server's
+# (a sign test: 13 or more of 16 is unlikely, p < 0.05 two-sided, if the
+# two were alike), and the steal time (USER_HZ ticks) the machine reported
+# during its runs.
 set -euo pipefail
 if [ $# -lt 5 ]; then
-  sed -n '2,20p' "$0" >&2
+  sed -n '2,23p' "$0" >&2
   exit 2
 fi
 be=$1; conns=$2; size=$3; rounds=$4; shift 4
@@ -62,6 +64,7 @@ awk 'function med(a, n,   i, j, t) {
        n[$2]++; M[$2, n[$2]] = $3; C[$2, n[$2]] = $4; S[$2] += $5; L[$2, n[$2]] = $6; Z[$2, n[$2]] = $7; U[$2, n[$2]] = $8; P[$2, n[$2]] = $9; R[$1, $2] = $3
        if ($2 == ord[1]) first[$1] = $3 }
      END { for (i = 1; i <= k; i++) { b = ord[i]; delete x; delete y; delete z; delete w; delete v; delete u; delete q
-             for (j = 1; j <= n[b]; j++) { x[j] = M[b, j]; y[j] = C[b, j]; z[j] = R[j, b] / first[j]; w[j] = L[b, j]; v[j] = Z[b, j]; u[j] = U[b, j]; q[j] = P[b, j] }
-             printf "%-28s msgs/s %7.0f  cpu/msg %6.2f  (user %5.2f)  load-cpu/msg %6.2f  sleeps/msg %6.4f  p99 %6.1f ms  ratio-to-first %5.3f  steal %d\n",
-                    b, med(x, n[b]), med(y, n[b]), med(u, n[b]), med(w, n[b]), med(v, n[b]), med(q, n[b]) / 1000, med(z, n[b]), S[b] } }' "$raw"
+             above = 0
+             for (j = 1; j <= n[b]; j++) { x[j] = M[b, j]; y[j] = C[b, j]; z[j] = R[j, b] / first[j]; w[j] = L[b, j]; v[j] = Z[b, j]; u[j] = U[b, j]; q[j] = P[b, j]; above += z[j] > 1 }
+             printf "%-28s msgs/s %7.0f  cpu/msg %6.2f  (user %5.2f)  load-cpu/msg %6.2f  sleeps/msg %6.4f  p99 %6.1f ms  ratio-to-first %5.3f  above-first %d/%d  steal %d\n",
+                    b, med(x, n[b]), med(y, n[b]), med(u, n[b]), med(w, n[b]), med(v, n[b]), med(q, n[b]) / 1000, med(z, n[b]), above, n[b], S[b] } }' "$raw"
