@@ -4,7 +4,9 @@
  *
  *   bench_echo_server PORT      (ZOKIO_IO_BACKEND=io_uring|epoll picks
  *                                the backend; 2 workers, or ECHO_WORKERS;
- *                                64 KiB stacks, or ECHO_STACK_KIB KiB)
+ *                                64 KiB stacks, or ECHO_STACK_KIB KiB;
+ *                                ECHO_TASKS=future: future tasks instead
+ *                                of coroutines, for diagnosis)
  *
  * One coroutine task per connection, reading into a 4 KiB buffer and
  * writing back what it read: the straight-line code a user would write.
@@ -15,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zokio.h>
 
 #include "bench.h"
@@ -30,9 +33,79 @@ static int64_t serve(void *arg) {
     return 0;
 }
 
+/*
+ * The same loop as a future task, for diagnosis (ECHO_TASKS=future): a
+ * state machine polled on the worker's own stack, its state and buffer in
+ * the task's block, as a Tokio task's are. What it measures against the
+ * coroutine is the price of resuming a stack (bench/README, "Where 1,000
+ * connections stand"); the benchmarks compare the coroutine, the code a
+ * user would write.
+ */
+typedef struct conn_future {
+    zk_future base;
+    zk_stream *s;
+    bool io_live; /* `io` was initialised and not yet dropped */
+    bool writing; /* echoing buf[done, len) back; else reading */
+    int64_t len;  /* bytes read into buf */
+    int64_t done; /* bytes of them written back */
+    zk_io_future io;
+    char buf[4096];
+} conn_future;
+
+static zk_poll conn_poll(zk_future *self, zk_context *cx, int64_t *out) {
+    conn_future *c = (conn_future *)self;
+    for (;;) {
+        if (!c->io_live) {
+            if (c->writing)
+                zk_stream_write_future_init(&c->io, c->s, c->buf + c->done,
+                                            (size_t)(c->len - c->done));
+            else
+                zk_stream_read_future_init(&c->io, c->s, c->buf, sizeof c->buf);
+            c->io_live = true;
+        }
+        int64_t r;
+        if (zk_future_poll(&c->io.base, cx, &r) == ZK_PENDING)
+            return ZK_PENDING;
+        zk_future_drop(&c->io.base);
+        c->io_live = false;
+        if (r <= 0) { /* the peer closed, or an error */
+            *out = 0;
+            return ZK_READY;
+        }
+        if (c->writing) {
+            c->done += r;
+            c->writing = c->done < c->len;
+        } else {
+            c->len = r;
+            c->done = 0;
+            c->writing = true;
+        }
+    }
+}
+
+static void conn_drop(zk_future *self) {
+    conn_future *c = (conn_future *)self;
+    if (c->io_live)
+        zk_future_drop(&c->io.base);
+    zk_stream_close(c->s);
+}
+
+static const zk_future_ops conn_ops = {conn_poll, conn_drop};
+
 /* The connections' stack size: 64 KiB, or ECHO_STACK_KIB for diagnosis
  * (bench/README, "Where 1,000 connections stand"). */
 static size_t conn_stack = 64 * 1024;
+static bool conn_as_future; /* ECHO_TASKS=future */
+
+/* Spawns the task serving `s`, which it then owns. */
+static int spawn_conn(zk_stream *s, zk_task **t) {
+    if (conn_as_future) {
+        conn_future c = {.base = {&conn_ops}, .s = s};
+        return zk_spawn_future(NULL, &c.base, sizeof c, t);
+    }
+    zk_spawn_opts opts = {.stack_size = conn_stack, .name = "conn"};
+    return zk_spawn_ex(NULL, &opts, serve, s, t);
+}
 
 static int64_t accept_loop(void *arg) {
     zk_listener *l = arg;
@@ -48,9 +121,8 @@ static int64_t accept_loop(void *arg) {
             return rc;
         }
         zk_tcp_set_nodelay(s, true);
-        zk_spawn_opts opts = {.stack_size = conn_stack, .name = "conn"};
         zk_task *t;
-        if (zk_spawn_ex(NULL, &opts, serve, s, &t) != 0) {
+        if (spawn_conn(s, &t) != 0) {
             zk_stream_close(s);
             continue;
         }
@@ -103,6 +175,8 @@ int main(int argc, char **argv) {
      * for diagnosis (bench/README, "Two workers against one"). */
     const char *workers = getenv("ECHO_WORKERS");
     zk_builder_set_workers(b, workers ? strtoul(workers, NULL, 10) : 2);
+    const char *tasks = getenv("ECHO_TASKS");
+    conn_as_future = tasks != NULL && strcmp(tasks, "future") == 0;
     const char *stack_kib = getenv("ECHO_STACK_KIB");
     if (stack_kib) {
         conn_stack = strtoul(stack_kib, NULL, 10) * 1024;
