@@ -170,12 +170,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s PORT\n", argv[0]);
         return 2;
     }
-    zk_builder *b = zk_builder_new();
-    /* The benchmarks compare 2 workers with Tokio's 2; ECHO_WORKERS is
-     * for diagnosis (bench/README, "Two workers against one"). */
-    const char *workers = getenv("ECHO_WORKERS");
-    zk_builder_set_workers(b, workers ? strtoul(workers, NULL, 10) : 2);
     const char *tasks = getenv("ECHO_TASKS");
+    if (tasks != NULL && strcmp(tasks, "future") != 0 &&
+        strcmp(tasks, "coroutine") != 0) {
+        fprintf(stderr, "ECHO_TASKS: coroutine or future\n");
+        return 2;
+    }
     conn_as_future = tasks != NULL && strcmp(tasks, "future") == 0;
     const char *stack_kib = getenv("ECHO_STACK_KIB");
     if (stack_kib) {
@@ -186,6 +186,11 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    zk_builder *b = zk_builder_new();
+    /* The benchmarks compare 2 workers with Tokio's 2; ECHO_WORKERS is
+     * for diagnosis (bench/README, "Two workers against one"). */
+    const char *workers = getenv("ECHO_WORKERS");
+    zk_builder_set_workers(b, workers ? strtoul(workers, NULL, 10) : 2);
     zk_runtime *rt;
     int rc = zk_builder_build(b, &rt);
     zk_builder_free(b);
