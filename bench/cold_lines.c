@@ -14,13 +14,13 @@
  * resumed code does) and prints the median nanoseconds per load of 15 such
  * passes.
  *
- * The difference between the layouts is the page walk: a line on a page
- * of its own needs a translation the TLB no longer holds, and the walk's
- * own loads (the page-table entries, and under a hypervisor the host's
- * entries too) are cold as well, the more so the farther apart the pages
- * are (entries of pages 8 apart or more share no cache line). Transparent
- * huge pages help only where the host backs the guest's memory with huge
- * pages too.
+ * What differs between the layouts is, presumably, the page walk: a line
+ * on a page of its own needs a translation the TLB no longer holds, and
+ * the walk's own loads (the page-table entries, and under a hypervisor the
+ * host's entries too) are cold as well, the more so the farther apart the
+ * pages are (entries of pages 8 apart or more share no cache line).
+ * Transparent huge pages can help only where the host backs the guest's
+ * memory with huge pages too.
  */
 #define _GNU_SOURCE
 #include <stdint.h>
