@@ -9,13 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 /* Sleeps while `*addr` holds `expect`, until zk__futex_wake() or until
  * `timeout_ns` (relative; < 0: no limit) passes. May return early (a
  * signal, a stale wake): callers check the word again. */
 static inline void zk__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
                                   int64_t timeout_ns) {
-    struct timespec ts = {(time_t)(timeout_ns / 1000000000),
-                          (long)(timeout_ns % 1000000000)};
+    struct timespec ts = zk__timespec_of_ns(timeout_ns < 0 ? 0 : timeout_ns);
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expect,
             timeout_ns < 0 ? NULL : &ts, NULL, 0);
 }

@@ -3,8 +3,10 @@
 #define ZK__UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define ZK__LIKELY(x)   __builtin_expect(!!(x), 1)
 #define ZK__UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -30,6 +32,13 @@
  * with free(); NULL when out of memory. For objects that every round trip
  * of a connection touches: laid out so that what a round trip reads
  * shares a line, they must also start on one. */
+/* A relative duration in nanoseconds (>= 0) as a timespec, for the
+ * system calls that take one. */
+static inline struct timespec zk__timespec_of_ns(int64_t ns) {
+    return (struct timespec){(time_t)(ns / 1000000000),
+                             (long)(ns % 1000000000)};
+}
+
 static inline void *zk__alloc_line(size_t size) {
     return aligned_alloc(64, (size + 63) & ~(size_t)63);
 }

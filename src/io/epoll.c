@@ -429,8 +429,7 @@ static void zk__epoll_flush(zk__io_worker *w, bool batch_only) {
 static int zk__epoll_wait(zk__epoll_shared *sh, struct epoll_event *evs,
                           int max, int64_t timeout_ns) {
     if (timeout_ns > 0 && !sh->no_pwait2) {
-        struct timespec ts = {(time_t)(timeout_ns / 1000000000),
-                              (long)(timeout_ns % 1000000000)};
+        struct timespec ts = zk__timespec_of_ns(timeout_ns);
         int n = epoll_pwait2(sh->epfd, evs, max, &ts, NULL);
         if (n >= 0 || errno != ENOSYS)
             return n;
