@@ -28,10 +28,6 @@
             ZK__BUG("invariant failed: " #cond);                               \
     } while (0)
 
-/* Memory for `size` bytes that starts on a cache line (64 bytes), freed
- * with free(); NULL when out of memory. For objects that every round trip
- * of a connection touches: laid out so that what a round trip reads
- * shares a line, they must also start on one. */
 /* A relative duration in nanoseconds (>= 0) as a timespec, for the
  * system calls that take one. */
 static inline struct timespec zk__timespec_of_ns(int64_t ns) {
@@ -39,6 +35,18 @@ static inline struct timespec zk__timespec_of_ns(int64_t ns) {
                              (long)(ns % 1000000000)};
 }
 
+/* CLOCK_MONOTONIC in nanoseconds: the real clock, which a runtime's paused
+ * clock (time/driver.h) does not stop. */
+static inline int64_t zk__mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Memory for `size` bytes that starts on a cache line (64 bytes), freed
+ * with free(); NULL when out of memory. For objects that every round trip
+ * of a connection touches: laid out so that what a round trip reads
+ * shares a line, they must also start on one. */
 static inline void *zk__alloc_line(size_t size) {
     return aligned_alloc(64, (size + 63) & ~(size_t)63);
 }

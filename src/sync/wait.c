@@ -2,15 +2,10 @@
 #include <errno.h>
 #include <time.h>
 
+#include "common/util.h"
 #include "runtime/coro.h"
 #include "runtime/waiter.h"
 #include "sync/waitq.h"
-
-static int64_t zk__mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The plain-thread loop. At the deadline, `expire` gives up (-ETIMEDOUT);
  * otherwise the future is polled once more and handles its own deadline. */
@@ -30,7 +25,7 @@ static int64_t zk__wait_plain(zk_future *f, bool has_deadline,
             zk__parker_park(&tw->parker);
             continue;
         }
-        int64_t left = deadline - zk__mono_now();
+        int64_t left = deadline - zk__mono_ns();
         if (left <= 0 && !expire) {
             has_deadline = false; /* the future saw its deadline */
             continue;

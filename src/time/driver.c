@@ -16,12 +16,6 @@ _Static_assert(sizeof(((zk_sleep_future *)0)->_timer) >= sizeof(zk__timer),
 
 enum { ZK__SLEEP_IDLE = 0, ZK__SLEEP_REGISTERED, ZK__SLEEP_FIRED };
 
-static int64_t zk__mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int zk__time_init(zk__time *t, struct zk_runtime *rt) {
     t->rt = rt;
     t->origin = zk__mono_ns();
