@@ -602,6 +602,7 @@ static int zk__epoll_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
 
 const zk__io_backend_ops zk__epoll_ops = {
     .kind = ZK_IO_EPOLL,
+    .shared_instance = true,
     .create = zk__epoll_create,
     .destroy = zk__epoll_destroy,
     .flush = zk__epoll_flush,

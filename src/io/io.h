@@ -58,6 +58,10 @@ typedef struct zk__io_worker zk__io_worker;
 
 typedef struct zk__io_backend_ops {
     zk_io_backend kind;
+    /* The workers share one instance (epoll): whichever worker reaps next
+     * takes any connection's events. With one instance per worker
+     * (io_uring), a handle's completions reach its home worker only. */
+    bool shared_instance;
     /* Creates worker `index`'s instance. */
     int (*create)(struct zk_runtime *rt, size_t index, zk__io_worker **out);
     /* Frees it; every operation has finished. */

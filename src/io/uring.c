@@ -648,6 +648,7 @@ bool zk__uring_available(void) {
 
 const zk__io_backend_ops zk__uring_ops = {
     .kind = ZK_IO_IO_URING,
+    .shared_instance = false,
     .create = zk__uring_create,
     .destroy = zk__uring_destroy,
     .flush = zk__uring_flush,

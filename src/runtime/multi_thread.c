@@ -35,6 +35,12 @@
 #define ZK__INJECT_INTERVAL 61
 #define ZK__LIFO_MAX        3
 #define ZK__SEARCH_SPINS    64
+/* A batch of tasks woken by timers or I/O that a worker keeps for itself
+ * rather than waking a helper: at most ZK__KEEP_MAX tasks, expected to
+ * run within ZK__KEEP_NS, and a helper woken if it is still queued
+ * ZK__KEEP_NS after it came (see zk__mt_notify_if_stealable). */
+#define ZK__KEEP_MAX 32
+#define ZK__KEEP_NS  ((int64_t)250 * 1000)
 
 typedef struct zk__mt zk__mt;
 
@@ -61,6 +67,19 @@ typedef struct zk__mt_worker {
     bool in_driver;
     uint32_t tick;
     uint64_t rng; /* where to start stealing */
+    /* While it keeps a batch (zk__mt_notify_if_stealable), when the batch
+     * came, on the real clock; thieves leave its queue alone until
+     * ZK__KEEP_NS after that. 0: it keeps none. Written by the owner, read
+     * by all. */
+    _Atomic int64_t kept_since;
+    /* Owner only: a batch of woken tasks is queued (whether kept or
+     * shared), since `batch_at` on the real clock, and `batch_runs` task
+     * runs have ended since; `run_ns`, the mean time a task of the last
+     * batches ran on this worker (what a batch is expected to take). */
+    bool batch_open;
+    uint32_t batch_runs;
+    int64_t batch_at;
+    int64_t run_ns;
 } zk__mt_worker;
 
 struct zk__mt {
@@ -73,6 +92,8 @@ struct zk__mt {
     /* The worker that sleeps with the next timer's deadline as its
      * timeout (SIZE_MAX: none); the others sleep without one. */
     _Atomic size_t timer_keeper;
+    /* Whether workers keep batches: with a shared I/O instance only. */
+    bool keep;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -85,27 +106,135 @@ static void zk__mt_notify_parked(zk__mt *mt) {
         zk__parker_unpark(&mt->workers[index].parker);
 }
 
-/* After a batch of wakes from timers or I/O: one sleeper is woken to help
- * when this worker holds more tasks than the one it runs next (Tokio's
- * rule). Notified one by one, the first wake of a batch woke a sleeper
- * before the batch was queued, and a parked worker reaping its own
- * completions could pick itself as the sleeper to wake. */
-static void zk__mt_notify_if_stealable(zk__mt_worker *mw) {
-    size_t held = (mw->lifo != NULL) + zk__local_queue_len(&mw->queue);
-    if (!mw->searching && held > 1)
-        zk__mt_notify_parked(mw->mt);
+/* The worker's queue is open to thieves again, and a sleeper is woken to
+ * steal from it. (Sequentially consistent, with the load in
+ * zk__mt_closed_for: either this notification sees the sleeper registered,
+ * or the sleeper, checking the queues once more, sees the queue open.) */
+static void zk__mt_share(zk__mt_worker *mw) {
+    if (atomic_load_explicit(&mw->kept_since, memory_order_relaxed) != 0)
+        atomic_store(&mw->kept_since, 0);
+    zk__mt_notify_parked(mw->mt);
 }
 
-/* A worker going to sleep looks for work once more. */
-static void zk__mt_notify_if_work_pending(zk__mt *mt) {
-    for (size_t i = 0; i < mt->n; i++) {
-        if (zk__local_queue_len(&mt->workers[i].queue) > 0) {
-            zk__mt_notify_parked(mt);
-            return;
-        }
-    }
-    if (zk__inject_len(&mt->inject) > 0)
+/*
+ * After a batch of wakes from timers or I/O, when this worker holds more
+ * tasks than the one it runs next: Tokio's rule wakes a sleeper at once to
+ * steal half of them. With a shared I/O instance (epoll), a batch of up to
+ * ZK__KEEP_MAX tasks that the worker expects to run within ZK__KEEP_NS
+ * (from the mean run of the tasks of its last batches) is kept instead:
+ * the worker runs it and reaps the next batch itself, while the other
+ * workers, one of them waiting in the shared instance, take the events
+ * that come meanwhile. At an echo server's 1,000 connections a reap
+ * brings 4-5 events, each run in a few microseconds; waking another
+ * worker to steal some cost a futex wake-up and a sleep, and moved those
+ * connections' memory to the other core, more than it saved
+ * (bench/README.md, "A batch kept by the worker that reaped it"). With one
+ * instance per worker (io_uring) a handle's completions reach its home
+ * worker only, stealing is how they spread, and Tokio's rule stays.
+ *
+ * A kept batch opens to thieves when it is ZK__KEEP_NS old: the owner
+ * shares it after the task it runs then (zk__mt_batch_ran); should that
+ * task run on, a searching worker takes it anyway (zk__mt_closed_for), and
+ * a worker that goes to sleep while the batch is kept sleeps no longer
+ * than that (zk__mt_park). Not covered: a worker asleep since before the
+ * batch was kept is not woken for it. When the task ahead of the batch
+ * runs long without yielding and no event or timer wakes that worker, the
+ * batch waits for the end of that run, as a task in Tokio's LIFO slot
+ * does.
+ *
+ * (The batch is judged once, after it is queued: notified one by one, the
+ * first wake of a batch woke a sleeper before the batch was queued, and a
+ * parked worker reaping its own completions could pick itself.)
+ */
+static void zk__mt_notify_if_stealable(zk__mt_worker *mw) {
+    zk__mt *mt = mw->mt;
+    size_t held = (mw->lifo != NULL) + zk__local_queue_len(&mw->queue);
+    if (mw->searching || held <= 1)
+        return;
+    if (!mt->keep) {
         zk__mt_notify_parked(mt);
+        return;
+    }
+    if (!mw->batch_open) {
+        mw->batch_open = true;
+        mw->batch_runs = 0;
+        mw->batch_at = zk__mono_ns();
+    }
+    if (held <= ZK__KEEP_MAX && (int64_t)held * mw->run_ns <= ZK__KEEP_NS) {
+        if (atomic_load_explicit(&mw->kept_since, memory_order_relaxed) == 0)
+            atomic_store_explicit(&mw->kept_since, mw->batch_at,
+                                  memory_order_relaxed);
+        return;
+    }
+    zk__mt_share(mw);
+}
+
+/* After a task's run on a worker with a batch open: the batch is over when
+ * the queue is empty, and its mean run goes into `run_ns`; a kept one that
+ * has waited ZK__KEEP_NS is shared. */
+static inline void zk__mt_batch_ran(zk__mt_worker *mw) {
+    if (ZK__LIKELY(!mw->batch_open))
+        return;
+    mw->batch_runs++;
+    bool over = zk__local_queue_len(&mw->queue) == 0;
+    bool kept = atomic_load_explicit(&mw->kept_since, memory_order_relaxed);
+    if (!over && !kept)
+        return;
+    int64_t waited = zk__mono_ns() - mw->batch_at;
+    if (over) {
+        mw->batch_open = false;
+        if (kept)
+            atomic_store_explicit(&mw->kept_since, 0, memory_order_relaxed);
+        /* A moving mean (a quarter of the way to each sample): a batch of
+         * long runs gets the next ones shared, a few short ones kept. */
+        int64_t sample = waited / mw->batch_runs;
+        mw->run_ns += (sample - mw->run_ns) / 4;
+    } else if (waited >= ZK__KEEP_NS) {
+        zk__mt_share(mw);
+    }
+}
+
+/* How long `victim`'s queue stays closed to thieves: 0 when it is open (or
+ * empty), else the time left until its kept batch is ZK__KEEP_NS old.
+ * `*now` (0: not read yet) is read once, when first needed, for all the
+ * victims a caller looks at: a search spins for microseconds, far below
+ * ZK__KEEP_NS. */
+static int64_t zk__mt_closed_for(zk__mt_worker *victim, int64_t *now) {
+    if (zk__local_queue_len(&victim->queue) == 0)
+        return 0;
+    int64_t since = atomic_load(&victim->kept_since);
+    if (since == 0)
+        return 0;
+    if (*now == 0)
+        *now = zk__mono_ns();
+    int64_t left = since + ZK__KEEP_NS - *now;
+    return left > 0 ? left : 0;
+}
+
+/* A worker going to sleep looks for work once more: it wakes a sleeper
+ * (itself, perhaps) for a queue open to thieves, and returns how long
+ * until the first kept batch opens to thieves (INT64_MAX: none is kept,
+ * or a sleeper was woken), the longest it may sleep. */
+static int64_t zk__mt_notify_if_work_pending(zk__mt_worker *mw) {
+    zk__mt *mt = mw->mt;
+    int64_t now = 0, first_open = INT64_MAX;
+    for (size_t i = 0; i < mt->n; i++) {
+        zk__mt_worker *victim = &mt->workers[i];
+        if (victim == mw || zk__local_queue_len(&victim->queue) == 0)
+            continue;
+        int64_t closed = zk__mt_closed_for(victim, &now);
+        if (closed == 0) {
+            zk__mt_notify_parked(mt);
+            return INT64_MAX;
+        }
+        if (closed < first_open)
+            first_open = closed;
+    }
+    if (zk__inject_len(&mt->inject) > 0) {
+        zk__mt_notify_parked(mt);
+        return INT64_MAX;
+    }
+    return first_open;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -133,7 +262,7 @@ static void zk__mt_schedule(zk_runtime *rt, zk__task *t, bool yield) {
         }
         zk__mt_push_local(mw, t);
         if (!mw->in_driver)
-            zk__mt_notify_parked(mt);
+            zk__mt_share(mw);
         return;
     }
     zk__remote_schedule_begin(rt);
@@ -183,7 +312,8 @@ static uint64_t zk__mt_rand(zk__mt_worker *mw) {
     return mw->rng = x;
 }
 
-static zk__task *zk__mt_steal(zk__mt_worker *mw) {
+/* `*now`: see zk__mt_closed_for. */
+static zk__task *zk__mt_steal(zk__mt_worker *mw, int64_t *now) {
     zk__mt *mt = mw->mt;
     if (!mw->searching) {
         if (!zk__idle_transition_to_searching(&mt->idle))
@@ -193,7 +323,8 @@ static zk__task *zk__mt_steal(zk__mt_worker *mw) {
     size_t start = (size_t)(zk__mt_rand(mw) % mt->n);
     for (size_t i = 0; i < mt->n; i++) {
         size_t victim = (start + i) % mt->n;
-        if (victim == mw->w.index)
+        if (victim == mw->w.index ||
+            zk__mt_closed_for(&mt->workers[victim], now) > 0)
             continue;
         uint32_t stolen;
         zk__task *t = zk__local_queue_steal(&mt->workers[victim].queue,
@@ -219,7 +350,7 @@ static void zk__mt_lifo_to_back(zk__mt_worker *mw, zk__task *t) {
     bool alone = zk__local_queue_len(&mw->queue) == 0;
     zk__mt_push_local(mw, t);
     if (!alone)
-        zk__mt_notify_parked(mw->mt);
+        zk__mt_share(mw);
 }
 
 static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
@@ -231,6 +362,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
     mw->lifo_runs = 0;
     zk__task_run(t);
     zk__io_after_run(mw->io, zk__mt_has_work(mw));
+    zk__mt_batch_ran(mw);
     while ((t = mw->lifo) != NULL) {
         mw->lifo = NULL;
         if (mw->lifo_runs >= ZK__LIFO_MAX) {
@@ -241,6 +373,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
         ZK__COUNT(mw->w.metrics.lifo_hits);
         zk__task_run(t);
         zk__io_after_run(mw->io, zk__mt_has_work(mw));
+        zk__mt_batch_ran(mw);
     }
 }
 
@@ -250,6 +383,7 @@ static void zk__mt_run(zk__mt_worker *mw, zk__task *t) {
  * queue, timers and I/O (zk__mt_next_task): it gets control back then. */
 static zk__task *zk__mt_next_direct(zk__worker *w) {
     zk__mt_worker *mw = (zk__mt_worker *)w;
+    zk__mt_batch_ran(mw); /* the run of the task that stops ends here */
     zk__task *t = mw->lifo;
     if (t != NULL && mw->lifo_runs < ZK__LIFO_MAX) {
         if (!zk__task_resumable(t))
@@ -282,6 +416,9 @@ static zk__task *zk__mt_next_direct(zk__worker *w) {
 
 static void zk__mt_park(zk__mt_worker *mw) {
     zk__mt *mt = mw->mt;
+    /* Its queue is empty: whatever it kept was run or stolen. */
+    mw->batch_open = false;
+    atomic_store_explicit(&mw->kept_since, 0, memory_order_relaxed);
     mw->in_driver = true;
     zk__time_process(&mt->rt->time);
     mw->in_driver = false;
@@ -300,7 +437,7 @@ static void zk__mt_park(zk__mt_worker *mw) {
      * a sleeper. With a busy worker pushing a few tasks and never parking,
      * those tasks then waited for ever (seen under ThreadSanitizer on a
      * loaded machine). */
-    zk__mt_notify_if_work_pending(mt);
+    int64_t kept_open = zk__mt_notify_if_work_pending(mw);
     ZK__COUNT(mw->w.metrics.parks);
     zk__time *time = &mt->rt->time;
     while (!atomic_load_explicit(&mt->stop, memory_order_acquire)) {
@@ -311,14 +448,15 @@ static void zk__mt_park(zk__mt_worker *mw) {
         bool keeper = atomic_compare_exchange_strong(&mt->timer_keeper, &none,
                                                      mw->w.index);
         int64_t next = keeper ? zk__time_next(time) : INT64_MAX;
+        int64_t wait =
+            next == INT64_MAX ? INT64_MAX : next - zk__time_now(time);
+        if (kept_open < wait)
+            wait = kept_open; /* to take a kept batch if it is still there */
         mw->in_driver = true;
-        if (next == INT64_MAX) {
+        if (wait == INT64_MAX)
             zk__parker_park(&mw->parker);
-        } else {
-            int64_t wait = next - zk__time_now(time);
-            if (wait > 0)
-                zk__parker_park_timeout(&mw->parker, wait);
-        }
+        else if (wait > 0)
+            zk__parker_park_timeout(&mw->parker, wait);
         if (keeper) {
             atomic_store(&mt->timer_keeper, SIZE_MAX);
             zk__time_process(time);
@@ -337,6 +475,10 @@ static void zk__mt_park(zk__mt_worker *mw) {
             mw->searching = true;
             break;
         }
+        /* A kept batch that opened to thieves meanwhile gets a searcher
+         * (this worker, woken by its own notification, as a rule). */
+        if (kept_open != INT64_MAX)
+            kept_open = zk__mt_notify_if_work_pending(mw);
     }
 }
 
@@ -361,8 +503,9 @@ static void *zk__mt_worker_main(void *arg) {
         /* Before sleeping, a searcher looks again for a few microseconds:
          * work that arrives meanwhile is picked up without a futex sleep and
          * wake-up (a bounded spin before the park, not a way of waiting). */
+        int64_t now = 0; /* read once per search, if needed */
         for (int spin = 0; t == NULL && spin < ZK__SEARCH_SPINS; spin++) {
-            t = zk__mt_steal(mw);
+            t = zk__mt_steal(mw, &now);
             if (t == NULL && !mw->searching)
                 break; /* enough others search already */
             if (t == NULL)
@@ -504,7 +647,11 @@ int zk__multi_thread_create(zk_runtime *rt) {
         mw->io = rt->io.workers[i];
         zk__parker_attach_io(&mw->parker, mw->io, ZK__LOCAL_QUEUE_CAP);
         mw->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+        atomic_init(&mw->kept_since, 0);
+        /* Until a batch is measured, one of two tasks is shared. */
+        mw->run_ns = ZK__KEEP_NS;
     }
+    mt->keep = rt->io.ops->shared_instance;
     rt->sched = mt;
     rt->sched_ops = &zk__mt_ops;
     for (size_t i = 0; i < mt->n; i++) {
