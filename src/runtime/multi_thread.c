@@ -194,14 +194,13 @@ static inline void zk__mt_batch_ran(zk__mt_worker *mw) {
     }
 }
 
-/* How long `victim`'s queue stays closed to thieves: 0 when it is open (or
- * empty), else the time left until its kept batch is ZK__KEEP_NS old.
+/* How long `victim`'s queue stays closed to thieves: 0 when it is open,
+ * else the time left until its kept batch is ZK__KEEP_NS old (callers see
+ * to an empty queue: nothing to steal, and nothing to wait for).
  * `*now` (0: not read yet) is read once, when first needed, for all the
  * victims a caller looks at: a search spins for microseconds, far below
  * ZK__KEEP_NS. */
 static int64_t zk__mt_closed_for(zk__mt_worker *victim, int64_t *now) {
-    if (zk__local_queue_len(&victim->queue) == 0)
-        return 0;
     int64_t since = atomic_load(&victim->kept_since);
     if (since == 0)
         return 0;
