@@ -9,8 +9,10 @@
 # (build-bench/bench/bench_echo_server, or a copy of an older build), or
 # `tokio` for bench/peers/tokio/target/release/echo_server. BACKEND goes to
 # ZOKIO_IO_BACKEND (io_uring or epoll). Env SECS: measured seconds per run
-# [3]. Needs build-bench/bench/echo_load (bash bench/io_compare.sh builds
-# it, and the Tokio peer).
+# [3]. Env KEEP_RAW: a file to keep every run's line in (round, server,
+# msgs/s, CPU, steal, load generator CPU, sleeps, user, p99 in us). Needs
+# build-bench/bench/echo_load (bash bench/io_compare.sh builds it, and the
+# Tokio peer).
 #
 # Prints per server the median msgs/s, the median server CPU per round trip
 # (us) and its user-space part, the median CPU per round trip of the load
@@ -23,13 +25,13 @@
 # during its runs.
 set -euo pipefail
 if [ $# -lt 5 ]; then
-  sed -n '2,23p' "$0" >&2
+  sed -n '2,25p' "$0" >&2
   exit 2
 fi
 be=$1; conns=$2; size=$3; rounds=$4; shift 4
 cd "$(dirname "$0")/.."
 raw=$(mktemp)
-trap 'rm -f "$raw"' EXIT
+trap '[ -n "${KEEP_RAW:-}" ] && cp "$raw" "$KEEP_RAW"; rm -f "$raw"' EXIT
 for r in $(seq "$rounds"); do
   for bin in "$@"; do
     exe=$bin

@@ -12,10 +12,14 @@
  *           given back after each send: the kernel receives straight into
  *           it, no copy;
  *   single  a single-shot receive (waiting for readiness first) into the
- *           connection's buffer, submitted again after each send.
+ *           connection's buffer, submitted again after each send;
+ *   poll    readiness from io_uring (a multishot poll per connection) and
+ *           the receive as a plain recv(2) into the connection's buffer;
+ *   epoll   no io_uring at all: readiness from epoll_wait(2) and recv(2),
+ *           as Tokio's and Zokio's epoll backend receive, for the baseline.
  *
- * Usage: RECV_MODE=shared|own|single bench_uring_recv_modes PORT
- * (bash bench/recv_modes.sh runs the three in turn under echo_load). On
+ * Usage: RECV_MODE=shared|own|single|poll|epoll bench_uring_recv_modes PORT
+ * (bash bench/recv_modes.sh runs them in turn under echo_load). On
  * SIGTERM, in shared mode on x86-64, it prints the average cycles (TSC) of
  * the copy's two halves: reading the provided buffer the kernel filled (into
  * a buffer kept in the cache), and writing the connection's buffer (from
@@ -26,11 +30,14 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #if defined(__x86_64__)
@@ -45,7 +52,7 @@
 #define SHARED_BUFFERS 256 /* a power of two */
 #define SHARED_GROUP   0
 
-enum recv_mode { MODE_SHARED, MODE_OWN, MODE_SINGLE };
+enum recv_mode { MODE_SHARED, MODE_OWN, MODE_SINGLE, MODE_POLL, MODE_EPOLL };
 
 static enum recv_mode mode;
 static struct io_uring ring;
@@ -116,7 +123,9 @@ static void shared_give_back(unsigned bid) {
 /* Starts connection c's receive (user data c + 1; 0 is the accept). */
 static void recv_arm(int c) {
     struct io_uring_sqe *sqe = sqe_get();
-    if (mode == MODE_SINGLE) {
+    if (mode == MODE_POLL) {
+        io_uring_prep_poll_multishot(sqe, conn_fd[c], POLLIN);
+    } else if (mode == MODE_SINGLE) {
         io_uring_prep_recv(sqe, conn_fd[c], conn_buf(c), BUF_SIZE, 0);
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     } else {
@@ -142,6 +151,56 @@ static void accepted(int *nconns, int fd) {
     recv_arm(c);
 }
 
+/* Connection c is readable: receives what came with recv(2) and echoes
+ * it; false when the connection ended (closed). As in received(), a short
+ * send ends it too: with one message in flight, it does not happen. */
+static bool echo_ready(int c) {
+    char *buf = conn_buf(c);
+    ssize_t n = recv(conn_fd[c], buf, BUF_SIZE, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return true;
+    if (n <= 0 || send(conn_fd[c], buf, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(conn_fd[c]);
+        return false;
+    }
+    return true;
+}
+
+/* The epoll mode's whole server: level-triggered readiness of every
+ * connection and of the listener in one epoll instance. */
+static void epoll_serve(int l) {
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) != 0)
+        die("epoll", errno);
+    int nconns = 0;
+    struct epoll_event evs[1024];
+    while (!stop) {
+        int n = epoll_wait(ep, evs, 1024, -1);
+        if (n < 0 && errno != EINTR)
+            die("epoll_wait", errno);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.u64 == 0) {
+                int fd = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+                if (fd < 0)
+                    continue;
+                if (nconns == MAX_CONNS) {
+                    close(fd);
+                    continue;
+                }
+                int c = nconns++, one = 1;
+                conn_fd[c] = fd;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                ev.data.u64 = (uint64_t)c + 1;
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+                    die("epoll_ctl", errno);
+            } else {
+                echo_ready((int)evs[i].data.u64 - 1);
+            }
+        }
+    }
+}
+
 /* A receive's completion on connection c: echo what came. */
 static void received(int c, const struct io_uring_cqe *cqe) {
     if (cqe->res == -ENOBUFS) { /* no buffer when data came: again */
@@ -152,8 +211,15 @@ static void received(int c, const struct io_uring_cqe *cqe) {
         close(conn_fd[c]);
         return;
     }
-    size_t n = (size_t)cqe->res;
     char *buf = conn_buf(c);
+    if (mode == MODE_POLL) {
+        if (!echo_ready(c))
+            return;
+        if (!(cqe->flags & IORING_CQE_F_MORE))
+            recv_arm(c);
+        return;
+    }
+    size_t n = (size_t)cqe->res;
     if (mode == MODE_SHARED) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         unsigned long long t0 = CYCLES();
@@ -182,18 +248,25 @@ static void received(int c, const struct io_uring_cqe *cqe) {
 int main(int argc, char **argv) {
     const char *m = getenv("RECV_MODE");
     if (argc != 2 || m == NULL ||
-        (strcmp(m, "shared") && strcmp(m, "own") && strcmp(m, "single"))) {
-        fprintf(stderr, "usage: RECV_MODE=shared|own|single %s PORT\n",
+        (strcmp(m, "shared") && strcmp(m, "own") && strcmp(m, "single") &&
+         strcmp(m, "poll") && strcmp(m, "epoll"))) {
+        fprintf(stderr,
+                "usage: RECV_MODE=shared|own|single|poll|epoll %s PORT\n",
                 argv[0]);
         return 2;
     }
     mode = !strcmp(m, "own")      ? MODE_OWN
            : !strcmp(m, "single") ? MODE_SINGLE
+           : !strcmp(m, "poll")   ? MODE_POLL
+           : !strcmp(m, "epoll")  ? MODE_EPOLL
                                   : MODE_SHARED;
     signal(SIGTERM, on_term);
     signal(SIGPIPE, SIG_IGN);
-    int rc = io_uring_queue_init(
-        4096, &ring, IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+    int rc = mode == MODE_EPOLL
+                 ? 0 /* no ring */
+                 : io_uring_queue_init(4096, &ring,
+                                       IORING_SETUP_COOP_TASKRUN |
+                                           IORING_SETUP_TASKRUN_FLAG);
     if (rc != 0)
         die("io_uring_queue_init", -rc);
     conn_bufs = aligned_alloc(4096, (size_t)MAX_CONNS * BUF_SIZE);
@@ -216,6 +289,10 @@ int main(int argc, char **argv) {
     if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof a) != 0 ||
         listen(l, 4096) != 0)
         die("listen", errno);
+    if (mode == MODE_EPOLL) {
+        epoll_serve(l);
+        return 0;
+    }
     struct io_uring_sqe *sqe = sqe_get();
     io_uring_prep_multishot_accept(sqe, l, NULL, NULL, 0);
     io_uring_sqe_set_data64(sqe, 0);
