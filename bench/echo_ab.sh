@@ -30,19 +30,16 @@ if [ $# -lt 5 ]; then
 fi
 be=$1; conns=$2; size=$3; rounds=$4; shift 4
 cd "$(dirname "$0")/.."
+. bench/echo_lib.sh
 raw=$(mktemp)
 trap '[ -n "${KEEP_RAW:-}" ] && cp "$raw" "$KEEP_RAW"; rm -f "$raw"' EXIT
 for r in $(seq "$rounds"); do
   for bin in "$@"; do
-    exe=$bin
-    [ "$bin" = tokio ] && exe=bench/peers/tokio/target/release/echo_server
+    exe=$(echo_server_path "$bin")
     port=$((20000 + RANDOM % 10000))
     ZOKIO_IO_BACKEND=$be "$exe" $port 2>/dev/null &
     pid=$!
-    for _ in $(seq 100); do
-      (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-      sleep 0.05
-    done
+    echo_wait_port $port
     st0=$(awk '/^cpu /{print $9}' /proc/stat)
     out=$(ECHO_SERVER_PID=$pid build-bench/bench/echo_load 127.0.0.1:$port \
           "$conns" "$size" "${SECS:-3}" 1 x 2>/dev/null || true)

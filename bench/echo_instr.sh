@@ -27,10 +27,10 @@
 # with care.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-server=${1:-build-bench/bench/bench_echo_server}
+. bench/echo_lib.sh
+server=$(echo_server_path "${1:-build-bench/bench/bench_echo_server}")
 conns=${2:-10}
 secs=${3:-4}
-[ "$server" = tokio ] && server=bench/peers/tokio/target/release/echo_server
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 2; }
 out=$(mktemp)
 trap 'rm -f "$out" "$out.log"' EXIT
@@ -42,10 +42,7 @@ fi
 ZOKIO_IO_BACKEND=epoll valgrind --tool=callgrind "${sim[@]}" \
   --callgrind-out-file="$out" "$server" $port 2>"$out.log" &
 pid=$!
-for _ in $(seq 200); do
-  (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-  sleep 0.05
-done
+echo_wait_port $port 200
 build-bench/bench/echo_load 127.0.0.1:$port "$conns" 64 "$secs" 1 x >/dev/null 2>&1
 kill -TERM $pid
 wait $pid || true

@@ -16,12 +16,9 @@
 # load of SECS + 2 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-server=${1:-build-bench/bench/bench_echo_server}
-be=${2:-io_uring}
-conns=${3:-1000}
-size=${4:-64}
+. bench/echo_lib.sh
+echo_args "$@"
 secs=${SECS:-2}
-[ "$server" = tokio ] && server=bench/peers/tokio/target/release/echo_server
 load=$(mktemp)
 before=$(mktemp)
 after=$(mktemp)
@@ -30,10 +27,7 @@ trap 'rm -f "$load" "$before" "$after"' EXIT
 port=$((20000 + RANDOM % 10000))
 ZOKIO_IO_BACKEND=$be "$server" $port 2>/dev/null &
 pid=$!
-for _ in $(seq 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-  sleep 0.05
-done
+echo_wait_port $port
 ECHO_SERVER_PID=$pid build-bench/bench/echo_load 127.0.0.1:$port \
   "$conns" "$size" $((secs + 2)) 1 x >"$load" 2>/dev/null &
 lp=$!

@@ -28,12 +28,9 @@
 # perf's samples see it (cpu-clock, 2,000 Hz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-server=${1:-build-bench/bench/bench_echo_server}
-be=${2:-io_uring}
-conns=${3:-1000}
-size=${4:-64}
+. bench/echo_lib.sh
+echo_args "$@"
 secs=${SECS:-4}
-[ "$server" = tokio ] && server=bench/peers/tokio/target/release/echo_server
 command -v perf >/dev/null || { echo "needs perf" >&2; exit 2; }
 data=$(mktemp)
 load=$(mktemp)
@@ -41,10 +38,7 @@ trap 'rm -f "$data" "$load"' EXIT
 port=$((20000 + RANDOM % 10000))
 ZOKIO_IO_BACKEND=$be "$server" $port >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 100); do
-  (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-  sleep 0.05
-done
+echo_wait_port $port
 # The load runs a second longer than the samples on both sides.
 build-bench/bench/echo_load 127.0.0.1:$port "$conns" "$size" $((secs + 3)) 1 x \
   >"$load" 2>&1 &
