@@ -4,7 +4,7 @@
 # the time it ran, the time it was ready but waited for a core (from
 # /proc/.../schedstat), how many times it went to sleep (voluntary
 # context switches) and how many times it was preempted (involuntary),
-# per round trip.
+# per round trip (the load generator's rate times the sampled seconds).
 #
 #   bash bench/echo_threads.sh [SERVER|tokio] [BACKEND] [CONNS] [SIZE]
 #
