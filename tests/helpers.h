@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zokio.h>
 
 #ifndef ZK_TEST_TIMEOUT_SCALE
@@ -151,6 +152,21 @@ static __attribute__((noinline, unused)) int zk_test_errno(void) {
     int e = errno;
     __asm__ volatile("" ::: "memory");
     return e;
+}
+
+/* The real monotonic clock in nanoseconds (not a runtime's paused one),
+ * for one-sided bounds on how long something took. */
+static inline int64_t zk_test_wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The CPU time of the whole process (all threads), in seconds. */
+static inline double zk_test_process_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- polling by hand: a waker that counts its wakes (it lives as long

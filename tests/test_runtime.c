@@ -470,28 +470,18 @@ typedef struct idle_probe {
     double wall_during_wait;
 } idle_probe;
 
-/* The whole process's CPU time: every worker must be idle, not only the
- * thread the waiting task ran on (on the multi-thread runtime it may be
- * resumed on another worker, whose clock is another thread's). */
-static double process_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
+/* Measures the whole process's CPU time while it waits: every worker must
+ * be idle, not only the thread the waiting task ran on (on the
+ * multi-thread runtime it may be resumed on another worker, whose clock is
+ * another thread's). */
 static int64_t waits_idle(void *arg) {
     idle_probe *p = arg;
-    double c0 = process_cpu_s(), w0 = wall_s();
+    double c0 = zk_test_process_cpu_s();
+    int64_t w0 = zk_test_wall_ns();
     zk_gate_wait w = zk_gate_waiter(&p->gate, NULL);
     zk_await(&w.base);
-    p->cpu_during_wait = process_cpu_s() - c0;
-    p->wall_during_wait = wall_s() - w0;
+    p->cpu_during_wait = zk_test_process_cpu_s() - c0;
+    p->wall_during_wait = (double)(zk_test_wall_ns() - w0) / 1e9;
     return 0;
 }
 

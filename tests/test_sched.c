@@ -345,12 +345,9 @@ static int64_t wakes_with_the_batch(void *arg) {
            !atomic_compare_exchange_weak(&most_running, &most, now_running))
         ;
     /* Runs on without yielding: its worker is busy meanwhile. */
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    } while ((t.tv_sec - t0.tv_sec) * 1000000000 + (t.tv_nsec - t0.tv_nsec) <
-             spin_ns);
+    int64_t t0 = zk_test_wall_ns();
+    while (zk_test_wall_ns() - t0 < spin_ns)
+        ;
     atomic_fetch_sub(&running, 1);
     return 1;
 }
@@ -457,12 +454,6 @@ ZK_TEST(sched, cross_thread_wakes_with_parking_lose_nothing) {
 /* idle                                                                   */
 /* ---------------------------------------------------------------------- */
 
-static double process_cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 ZK_TEST(sched, an_idle_runtime_with_a_parked_task_uses_no_cpu) {
     zk_gate gate;
     zk_gate_init(&gate);
@@ -474,10 +465,10 @@ ZK_TEST(sched, an_idle_runtime_with_a_parked_task_uses_no_cpu) {
     while (zk_gate_polls(&gate) == 0) /* the workers pick it up and park */
         sched_yield();
 #endif
-    double c0 = process_cpu_s();
+    double c0 = zk_test_process_cpu_s();
     struct timespec ts = {0, 300 * 1000 * 1000}; /* the idle period */
     nanosleep(&ts, NULL);
-    double used = process_cpu_s() - c0;
+    double used = zk_test_process_cpu_s() - c0;
     /* Spinning workers would burn 0.3 s each; parked ones nearly 0. */
     cr_assert_lt(used, 0.05, "the process used %.3f s of CPU while idle", used);
     zk_gate_open(&gate);

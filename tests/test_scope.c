@@ -19,12 +19,6 @@ ZK_SUITE(scope);
 #endif
 #define FOREVER ZK_SEC(1000 * 3600)
 
-static int64_t wall_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Runs fn(arg) as the root task of a fresh runtime (its clock paused on a
  * current-thread runtime) and returns the root's result. */
 static int64_t run(zk_task_fn fn, void *arg) {
@@ -805,9 +799,9 @@ static int64_t hours_root(void *arg) {
 }
 
 ZK_TEST(scope, hour_long_budgets_run_instantly_on_a_paused_clock) {
-    int64_t t0 = wall_ns();
+    int64_t t0 = zk_test_wall_ns();
     run(hours_root, NULL);
-    cr_assert_lt(wall_ns() - t0, ZK_SEC(10), "real time stayed short");
+    cr_assert_lt(zk_test_wall_ns() - t0, ZK_SEC(10), "real time stayed short");
 }
 
 /* zk_time_advance() by hand expires a scope like any timer. */
@@ -867,7 +861,7 @@ static int64_t real_time_root(void *arg) {
 }
 
 ZK_TEST(scope, a_real_deadline_wakes_a_pending_await) {
-    int64_t t0 = wall_ns();
+    int64_t t0 = zk_test_wall_ns();
     cr_assert_eq(zk_test_run(real_time_root, NULL), 0);
-    cr_assert_geq(wall_ns() - t0, ZK_MS(20));
+    cr_assert_geq(zk_test_wall_ns() - t0, ZK_MS(20));
 }

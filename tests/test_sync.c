@@ -53,12 +53,6 @@ static int64_t await_probed(zk_future *inner, zk_notify *queued) {
     return zk_await(&p.base);
 }
 
-static int64_t wall_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---------------------------------------------------------------------- */
 /* bad input                                                              */
 /* ---------------------------------------------------------------------- */
@@ -715,9 +709,9 @@ ZK_TEST(sync, a_plain_thread_blocks_until_a_task_unlocks) {
     cr_assert_eq((intptr_t)rc, 0);
     /* A plain thread's deadline. */
     cr_assert_eq(zk_mutex_lock(p.m), 0);
-    int64_t t0 = wall_ns();
+    int64_t t0 = zk_test_wall_ns();
     cr_assert_eq(zk_mutex_lock_until(p.m, zk_now() + ZK_MS(10)), -ETIMEDOUT);
-    cr_assert_geq(wall_ns() - t0, ZK_MS(10));
+    cr_assert_geq(zk_test_wall_ns() - t0, ZK_MS(10));
     cr_assert_eq(zk_mutex_unlock(p.m), 0);
     cr_assert_eq(zk_mutex_free(p.m), 0);
     cr_assert_eq(zk_notify_free(p.will_block), 0);

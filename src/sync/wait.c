@@ -1,6 +1,5 @@
 /* wait.c - runs a wait future for a blocking-style call (see waitq.h). */
 #include <errno.h>
-#include <time.h>
 
 #include "common/util.h"
 #include "runtime/coro.h"
