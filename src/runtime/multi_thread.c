@@ -417,7 +417,8 @@ static void zk__mt_park(zk__mt_worker *mw) {
     zk__mt *mt = mw->mt;
     /* Its queue is empty: whatever it kept was run or stolen. */
     mw->batch_open = false;
-    atomic_store_explicit(&mw->kept_since, 0, memory_order_relaxed);
+    if (atomic_load_explicit(&mw->kept_since, memory_order_relaxed) != 0)
+        atomic_store_explicit(&mw->kept_since, 0, memory_order_relaxed);
     mw->in_driver = true;
     zk__time_process(&mt->rt->time);
     mw->in_driver = false;
