@@ -863,10 +863,11 @@ ZK_TEST(sync, condvar_notification_passes_on_and_relock_is_fifo) {
     cr_assert_eq(zk_condvar_notify_one(cv), 0);
     cr_assert_eq(zk_mutex_try_lock(m), 0);
     zk_condvar_future_init_until(&f[0], cv, m, zk_now() - 1);
-    cr_assert(poll1(&f[0].base, &w[0], &out), "expired, relocked at once");
+    cr_assert(poll1(&f[0].base, &w[0], &out), "expired: ready at once");
     cr_assert_eq(out, -ETIMEDOUT);
     zk_future_drop(&f[0].base);
-    cr_assert_eq(zk_mutex_unlock(m), 0, "timed out with the mutex held");
+    cr_assert_eq(zk_mutex_try_lock(m), 0, "timed out without the mutex");
+    cr_assert_eq(zk_mutex_unlock(m), 0);
     cr_assert_eq(zk_condvar_free(cv), 0);
     cr_assert_eq(zk_mutex_free(m), 0);
 }
@@ -881,13 +882,14 @@ static int64_t cv_timeout_root(void *arg) {
     zk_instant t0 = zk_now();
     cr_assert_eq(zk_condvar_wait_until(cv, m, t0 + ZK_MS(20)), -ETIMEDOUT);
     cr_assert_geq(zk_now() - t0, ZK_MS(20));
-    cr_assert_eq(zk_mutex_unlock(m), 0, "held again after the timeout");
+    cr_assert_eq(zk_mutex_try_lock(m), 0, "not held after the timeout");
+    cr_assert_eq(zk_mutex_unlock(m), 0);
     cr_assert_eq(zk_condvar_free(cv), 0);
     cr_assert_eq(zk_mutex_free(m), 0);
     return 0;
 }
 
-ZK_TEST(sync, condvar_timed_wait_returns_with_the_mutex) {
+ZK_TEST(sync, condvar_timed_wait_returns_without_the_mutex) {
     zk_runtime *rt = zk_test_runtime();
 #if !ZK_TEST_MT
     cr_assert_eq(zk_time_pause(rt), 0);
@@ -901,9 +903,85 @@ ZK_TEST(sync, condvar_timed_wait_returns_with_the_mutex) {
     cr_assert_eq(zk_condvar_new(&cv), 0);
     cr_assert_eq(zk_mutex_lock(m), 0);
     cr_assert_eq(zk_condvar_wait_until(cv, m, zk_now() + ZK_MS(5)), -ETIMEDOUT);
+    cr_assert_eq(zk_mutex_try_lock(m), 0, "not held after the timeout");
     cr_assert_eq(zk_mutex_unlock(m), 0);
     cr_assert_eq(zk_condvar_free(cv), 0);
     cr_assert_eq(zk_mutex_free(m), 0);
+}
+
+/* A cancel scope ends a condvar wait, plain or with a deadline of its own,
+ * with the mutex not held: whether the scope had expired before the wait
+ * (the wait never starts), expires or is cancelled during it. */
+typedef struct cv_scoped {
+    zk_mutex *m;
+    zk_condvar *cv;
+    zk_scope *scope; /* cancelled by the root once the waiter waits */
+    zk_notify *waiting;
+} cv_scoped;
+
+static int64_t cv_scoped_waiter(void *arg) {
+    cv_scoped *c = arg;
+    cr_assert_eq(zk_mutex_lock(c->m), 0);
+    cr_assert_eq(zk_scope_enter(c->scope, ZK_INSTANT_MAX), 0);
+    zk_notify_one(c->waiting); /* before it waits: the root's cancel then
+                                  lands while it waits, or before (both
+                                  end alike) */
+    int rc = zk_condvar_wait(c->cv, c->m);
+    cr_assert_eq(zk_scope_exit(c->scope), -ECANCELED);
+    return rc;
+}
+
+static int64_t cv_scope_root(void *arg) {
+    (void)arg;
+    cv_scoped c = {0};
+    cr_assert_eq(zk_mutex_new(&c.m), 0);
+    cr_assert_eq(zk_condvar_new(&c.cv), 0);
+    cr_assert_eq(zk_notify_new(&c.waiting), 0);
+    for (int until = 0; until < 2; until++) {
+        /* Expired before the wait. */
+        zk_scope s = ZK_SCOPE_INIT;
+        cr_assert_eq(zk_mutex_lock(c.m), 0);
+        cr_assert_eq(zk_scope_enter_timeout(&s, 0), 0);
+        int rc = until ? zk_condvar_wait_until(c.cv, c.m, zk_now() + ZK_SEC(60))
+                       : zk_condvar_wait(c.cv, c.m);
+        cr_assert_eq(rc, -ETIMEDOUT);
+        cr_assert_eq(zk_scope_exit(&s), -ETIMEDOUT);
+        cr_assert_eq(zk_mutex_try_lock(c.m), 0, "expired before: not held");
+        /* Expiring during the wait (the mutex is held: try_lock took it). */
+        zk_scope_init(&s);
+        cr_assert_eq(zk_scope_enter_timeout(&s, ZK_MS(20)), 0);
+        rc = until ? zk_condvar_wait_until(c.cv, c.m, zk_now() + ZK_SEC(60))
+                   : zk_condvar_wait(c.cv, c.m);
+        cr_assert_eq(rc, -ETIMEDOUT);
+        cr_assert_eq(zk_scope_exit(&s), -ETIMEDOUT);
+        cr_assert_eq(zk_mutex_try_lock(c.m), 0, "expired during: not held");
+        cr_assert_eq(zk_mutex_unlock(c.m), 0);
+    }
+    /* Cancelled during the wait, from another task. */
+    zk_scope s = ZK_SCOPE_INIT;
+    c.scope = &s;
+    zk_task *h;
+    cr_assert_eq(zk_spawn(cv_scoped_waiter, &c, &h), 0);
+    cr_assert_eq(zk_notify_wait(c.waiting), 0);
+    cr_assert_eq(zk_scope_cancel(&s), 0);
+    int64_t r;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, -ECANCELED);
+    cr_assert_eq(zk_mutex_try_lock(c.m), 0, "cancelled: not held");
+    cr_assert_eq(zk_mutex_unlock(c.m), 0);
+    cr_assert_eq(zk_condvar_free(c.cv), 0);
+    cr_assert_eq(zk_mutex_free(c.m), 0);
+    cr_assert_eq(zk_notify_free(c.waiting), 0);
+    return 0;
+}
+
+ZK_TEST(sync, condvar_wait_ended_by_a_scope_does_not_hold_the_mutex) {
+    zk_runtime *rt = zk_test_runtime();
+#if !ZK_TEST_MT
+    cr_assert_eq(zk_time_pause(rt), 0);
+#endif
+    cr_assert_eq(zk_block_on(rt, cv_scope_root, NULL, NULL), 0);
+    cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
 /* Aborted before or during a condvar wait: -ECANCELED, and the mutex is

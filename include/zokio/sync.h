@@ -305,21 +305,26 @@ ZK_EXTERN int zk_condvar_free(zk_condvar *cv);
 
 /*
  * Unlocks `m` (which the caller must hold), waits for a notification, then
- * locks `m` again. Returns:
+ * locks `m` again. Only 0 returns with `m` held. Returns:
  * 0            notified; `m` is held.
- * -EPERM       `m` was not locked (nothing happened), or called from a
- *              future task's poll.
- * -ECANCELED   the task was aborted (before or during the wait); `m` is
- *              NOT held (an aborted task cannot wait for it) - do not
- *              unlock it.
- * -EINVAL      a NULL argument; -ENOMEM (plain thread, see above).
+ * -ECANCELED   the task was aborted, or its cancel scope cancelled (before
+ *              or during the wait); `m` is NOT held (a cancelled task
+ *              cannot wait for it) - do not unlock it.
+ * -ETIMEDOUT   the deadline of the task's cancel scope passed (zokio/
+ *              scope.h); `m` is NOT held, as for -ECANCELED.
+ * -EPERM       `m` was not locked, or called from a future task's poll:
+ *              nothing happened (the caller's hold on `m` is unchanged).
+ * -EINVAL      a NULL argument; -ENOMEM (plain thread, see above): nothing
+ *              happened either.
  */
 ZK_EXTERN int zk_condvar_wait(zk_condvar *cv, zk_mutex *m);
 
 /* zk_condvar_wait() with a deadline on the wait for a notification:
- * returns -ETIMEDOUT when it passes first, and then, like
- * pthread_cond_timedwait(), `m` is held again. (Re-locking `m` has no
- * deadline.) */
+ * returns -ETIMEDOUT when it passes first, and then `m` is NOT held, as
+ * for every error. (Unlike pthread_cond_timedwait(), which locks again:
+ * here a cancel scope's deadline also gives -ETIMEDOUT, and could not wait
+ * for the lock, so one rule for every error is the one a caller can rely
+ * on. A notification that raced the deadline wins: 0, `m` held.) */
 ZK_EXTERN int zk_condvar_wait_until(zk_condvar *cv, zk_mutex *m,
                                     zk_instant deadline);
 
@@ -332,7 +337,7 @@ ZK_EXTERN int zk_condvar_notify_all(zk_condvar *cv);
 
 /* The future form of zk_condvar_wait(): the first poll unlocks the mutex;
  * the output is what zk_condvar_wait[_until]() returns, with the mutex
- * held for 0 and -ETIMEDOUT. Dropped after its first poll but before it
+ * held for 0 only. Dropped after its first poll but before it
  * was ready, it does not hold the mutex (a lock hand-off it had received
  * is passed on); dropped before its first poll, it did nothing (the caller
  * still holds the mutex). */
@@ -341,7 +346,6 @@ typedef struct zk_condvar_future {
     void *_cv;
     zk_mutex *_mutex;
     uint32_t _phase;
-    int32_t _result;
     bool _has_deadline;
     bool _unlocked;
     zk_wait_node _node;
@@ -353,7 +357,7 @@ typedef struct zk_condvar_future {
 ZK_EXTERN void zk_condvar_future_init(zk_condvar_future *f, zk_condvar *cv,
                                       zk_mutex *m);
 
-/* Initialises a wait that ends with -ETIMEDOUT (mutex held again) if no
+/* Initialises a wait that ends with -ETIMEDOUT (the mutex not held) if no
  * notification came by `deadline`. */
 ZK_EXTERN void zk_condvar_future_init_until(zk_condvar_future *f,
                                             zk_condvar *cv, zk_mutex *m,

@@ -4,14 +4,18 @@
  * A wait future goes through three phases: it joins the queue and unlocks
  * the mutex in its first poll (joining first, so a notify sent after the
  * unlock finds it), waits to be notified (or for its deadline), then locks
- * the mutex again with an embedded lock future.
+ * the mutex again with an embedded lock future. Only a notified wait locks
+ * again: one that ends with an error (its deadline, or dropped by an abort
+ * or a cancel scope) leaves the mutex unlocked, so that every error means
+ * the same for the caller whichever of them it was.
  */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "sync/waitq.h"
 
-enum { ZK__CV_START, ZK__CV_WAIT, ZK__CV_RELOCK, ZK__CV_END };
+/* DONE: the future returned its output; DROPPED: dropped before that. */
+enum { ZK__CV_START, ZK__CV_WAIT, ZK__CV_RELOCK, ZK__CV_DONE, ZK__CV_DROPPED };
 
 /* How a DONE waiter was woken. */
 #define ZK__CV_ONE 1u
@@ -115,10 +119,9 @@ static bool zk__cv_expired(zk_condvar_future *f, zk_context *cx) {
     return r == 0 || zk_now() >= f->_sleep.deadline;
 }
 
-static void zk__cv_start_relock(zk_condvar_future *f, int result) {
+static void zk__cv_start_relock(zk_condvar_future *f) {
     if (f->_has_deadline)
         zk_future_drop(&f->_sleep.base);
-    f->_result = result;
     f->_phase = ZK__CV_RELOCK;
     zk_mutex_lock_future_init(&f->_lock, f->_mutex);
 }
@@ -144,7 +147,7 @@ static zk_poll zk__cv_poll(zk_future *fut, zk_context *cx, int64_t *out) {
             zk__cv_leave(f, true);
             if (f->_has_deadline)
                 zk_future_drop(&f->_sleep.base);
-            f->_phase = ZK__CV_END;
+            f->_phase = ZK__CV_DONE;
             *out = rc;
             return ZK_READY;
         }
@@ -158,12 +161,17 @@ static zk_poll zk__cv_poll(zk_future *fut, zk_context *cx, int64_t *out) {
         zk__lock_release(&cv->lock);
         if (notified) {
             zk__cv_leave(f, false);
-            zk__cv_start_relock(f, 0);
-        } else if (zk__cv_expired(f, cx)) {
-            /* A notification that raced the deadline wins. */
-            zk__cv_start_relock(f, zk__cv_leave(f, false) ? 0 : -ETIMEDOUT);
-        } else {
+            zk__cv_start_relock(f);
+        } else if (!zk__cv_expired(f, cx)) {
             return ZK_PENDING;
+        } else if (zk__cv_leave(f, false)) {
+            /* A notification that raced the deadline wins. */
+            zk__cv_start_relock(f);
+        } else {
+            zk_future_drop(&f->_sleep.base);
+            f->_phase = ZK__CV_DONE;
+            *out = -ETIMEDOUT;
+            return ZK_READY;
         }
     }
         /* fall through */
@@ -172,8 +180,8 @@ static zk_poll zk__cv_poll(zk_future *fut, zk_context *cx, int64_t *out) {
         if (zk_future_poll(&f->_lock.base, cx, &r) == ZK_PENDING)
             return ZK_PENDING;
         zk_future_drop(&f->_lock.base);
-        f->_phase = ZK__CV_END;
-        *out = r < 0 ? r : f->_result;
+        f->_phase = ZK__CV_DONE;
+        *out = r < 0 ? r : 0;
         return ZK_READY;
     }
     default:
@@ -193,10 +201,12 @@ static void zk__cv_drop(zk_future *fut) {
     case ZK__CV_RELOCK:
         zk_future_drop(&f->_lock.base);
         break;
-    default:
+    case ZK__CV_START:
         break;
+    default:
+        return; /* done, or dropped already */
     }
-    f->_phase = ZK__CV_END;
+    f->_phase = ZK__CV_DROPPED;
 }
 
 static const zk_future_ops zk__cv_ops = {zk__cv_poll, zk__cv_drop};
@@ -208,7 +218,6 @@ void zk_condvar_future_init(zk_condvar_future *f, zk_condvar *cv, zk_mutex *m) {
     f->_cv = cv;
     f->_mutex = m;
     f->_phase = ZK__CV_START;
-    f->_result = 0;
     f->_has_deadline = false;
     f->_unlocked = false;
     zk__node_init(&f->_node);
@@ -223,11 +232,14 @@ void zk_condvar_future_init_until(zk_condvar_future *f, zk_condvar *cv,
     zk_sleep_future_init_until(&f->_sleep, deadline);
 }
 
-/* An aborted task's await drops the future, maybe before its first poll
- * unlocked the mutex: unlock it then, so that -ECANCELED always means the
- * mutex is not held. */
+/* The await of an aborted task, or of one in a cancel scope that expired
+ * or was cancelled, drops the future, maybe before its first poll unlocked
+ * the mutex: unlock it then, so that -ECANCELED and -ETIMEDOUT always mean
+ * the mutex is not held. (Not for -EPERM or -ENOMEM: the wait did not
+ * start, and the caller still holds it.) */
 static int zk__cv_finish(zk_condvar_future *f, int rc) {
-    if (rc == -ECANCELED && !f->_unlocked)
+    if ((rc == -ECANCELED || rc == -ETIMEDOUT) && f->_phase != ZK__CV_DONE &&
+        !f->_unlocked)
         zk_mutex_unlock(f->_mutex);
     return rc;
 }
