@@ -2,7 +2,11 @@
  * test_fs.c - files and directories, on both backends (io_uring file
  * operations; the blocking pool on epoll) and both runtime kinds.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io_helpers.h"
@@ -271,3 +275,127 @@ ZK_IO_TEST(fs, outside_a_task) {
     size_t n;
     cr_assert_eq(zk_fs_read_dir("/tmp", &names, &n), -EPERM);
 }
+
+#if !ZK_TEST_MT && !defined(ZK_TEST_EMULATED)
+/*
+ * An open that blocks (of a FIFO that has no writer yet), its task aborted
+ * while the call runs: the task ends with -ECANCELED and the descriptor the
+ * call made after all is closed, not leaked (ZK_IO_TEST counts them).
+ * io_uring cancels the open in the kernel. Epoll runs it on the blocking
+ * pool and its drop waits for the call, blocking the worker; a thread
+ * outside the runtime then opens the writing end, which ends the call.
+ *
+ * Which thread is in which system call is read from /proc/self/task/N/
+ * syscall, so this runs on the current-thread runtime (the worker is the
+ * thread that called zk_block_on) and not under qemu-user (whose /proc
+ * shows the host's system calls).
+ */
+/* A bound only a broken implementation would reach. */
+#define GUARD_FS ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE)
+
+typedef struct fifo_open {
+    char path[128];
+    pid_t worker;
+    atomic_bool dropping; /* the root is about to abort the opener */
+    atomic_bool stop;     /* the root is done: the writer thread exits */
+} fifo_open;
+
+/* The system call thread `tid` of this process is in, or -1 (running). */
+static long thread_syscall(pid_t tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long nr = -1;
+    if (fscanf(f, "%ld", &nr) != 1)
+        nr = -1;
+    fclose(f);
+    return nr;
+}
+
+/* True when a thread of this process other than `except` is in system
+ * call `nr`. */
+static bool some_thread_in(long nr, pid_t except) {
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        found = tid > 0 && tid != except && thread_syscall(tid) == nr;
+    }
+    closedir(d);
+    return found;
+}
+
+static void nap_1ms(void) {
+    struct timespec ts = {0, 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* Once the worker blocks in the drop (a futex wait, on epoll), opens the
+ * FIFO's writing end without blocking: that ends the reader's open. */
+static void *fifo_writer(void *arg) {
+    fifo_open *c = arg;
+    while (!atomic_load(&c->stop)) {
+        if (atomic_load(&c->dropping) &&
+            thread_syscall(c->worker) == SYS_futex) {
+            int fd = open(c->path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+            if (fd >= 0) {
+                close(fd);
+                return NULL;
+            }
+        }
+        nap_1ms();
+    }
+    return NULL;
+}
+
+static int64_t fifo_opener(void *arg) {
+    fifo_open *c = arg;
+    zk_file *f = NULL;
+    int rc = zk_file_open(c->path, O_RDONLY, 0, &f);
+    if (rc == 0)
+        zk_file_close(f); /* the abort came too late: not this test's aim */
+    return rc;
+}
+
+static int64_t fifo_abort_root(void *arg) {
+    fifo_open *c = arg;
+    c->worker = (pid_t)syscall(SYS_gettid);
+    pthread_t writer;
+    cr_assert_eq(pthread_create(&writer, NULL, fifo_writer, c), 0);
+    zk_task *h;
+    cr_assert_eq(zk_spawn(fifo_opener, c, &h), 0);
+    if (zk_test_backend() == ZK_IO_EPOLL) {
+        /* The call has started on a pool thread before the abort. */
+        zk_instant give_up = zk_now() + GUARD_FS;
+        while (!some_thread_in(SYS_openat, c->worker)) {
+            cr_assert_lt(zk_now(), give_up, "the open never started");
+            zk_sleep(ZK_MS(1));
+        }
+    } else {
+        zk_yield(); /* the opener's open is handed to the kernel */
+    }
+    atomic_store(&c->dropping, true);
+    cr_assert_eq(zk_task_abort(h), 0);
+    int64_t r;
+    cr_assert_eq(zk_task_join(&h, &r), -ECANCELED);
+    cr_assert_eq(r, -ECANCELED);
+    atomic_store(&c->stop, true);
+    cr_assert_eq(pthread_join(writer, NULL), 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, open_aborted_while_the_call_runs_leaks_no_descriptor) {
+    fsdir d;
+    fsdir_make(&d);
+    fifo_open c = {.worker = 0};
+    join_path(c.path, sizeof c.path, &d, "fifo");
+    cr_assert_eq(mkfifo(c.path, 0600), 0);
+    zk_test_run(fifo_abort_root, &c);
+    cr_assert_eq(unlink(c.path), 0);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+#endif

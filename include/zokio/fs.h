@@ -8,11 +8,20 @@
  * (io_uring has no getdents). Blocking-style calls suspend only the
  * calling coroutine task; reads and writes also have future forms.
  *
+ * Cancelling a call (aborting its task, a cancel scope, dropping a future)
+ * cancels the operation in the kernel on io_uring. On the blocking pool a
+ * call that has not started never will; one that has is waited for, and
+ * that wait blocks the worker thread until the system call returns (its
+ * arguments and buffer are the caller's memory): quick for files, but an
+ * open of a FIFO waits for its other end. A descriptor such a call opened
+ * after all is closed.
+ *
  * Errors common to every call (besides those listed with it): -EINVAL for
  * a NULL argument; -EPERM outside a coroutine task of a runtime (outside a
- * worker thread, for futures); -EBADF on a closed file; -ECANCELED when the
- * calling task was aborted while it waited; -ENOMEM; and the error of the
- * underlying system call, negated (-ENOENT, -EACCES, -EISDIR, -ENOSPC...).
+ * worker thread, for futures); -EBADF for a call in flight when another
+ * task closed the file (zk_file_close()); -ECANCELED when the calling task
+ * was aborted while it waited; -ENOMEM; and the error of the underlying
+ * system call, negated (-ENOENT, -EACCES, -EISDIR, -ENOSPC...).
  */
 #ifndef ZOKIO_FS_H
 #define ZOKIO_FS_H
@@ -68,9 +77,11 @@ typedef struct zk_metadata {
 /* The metadata of an open file. Returns 0 or an error. */
 ZK_EXTERN int zk_file_metadata(zk_file *f, zk_metadata *out);
 
-/* Closes the file: other tasks' calls in flight end (or, on the blocking
- * pool, finish) and later ones fail with -EBADF; the descriptor is closed
- * when the last one is done. Returns 0, or -EINVAL for NULL. */
+/* Closes the file: other tasks' calls in flight end with -EBADF (on the
+ * blocking pool, once their system call returned); the descriptor is
+ * closed when the last one is done. The handle's memory goes with the
+ * close: once it returned, no task may start a new call on `f` (or close
+ * it again). Returns 0, or -EINVAL for NULL. */
 ZK_EXTERN int zk_file_close(zk_file *f);
 
 /* Future forms of read_at / write_at. */

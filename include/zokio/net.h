@@ -9,12 +9,12 @@
  * through zk_await_until()/zk_await_timeout() on its future.
  *
  * Closing: zk_*_close() closes the handle for everyone. Operations other
- * tasks have in flight on it end with -EBADF, as do later calls; the file
- * descriptor itself is closed once the kernel is done with all of them.
- * The handle's memory goes with the close: after zk_*_close() returned, a
- * task must not start a new call on it (one already blocked in a call is
- * fine: it is woken with -EBADF). Close every handle before freeing its
- * runtime.
+ * tasks have in flight on it (blocked in a call, or a future polled
+ * before the close) end with -EBADF; the file descriptor itself is closed
+ * once the kernel is done with all of them. The handle's memory goes with
+ * the close: after zk_*_close() returned, no task may start a new call on
+ * it, first-poll a future made on it, or close it again. Close every
+ * handle before freeing its runtime.
  *
  * Signals: writes use MSG_NOSIGNAL, so a peer that vanished gives -EPIPE
  * or -ECONNRESET and never SIGPIPE.

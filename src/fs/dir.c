@@ -92,8 +92,13 @@ int zk_fs_read_dir(const char *path, char ***names, size_t *count) {
         zk__listing_unref(l);
         return rc;
     }
-    if (rc == -ECANCELED) { /* never started */
-        free(l);
+    if (rc == -ECANCELED) {
+        /* The pool's task was cancelled (by the runtime's shutdown). If
+         * the listing never ran, its reference is let go here too; if it
+         * ran, what it listed is freed with the last reference. */
+        if (atomic_load(&l->refs) == 2)
+            zk__listing_unref(l);
+        zk__listing_unref(l);
         return rc;
     }
     rc = l->rc;

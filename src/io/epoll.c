@@ -239,8 +239,23 @@ static void zk__waiters_wake_locked(zk__epoll_reg *r, int d) {
 /* Operations on the blocking pool                                        */
 /* ---------------------------------------------------------------------- */
 
+/* On a pool thread. The result is kept in the operation, and `done` says
+ * the call ran: an abort that came after it started cannot stop it, and
+ * the join then reports the task cancelled, but what the call made (an
+ * opened descriptor) must still reach the caller, or be closed. */
 static int64_t zk__epoll_pool_run(void *arg) {
-    return zk__op_syscall(arg);
+    zk__io_op *op = arg;
+    int64_t res = zk__op_syscall(op);
+    op->res = (int32_t)res;
+    atomic_store_explicit(&op->done, 1, memory_order_release);
+    return res;
+}
+
+/* The operation's result once its pool task has ended: the call's, or
+ * -ECANCELED if the task was aborted before the call started. */
+static int32_t zk__epoll_pool_result(const zk__io_op *op) {
+    return atomic_load_explicit(&op->done, memory_order_acquire) ? op->res
+                                                                 : -ECANCELED;
 }
 
 static zk_poll zk__epoll_pool_poll(zk__io_op *op, zk__io_worker *w,
@@ -262,12 +277,13 @@ static zk_poll zk__epoll_pool_poll(zk__io_op *op, zk__io_worker *w,
     bool cancelled;
     zk__task_join_take(op->blocking, &res, &cancelled);
     op->blocking = NULL;
-    zk__op_complete(op, cancelled ? -ECANCELED : res);
+    zk__op_complete(op, zk__epoll_pool_result(op));
     return ZK_READY;
 }
 
 /* Dropped while on the pool: a call that has not started never will;
- * one that has is waited for (its buffer is the caller's). */
+ * one that has is waited for, blocking this thread until it returns (its
+ * arguments and buffer are the caller's). What it made is then closed. */
 static void zk__epoll_pool_drop(zk__io_op *op) {
     zk__task *t = op->blocking;
     zk_task_abort((zk_task *)t);
@@ -275,7 +291,7 @@ static void zk__epoll_pool_drop(zk__io_op *op) {
     bool cancelled;
     zk__task_join_blocking(t, &res, &cancelled);
     op->blocking = NULL;
-    op->res = (int32_t)(cancelled ? -ECANCELED : res);
+    op->res = zk__epoll_pool_result(op);
     op->state = ZK__OPS_DONE; /* a descriptor it made is closed */
 }
 
