@@ -350,3 +350,46 @@ ZK_TEST(blocking, spawn_during_shutdown_is_refused) {
     zk_task_detach(&h);
     zk_gate_destroy(&g);
 }
+
+#if !defined(ZK_TEST_ASAN) && !defined(ZK_TEST_TSAN) &&                        \
+    !defined(ZK_TEST_EMULATED)
+/* (The sanitizers reserve terabytes of shadow memory, and under qemu-user
+ * the limit would apply to the emulator: no address-space limit there.) */
+#include <sys/resource.h>
+
+static size_t vm_size_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    if (f == NULL || fscanf(f, "%ld", &pages) != 1)
+        pages = 0;
+    if (f)
+        fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* No address space for a pool thread's stack while no thread runs: the
+ * spawn fails with -EAGAIN and nothing is queued (a call queued for a
+ * thread that never comes would leave its join waiting forever). With
+ * room again, the pool works. */
+ZK_TEST(blocking, no_thread_can_start_and_none_runs_spawn_fails_with_eagain) {
+    zk_runtime *rt = zk_test_runtime();
+    struct rlimit old;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
+    /* A thread's stack takes megabytes; leave less than one. */
+    struct rlimit tight = {(rlim_t)vm_size_bytes() + 512 * 1024, old.rlim_max};
+    cr_assert_eq(setrlimit(RLIMIT_AS, &tight), 0);
+    zk_task *h = NULL;
+    int rc = zk_spawn_blocking(rt, child_task, NULL, &h);
+    cr_assert_eq(setrlimit(RLIMIT_AS, &old), 0);
+    cr_assert_eq(rc, -EAGAIN, "rc %d", rc);
+    cr_assert_null(h);
+    zk_runtime_metrics m;
+    blocking_metrics(rt, &m);
+    cr_assert_eq(m.blocking_queue_depth, 0, "nothing left queued");
+    cr_assert_eq(zk_spawn_blocking(rt, child_task, NULL, &h), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 99);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+#endif

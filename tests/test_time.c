@@ -1,6 +1,9 @@
 /* test_time.c - sleeping, the runtime clock, the paused clock, cancelled
  * timers, a million timers, and sleeping workers that wake only at the
  * next deadline. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "helpers.h"
@@ -409,3 +412,216 @@ ZK_TEST(time, interval_missed_ticks_burst_delay_or_skip) {
     }
 }
 #endif
+
+/* ---------------------------------------------------------------------- */
+/* deadlines at the end of time                                           */
+/* ---------------------------------------------------------------------- */
+
+/* Waits "forever" in one of four ways, by `arg`. */
+static int64_t waits_forever(void *arg) {
+    atomic_int drops = 0;
+    never n = {{&never_ops}, &drops};
+    switch ((int)(intptr_t)arg) {
+    case 0:
+        return zk_sleep(INT64_MAX);
+    case 1:
+        return zk_sleep_until(ZK_INSTANT_MAX);
+    case 2:
+        return zk_await_timeout(&n.base, INT64_MAX);
+    default:
+        return zk_await_until(&n.base, ZK_INSTANT_MAX - 1);
+    }
+}
+
+static int64_t far_deadlines_root(void *arg) {
+    (void)arg;
+    zk_task *h[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(zk_spawn(waits_forever, (void *)(intptr_t)i, &h[i]), 0);
+    zk_instant t0 = zk_now();
+    cr_assert_eq(zk_sleep(ZK_MS(30)), 0);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_not(zk_task_is_finished(h[i]), "wait %d ended", i);
+        cr_assert_eq(zk_task_abort(h[i]), 0);
+        int64_t r = 0;
+        cr_assert_eq(zk_task_join(&h[i], &r), -ECANCELED);
+        cr_assert_eq(r, -ECANCELED);
+    }
+    return zk_now() - t0;
+}
+
+/* Deadlines near ZK_INSTANT_MAX, or durations that would carry past it,
+ * mean "never": they do not wrap around into the past (and end at once),
+ * nor overflow the driver's arithmetic (UBSan checks the latter). */
+ZK_TEST(time, deadlines_at_the_end_of_time_never_pass) {
+    zk_runtime *rt = zk_test_runtime();
+#if !ZK_TEST_MT
+    cr_assert_eq(zk_time_pause(rt), 0);
+#endif
+    int64_t elapsed = 0;
+    cr_assert_eq(zk_block_on(rt, far_deadlines_root, NULL, &elapsed), 0);
+    cr_assert_geq(elapsed, ZK_MS(30));
+#if !ZK_TEST_MT
+    /* The paused clock jumped to the one real deadline, not past it. */
+    cr_assert_lt(elapsed, ZK_MS(32));
+#endif
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+#if !ZK_TEST_MT
+/* A paused clock whose only timer is at the end of time: the runtime
+ * sleeps (it used to jump the clock towards the end in a loop, at 100 %
+ * of a core) until another thread aborts the sleeper. */
+typedef struct end_of_time {
+    zk_task *sleeper;
+    atomic_bool joining;
+    double cpu_s; /* process CPU time while the root waited */
+} end_of_time;
+
+static void *aborts_after_200ms(void *arg) {
+    end_of_time *e = arg;
+    while (!atomic_load(&e->joining))
+        sched_yield();
+    /* The window the runtime should spend asleep. */
+    struct timespec ts = {0, 200 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    zk_task_abort(e->sleeper);
+    return NULL;
+}
+
+static int64_t end_of_time_root(void *arg) {
+    end_of_time *e = arg;
+    cr_assert_eq(zk_spawn(waits_forever, (void *)(intptr_t)1, &e->sleeper), 0);
+    zk_task *h = e->sleeper;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, aborts_after_200ms, e), 0);
+    zk_instant t0 = zk_now();
+    double cpu0 = zk_test_process_cpu_s();
+    atomic_store(&e->joining, true);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&h, &r), -ECANCELED);
+    e->cpu_s = zk_test_process_cpu_s() - cpu0;
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_lt(zk_now() - t0, ZK_SEC(1), "the paused clock ran away");
+    return 0;
+}
+
+ZK_TEST(time, a_paused_clock_with_only_a_timer_at_the_end_of_time_sleeps) {
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_time_pause(rt), 0);
+    end_of_time e = {0};
+    cr_assert_eq(zk_block_on(rt, end_of_time_root, &e, NULL), 0);
+    /* Spinning, it would use the whole 200 ms window. */
+    cr_assert_lt(e.cpu_s, 0.1, "used %.3f s of CPU while idle", e.cpu_s);
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+
+/* A paused clock does not jump while a blocking call runs: the call's
+ * result comes in real time, and a jump would expire every deadline that
+ * waits for it (here a cancel scope of an hour). */
+static int64_t sleeps_20ms_really(void *arg) {
+    (void)arg;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return 7;
+}
+
+static int64_t paused_blocking_root(void *arg) {
+    (void)arg;
+    zk_instant t0 = zk_now();
+    zk_scope s = ZK_SCOPE_INIT;
+    cr_assert_eq(zk_scope_enter_timeout(&s, ZK_SEC(3600)), 0);
+    zk_task *h;
+    cr_assert_eq(zk_spawn_blocking(NULL, sleeps_20ms_really, NULL, &h), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 7);
+    cr_assert_eq(zk_scope_exit(&s), 0);
+    cr_assert_lt(zk_now() - t0, ZK_SEC(3600));
+    /* With the call done, the clock jumps again. */
+    cr_assert_eq(zk_sleep(ZK_SEC(60)), 0);
+    return 0;
+}
+
+ZK_TEST(time, a_paused_clock_waits_for_blocking_calls) {
+    zk_runtime *rt = zk_test_runtime();
+    cr_assert_eq(zk_time_pause(rt), 0);
+    int64_t t0 = zk_test_wall_ns();
+    cr_assert_eq(zk_block_on(rt, paused_blocking_root, NULL, NULL), 0);
+    cr_assert_lt(zk_test_wall_ns() - t0, ZK_SEC(10), "the minute was virtual");
+    cr_assert_eq(zk_runtime_free(rt), 0);
+}
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* a timer firing while its sleep is dropped                              */
+/* ---------------------------------------------------------------------- */
+
+/* Tasks await a notify with a timeout of about a millisecond while a
+ * thread outside the runtime notifies them every millisecond: the timer
+ * often fires on one worker while the task, woken by the notify on
+ * another, drops the sleep and returns. The driver must not touch the
+ * sleep (its waker) after the mark that lets the drop skip the lock
+ * (ThreadSanitizer and AddressSanitizer check it in CI). */
+#define RACERS 4
+#define RACES  300
+
+typedef struct timer_race {
+    zk_notify *n[RACERS];
+    atomic_bool done;
+    atomic_int timeouts;
+} timer_race;
+
+typedef struct racer {
+    timer_race *race;
+    int i;
+} racer;
+
+static void *notifies_every_ms(void *arg) {
+    timer_race *race = arg;
+    struct timespec ts = {0, 1000 * 1000};
+    while (!atomic_load(&race->done)) {
+        nanosleep(&ts, NULL);
+        for (int i = 0; i < RACERS; i++)
+            zk_notify_one(race->n[i]);
+    }
+    return NULL;
+}
+
+static int64_t races_its_timer(void *arg) {
+    racer *r = arg;
+    for (int k = 0; k < RACES; k++) {
+        zk_notify_future f;
+        zk_notify_future_init(&f, r->race->n[r->i]);
+        int64_t rc = zk_await_timeout(&f.base, ZK_US(900));
+        cr_assert(rc == 0 || rc == -ETIMEDOUT, "rc %lld", (long long)rc);
+        if (rc == -ETIMEDOUT)
+            atomic_fetch_add(&r->race->timeouts, 1);
+    }
+    return 0;
+}
+
+static int64_t timer_race_root(void *arg) {
+    timer_race *race = arg;
+    for (int i = 0; i < RACERS; i++)
+        cr_assert_eq(zk_notify_new(&race->n[i]), 0);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, notifies_every_ms, race), 0);
+    racer rs[RACERS];
+    zk_task *h[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        rs[i] = (racer){race, i};
+        cr_assert_eq(zk_spawn(races_its_timer, &rs[i], &h[i]), 0);
+    }
+    zk_test_join_all(h, RACERS);
+    atomic_store(&race->done, true);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    for (int i = 0; i < RACERS; i++)
+        cr_assert_eq(zk_notify_free(race->n[i]), 0);
+    return 0;
+}
+
+ZK_TEST(time, a_timer_firing_while_its_sleep_is_dropped) {
+    timer_race race = {0};
+    zk_test_run(timer_race_root, &race);
+}

@@ -117,6 +117,9 @@ ZK_EXTERN int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out);
  * is in zk_block_on().
  * -ESHUTDOWN   the runtime is shutting down.
  * -ENOMEM      no memory for the task.
+ * -ECANCELED   the task was cancelled before it finished: another thread
+ *              freed the runtime meanwhile (`*result` as zk_task_join()
+ *              gives it).
  */
 ZK_EXTERN int zk_block_on(zk_runtime *rt, zk_task_fn fn, void *arg,
                           int64_t *result);
@@ -150,7 +153,8 @@ ZK_EXTERN int zk_block_on_future(zk_runtime *rt, const zk_future *fut,
  * thread meanwhile) and then goes on as before.
  *
  * Returns 0 (NULL is a no-op), or -EBUSY when called from inside a task or
- * a blocking call of this runtime (nothing happens then).
+ * a blocking call of this runtime, or while another thread drives this
+ * current-thread runtime in zk_block_on() (nothing happens then).
  */
 ZK_EXTERN int zk_runtime_free(zk_runtime *rt);
 

@@ -115,6 +115,8 @@ ZK_EXTERN int zk_spawn_future(zk_runtime *rt, const zk_future *fut, size_t size,
  * -EPERM       `rt` is NULL and the caller is not inside a runtime.
  * -ESHUTDOWN   the runtime is shutting down.
  * -ENOMEM      no memory for the task.
+ * -EAGAIN      no pool thread runs and none could be started (out of
+ *              threads or address space): fn will not run.
  */
 ZK_EXTERN int zk_spawn_blocking(zk_runtime *rt, zk_task_fn fn, void *arg,
                                 zk_task **handle);
@@ -138,6 +140,11 @@ ZK_EXTERN int zk_spawn_blocking(zk_runtime *rt, zk_task_fn fn, void *arg,
  *              coroutine task was itself aborted while waiting; join again
  *              or detach.
  * -EDEADLK     a task tried to join itself; the handle is kept.
+ * -EPERM       called from a future task's poll (it would block its
+ *              worker: a future task waits for tasks through a group,
+ *              zokio/group.h); the handle is kept.
+ * -ENOMEM      from a plain thread, no memory for its sleep; the handle is
+ *              kept.
  */
 ZK_EXTERN int zk_task_join(zk_task **handle, int64_t *result);
 

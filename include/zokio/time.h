@@ -5,7 +5,8 @@
  * runtime's monotonic clock: CLOCK_MONOTONIC, unless the runtime's clock is
  * paused (tests), in which case time moves only when told to or when every
  * task waits on a timer. Timers have a resolution of 1 ms and never fire
- * early: a sleep ends at or after its deadline.
+ * early: a sleep ends at or after its deadline. A deadline of
+ * ZK_INSTANT_MAX, or a duration that would carry past it, never passes.
  */
 #ifndef ZOKIO_TIME_H
 #define ZOKIO_TIME_H
@@ -134,9 +135,13 @@ ZK_EXTERN int zk_interval_tick(zk_interval *iv);
  * Pauses the clock of a current-thread runtime (for tests): zk_now() stops,
  * and while the runtime has no task ready to run it jumps to the next
  * timer's deadline instead of sleeping, so hour-long timeouts take
- * microseconds. Returns 0, -EINVAL for NULL, -EALREADY if already paused,
- * -ENOTSUP for a multi-thread runtime (whose workers never all agree they
- * are idle at one instant; Tokio has the same rule).
+ * microseconds. It does not jump while a blocking call (zk_spawn_blocking,
+ * and so the epoll backend's file calls and DNS) runs, whose result comes
+ * in real time; it does jump while a task waits for socket I/O, as Tokio's
+ * does, so a deadline on a read from a peer expires at once unless the
+ * data is already there. Returns 0, -EINVAL for NULL, -EALREADY if already
+ * paused, -ENOTSUP for a multi-thread runtime (whose workers never all agree
+ * they are idle at one instant; Tokio has the same rule).
  */
 ZK_EXTERN int zk_time_pause(zk_runtime *rt);
 

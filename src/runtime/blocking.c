@@ -25,9 +25,10 @@ struct zk__blocking_pool {
     pthread_cond_t all_gone; /* shutdown waits here for threads == 0 */
     /* All below are guarded by lock. */
     zk__task_fifo queue;
-    size_t threads;  /* alive */
-    size_t idle;     /* waiting for work and not yet handed any */
-    size_t notified; /* wake-ups handed to idle threads, not yet taken */
+    size_t threads;    /* alive */
+    size_t idle;       /* waiting for work and not yet handed any */
+    size_t notified;   /* wake-ups handed to idle threads, not yet taken */
+    size_t unfinished; /* spawned and not yet run (or cancelled) */
     bool shutdown;
     /* Set when shutdown stopped waiting: threads still running then detach
      * themselves instead of waiting to be joined. */
@@ -166,6 +167,13 @@ static void *zk__pool_thread(void *arg) {
             pthread_mutex_unlock(&p->lock);
             zk__task_run(t);
             pthread_mutex_lock(&p->lock);
+            if (--p->unfinished == 0 && !p->shutdown &&
+                atomic_load(&p->rt->time.paused))
+                /* Its joiner may have looked before this count fell and
+                 * parked instead of moving the paused clock: look again.
+                 * (Under the lock and before shutdown: the runtime is
+                 * alive.) */
+                p->rt->sched_ops->timers_changed(p->rt);
             continue;
         }
         if (p->shutdown || !zk__pool_wait_for_work(p))
@@ -184,25 +192,27 @@ static void *zk__pool_thread(void *arg) {
 }
 
 /* With the lock held: hands the queued task to an idle thread, or starts
- * one if the bound allows (otherwise the task waits in the queue). */
-static void zk__pool_dispatch(zk__blocking_pool *p) {
+ * one if the bound allows (otherwise the task waits in the queue for a
+ * running one). Returns -EAGAIN when no thread could be started and none
+ * runs: nothing would ever take the task. */
+static int zk__pool_dispatch(zk__blocking_pool *p) {
     if (p->idle > 0) {
         p->idle--;
         p->notified++;
         pthread_cond_signal(&p->work);
-        return;
+        return 0;
     }
     if (p->threads >= p->max_threads)
-        return;
+        return 0;
     pthread_t th;
     atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
     if (pthread_create(&th, NULL, zk__pool_thread, p) == 0) {
         p->threads++;
         p->started++;
-    } else {
-        /* No thread now: the task waits for a running one (if any). */
-        atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);
+        return 0;
     }
+    atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);
+    return p->threads > 0 ? 0 : -EAGAIN;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -254,7 +264,17 @@ int zk__blocking_spawn(zk__blocking_pool *p, zk_task_fn fn, void *arg,
         return -ESHUTDOWN;
     }
     zk__fifo_push(&p->queue, t); /* the first notification's reference */
-    zk__pool_dispatch(p);
+    if (zk__pool_dispatch(p) != 0) {
+        /* No thread runs, so the queue held nothing else: t is its head,
+         * and the call fails without having done anything. */
+        zk__task *head = zk__fifo_pop(&p->queue);
+        ZK__ASSERT(head == t && p->queue.len == 0);
+        (void)head;
+        pthread_mutex_unlock(&p->lock);
+        free(b);
+        return -EAGAIN;
+    }
+    p->unfinished++;
     bool reap = p->nexited > 0;
     pthread_mutex_unlock(&p->lock);
     if (reap)
@@ -273,12 +293,15 @@ size_t zk__blocking_pool_shutdown(zk__blocking_pool *p, int64_t timeout_ns) {
 
     /* Queued work never starts: complete it as cancelled. */
     zk__task *t;
+    size_t cancelled = 0;
     while ((t = zk__fifo_pop(&never_started)) != NULL) {
         zk__task_cancel(t);
         zk__task_run(t);
+        cancelled++;
     }
 
     pthread_mutex_lock(&p->lock);
+    p->unfinished -= cancelled;
     if (timeout_ns < 0) {
         while (p->threads > 0)
             pthread_cond_wait(&p->all_gone, &p->lock);
@@ -294,6 +317,13 @@ size_t zk__blocking_pool_shutdown(zk__blocking_pool *p, int64_t timeout_ns) {
     zk__pool_join_exited(p);
     zk__pool_release(p);
     return left;
+}
+
+bool zk__blocking_pool_busy(zk__blocking_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    bool busy = p->unfinished > 0;
+    pthread_mutex_unlock(&p->lock);
+    return busy;
 }
 
 void zk__blocking_pool_stats(zk__blocking_pool *p, zk__blocking_stats *out) {

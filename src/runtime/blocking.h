@@ -12,6 +12,7 @@
 #ifndef ZK__BLOCKING_H
 #define ZK__BLOCKING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,7 +28,9 @@ typedef struct zk__blocking_stats {
 int zk__blocking_pool_create(struct zk_runtime *rt, size_t max_threads,
                              int64_t keep_alive_ns, zk__blocking_pool **out);
 
-/* Spawns fn(arg) on the pool; returns a task holding a join reference. */
+/* Spawns fn(arg) on the pool; returns 0 and a task holding a join
+ * reference, or -ENOMEM, -ESHUTDOWN, or -EAGAIN when no thread could be
+ * started and none runs (the call was not queued). */
 int zk__blocking_spawn(zk__blocking_pool *p, zk_task_fn fn, void *arg,
                        zk__task **out);
 
@@ -37,6 +40,10 @@ int zk__blocking_spawn(zk__blocking_pool *p, zk_task_fn fn, void *arg,
 size_t zk__blocking_pool_shutdown(zk__blocking_pool *p, int64_t timeout_ns);
 
 void zk__blocking_pool_stats(zk__blocking_pool *p, zk__blocking_stats *out);
+
+/* True while calls spawned on the pool have not finished (queued or
+ * running): a paused clock does not jump meanwhile (current_thread.c). */
+bool zk__blocking_pool_busy(zk__blocking_pool *p);
 
 /* The runtime whose blocking pool the calling thread belongs to, or NULL. */
 struct zk_runtime *zk__blocking_thread_runtime(void);

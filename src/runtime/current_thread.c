@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "blocking.h"
 #include "common/util.h"
 #include "coro.h"
 #include "inject.h"
@@ -132,13 +133,17 @@ static void zk__ct_leave(zk_runtime *rt) {
 }
 
 /* Nothing to run: fire due timers, jump a paused clock, or sleep until
- * the next deadline (or a wake-up from another thread). */
+ * the next deadline (or a wake-up from another thread). A paused clock
+ * does not jump while blocking calls run (as Tokio's does not): their
+ * results come in real time, and a jump would expire every deadline
+ * waiting for them. */
 static void zk__ct_idle(zk_runtime *rt, zk__ct *ct) {
     zk__time *time = &rt->time;
     zk__time_process(time);
     if (ct->local.len > 0 || zk__inject_len(&ct->inject) > 0)
         return;
-    if (zk__time_auto_advance(time))
+    if (atomic_load(&time->paused) && !zk__blocking_pool_busy(rt->blocking) &&
+        zk__time_auto_advance(time))
         return;
     zk__stack_pool_trim(&rt->stacks);
     ZK__COUNT(ct->worker.metrics.parks);

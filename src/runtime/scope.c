@@ -106,13 +106,7 @@ int zk_scope_enter(zk_scope *s, zk_instant deadline) {
 }
 
 int zk_scope_enter_timeout(zk_scope *s, zk_duration d) {
-    zk_instant now = zk_now();
-    zk_instant deadline;
-    if (d <= 0)
-        deadline = now;
-    else if (__builtin_add_overflow(now, d, &deadline))
-        deadline = ZK_INSTANT_MAX;
-    return zk_scope_enter(s, deadline);
+    return zk_scope_enter(s, zk__instant_after(zk_now(), d));
 }
 
 int zk_scope_exit(zk_scope *s) {

@@ -15,6 +15,17 @@ _Static_assert(sizeof(((zk_sleep_future *)0)->_timer) >= sizeof(zk__timer),
 
 enum { ZK__SLEEP_IDLE = 0, ZK__SLEEP_REGISTERED, ZK__SLEEP_FIRED };
 
+/* A sleep's state changes under the driver's lock, but its drop reads it
+ * without: a sleep seen FIRED there is one the driver no longer touches
+ * (the store is the driver's last access, see zk__time_fire_locked). */
+static uint32_t zk__sleep_state(const zk_sleep_future *s) {
+    return __atomic_load_n(&s->_state, __ATOMIC_ACQUIRE);
+}
+
+static void zk__sleep_set_state(zk_sleep_future *s, uint32_t state) {
+    __atomic_store_n(&s->_state, state, __ATOMIC_RELEASE);
+}
+
 int zk__time_init(zk__time *t, struct zk_runtime *rt) {
     t->rt = rt;
     t->origin = zk__mono_ns();
@@ -47,15 +58,22 @@ static uint64_t zk__tick_of_now(zk__time *t, int64_t now) {
 static uint64_t zk__tick_of_deadline(zk__time *t, int64_t deadline) {
     if (deadline <= t->origin)
         return 0;
-    return (uint64_t)((deadline - t->origin + ZK__TICK_NS - 1) / ZK__TICK_NS);
+    /* Unsigned: near ZK_INSTANT_MAX the rounding would overflow int64. */
+    return ((uint64_t)deadline - (uint64_t)t->origin + ZK__TICK_NS - 1) /
+           ZK__TICK_NS;
+}
+
+/* The instant a tick starts, or INT64_MAX (never) past the clock's end. */
+static int64_t zk__instant_of_tick(zk__time *t, uint64_t tick) {
+    if (tick >= (uint64_t)(INT64_MAX - t->origin) / ZK__TICK_NS)
+        return INT64_MAX;
+    return t->origin + (int64_t)tick * ZK__TICK_NS;
 }
 
 /* With the lock held: publishes the earliest deadline. */
 static void zk__time_update_next(zk__time *t) {
-    uint64_t tick = zk__wheel_next_tick(&t->wheel);
-    atomic_store(&t->next_ns, tick == UINT64_MAX
-                                  ? INT64_MAX
-                                  : t->origin + (int64_t)tick * ZK__TICK_NS);
+    atomic_store(&t->next_ns,
+                 zk__instant_of_tick(t, zk__wheel_next_tick(&t->wheel)));
 }
 
 static zk_sleep_future *zk__sleep_of(zk__timer *timer) {
@@ -69,8 +87,13 @@ static void zk__time_fire_locked(zk__time *t, int64_t now) {
     while (fired) {
         zk__timer *next = fired->next;
         zk_sleep_future *s = zk__sleep_of(fired);
-        s->_state = ZK__SLEEP_FIRED;
-        zk_waker_wake(&s->_waker);
+        /* Once FIRED is stored, the sleep's owner may drop it without the
+         * lock and return, and its memory (often a stack frame) is gone:
+         * the waker is taken out before. */
+        zk_waker w = s->_waker;
+        s->_waker = (zk_waker){0};
+        zk__sleep_set_state(s, ZK__SLEEP_FIRED);
+        zk_waker_wake(&w);
         fired = next;
     }
     zk__time_update_next(t);
@@ -124,29 +147,30 @@ static zk_poll zk__sleep_poll(zk_future *f, zk_context *cx, int64_t *out) {
     zk__timer *timer = (zk__timer *)(void *)s->_timer;
     bool earlier = false;
     zk__lock_acquire(&t->lock);
-    if (s->_state != ZK__SLEEP_FIRED && s->deadline <= zk__time_now(t)) {
-        if (s->_state == ZK__SLEEP_REGISTERED)
+    uint32_t state = zk__sleep_state(s);
+    if (state != ZK__SLEEP_FIRED && s->deadline <= zk__time_now(t)) {
+        if (state == ZK__SLEEP_REGISTERED)
             zk__wheel_remove(&t->wheel, timer);
-        s->_state = ZK__SLEEP_FIRED;
+        zk__sleep_set_state(s, state = ZK__SLEEP_FIRED);
     }
-    if (s->_state == ZK__SLEEP_FIRED) {
+    if (state == ZK__SLEEP_FIRED) {
         zk__lock_release(&t->lock);
         zk_waker_drop(&s->_waker);
         *out = 0;
         return ZK_READY;
     }
-    if (s->_state == ZK__SLEEP_IDLE) {
+    if (state == ZK__SLEEP_IDLE) {
         memset(timer, 0, sizeof *timer);
         timer->deadline = zk__tick_of_deadline(t, s->deadline);
         if (!zk__wheel_insert(&t->wheel, timer)) {
             /* Its tick was processed already: due now. */
-            s->_state = ZK__SLEEP_FIRED;
+            zk__sleep_set_state(s, ZK__SLEEP_FIRED);
             zk__lock_release(&t->lock);
             *out = 0;
             return ZK_READY;
         }
-        s->_state = ZK__SLEEP_REGISTERED;
-        int64_t at = t->origin + (int64_t)timer->deadline * ZK__TICK_NS;
+        zk__sleep_set_state(s, ZK__SLEEP_REGISTERED);
+        int64_t at = zk__instant_of_tick(t, timer->deadline);
         if (at < atomic_load(&t->next_ns)) {
             atomic_store(&t->next_ns, at);
             earlier = true;
@@ -166,11 +190,11 @@ static zk_poll zk__sleep_poll(zk_future *f, zk_context *cx, int64_t *out) {
 static void zk__sleep_drop(zk_future *f) {
     zk_sleep_future *s = (zk_sleep_future *)f;
     zk__time *t = s->_driver;
-    if (t != NULL && s->_state == ZK__SLEEP_REGISTERED) {
+    if (t != NULL && zk__sleep_state(s) == ZK__SLEEP_REGISTERED) {
         zk__lock_acquire(&t->lock);
-        if (s->_state == ZK__SLEEP_REGISTERED) {
+        if (zk__sleep_state(s) == ZK__SLEEP_REGISTERED) {
             zk__wheel_remove(&t->wheel, (zk__timer *)(void *)s->_timer);
-            s->_state = ZK__SLEEP_IDLE;
+            zk__sleep_set_state(s, ZK__SLEEP_IDLE);
         }
         zk__lock_release(&t->lock);
     }
@@ -193,7 +217,7 @@ zk_instant zk_now(void) {
 }
 
 void zk_sleep_future_init(zk_sleep_future *s, zk_duration d) {
-    zk_sleep_future_init_until(s, zk_now() + (d > 0 ? d : 0));
+    zk_sleep_future_init_until(s, zk__instant_after(zk_now(), d));
 }
 
 int zk_sleep_until(zk_instant deadline) {
@@ -236,7 +260,8 @@ int zk_time_advance(zk_runtime *rt, zk_duration d) {
     zk__lock_acquire(&t->lock);
     int rc = -EINVAL;
     if (atomic_load(&t->paused)) {
-        atomic_store(&t->paused_now, atomic_load(&t->paused_now) + d);
+        atomic_store(&t->paused_now,
+                     zk__instant_after(atomic_load(&t->paused_now), d));
         zk__time_fire_locked(t, atomic_load(&t->paused_now));
         rc = 0;
     }

@@ -10,7 +10,13 @@
  * before parking (zk__time_process), and a parked worker sleeps exactly
  * until the next deadline (zk__time_next). Wakers are woken with the lock
  * held: waking only schedules a task, which never takes this lock, and it
- * keeps a sleep future from being freed while its timer fires.
+ * keeps a registered sleep future from being freed while its timer fires.
+ * A sleep the driver marked fired is dropped without the lock: the driver
+ * takes its waker out before it stores the mark, its last access.
+ *
+ * Deadlines are instants up to ZK_INSTANT_MAX, which means never: sums
+ * saturate there (zk__instant_after), and a deadline whose tick lies
+ * beyond it is a timer that never fires.
  */
 #ifndef ZK__TIME_DRIVER_H
 #define ZK__TIME_DRIVER_H
@@ -23,6 +29,16 @@
 #include "time/wheel.h"
 
 struct zk_runtime;
+
+/* now + d for a deadline: d <= 0 counts as 0, and a sum past INT64_MAX
+ * (ZK_INSTANT_MAX, no deadline) is INT64_MAX: "forever" must not wrap
+ * around into the past. */
+static inline int64_t zk__instant_after(int64_t now, int64_t d) {
+    int64_t at;
+    if (d <= 0)
+        return now;
+    return __builtin_add_overflow(now, d, &at) ? INT64_MAX : at;
+}
 
 typedef struct zk__time {
     struct zk_runtime *rt;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "time/driver.h"
 #include "time/interval.h"
 
 static zk_poll zk__timeout_poll(zk_future *f, zk_context *cx, int64_t *out) {
@@ -49,7 +50,7 @@ void zk_timeout_future_init_until(zk_timeout_future *t, zk_future *inner,
 
 void zk_timeout_future_init(zk_timeout_future *t, zk_future *inner,
                             zk_duration d) {
-    zk_timeout_future_init_until(t, inner, zk_now() + (d > 0 ? d : 0));
+    zk_timeout_future_init_until(t, inner, zk__instant_after(zk_now(), d));
 }
 
 int64_t zk_await_until(zk_future *f, zk_instant deadline) {
@@ -63,7 +64,7 @@ int64_t zk_await_until(zk_future *f, zk_instant deadline) {
 }
 
 int64_t zk_await_timeout(zk_future *f, zk_duration d) {
-    return zk_await_until(f, zk_now() + (d > 0 ? d : 0));
+    return zk_await_until(f, zk__instant_after(zk_now(), d));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -78,7 +79,7 @@ int zk_interval_init(zk_interval *iv, zk_duration period,
         return -EINVAL;
     iv->period = period;
     iv->missed = missed;
-    iv->next = zk_now() + period;
+    iv->next = zk__instant_after(zk_now(), period);
     return 0;
 }
 
@@ -86,15 +87,18 @@ void zk__interval_advance(zk_interval *iv, zk_instant now) {
     zk_instant scheduled = iv->next;
     switch (iv->missed) {
     case ZK_MISSED_TICK_BURST:
-        iv->next = scheduled + iv->period;
+        iv->next = zk__instant_after(scheduled, iv->period);
         break;
     case ZK_MISSED_TICK_DELAY:
-        iv->next = now + iv->period;
+        iv->next = zk__instant_after(now, iv->period);
         break;
     case ZK_MISSED_TICK_SKIP: {
         /* The first tick of the original schedule after now. */
-        int64_t behind = (now - scheduled) / iv->period;
-        iv->next = scheduled + (behind + 1) * iv->period;
+        int64_t behind = now > scheduled ? (now - scheduled) / iv->period : 0;
+        int64_t ahead;
+        iv->next = __builtin_mul_overflow(behind + 1, iv->period, &ahead)
+                       ? INT64_MAX
+                       : zk__instant_after(scheduled, ahead);
         break;
     }
     }
