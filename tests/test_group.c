@@ -593,6 +593,88 @@ ZK_TEST(group, a_member_waiting_for_itself_gets_edeadlk) {
     zk_test_run(self_join_root, NULL);
 }
 
+/* A join that says when it first waits: releases `queued` then. */
+typedef struct queued_join {
+    zk_future base;
+    zk_group_join_future join;
+    zk_semaphore *queued;
+    bool told;
+} queued_join;
+
+static zk_poll queued_join_poll(zk_future *f, zk_context *cx, int64_t *out) {
+    queued_join *q = (queued_join *)f;
+    zk_poll p = zk_future_poll(&q->join.base, cx, out);
+    if (p == ZK_PENDING && !q->told) {
+        q->told = true;
+        zk_semaphore_release(q->queued, 1);
+    }
+    return p;
+}
+static void queued_join_drop(zk_future *f) {
+    zk_future_drop(&((queued_join *)f)->join.base);
+}
+static const zk_future_ops queued_join_ops = {queued_join_poll,
+                                              queued_join_drop};
+
+typedef struct late_self {
+    zk_group *g;
+    zk_semaphore *queued;
+    int64_t result; /* of the member joined */
+} late_self;
+
+/* Joins the next member of the group, saying when it waits; gives up
+ * (-ETIMEDOUT) only if a bug keeps it waiting. */
+static int64_t joins_next_queued(void *arg) {
+    late_self *ls = arg;
+    queued_join q;
+    memset(&q, 0, sizeof q);
+    q.base.ops = &queued_join_ops;
+    q.queued = ls->queued;
+    zk_group_join_next_future_init(&q.join, ls->g, &ls->result, NULL);
+    return zk_await_until(&q.base, zk_now() + ZK_SEC(10));
+}
+
+/* A member's join that waited behind another join: once that one took
+ * the other member, the waiting member is the only one running, with
+ * nothing to join but itself, and its join ends with -EDEADLK then (as it
+ * would have at its start) instead of waiting forever. */
+static int64_t late_self_join_root(void *arg) {
+    (void)arg;
+    late_self outside = {0}, inside = {0};
+    cr_assert_eq(zk_group_new(&outside.g), 0);
+    cr_assert_eq(zk_semaphore_new(0, &outside.queued), 0);
+    inside.g = outside.g;
+    inside.queued = outside.queued;
+    member_arg sib = {NULL, NULL, NULL, 2};
+    cr_assert_eq(zk_semaphore_new(0, &sib.go), 0);
+    cr_assert_eq(zk_group_spawn(outside.g, waits_for_go, &sib, NULL, NULL), 0);
+    zk_task *h;
+    cr_assert_eq(zk_spawn(joins_next_queued, &outside, &h), 0);
+    cr_assert_eq(zk_semaphore_acquire(outside.queued, 1), 0);
+    uint64_t me;
+    cr_assert_eq(
+        zk_group_spawn(outside.g, joins_next_queued, &inside, NULL, &me), 0);
+    cr_assert_eq(zk_semaphore_acquire(outside.queued, 1), 0); /* behind h */
+    cr_assert_eq(zk_semaphore_release(sib.go, 1), 0);
+    int64_t r = -1;
+    cr_assert_eq(zk_task_join(&h, &r), 0);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(outside.result, 2, "the join first in line got the sibling");
+    uint64_t id = 0;
+    cr_assert_eq(zk_group_join_next(outside.g, &r, &id), 0);
+    cr_assert_eq(id, me);
+    cr_assert_eq(r, -EDEADLK, "the member's own join was refused");
+    cr_assert_eq(zk_group_join_next(outside.g, &r, &id), -ECHILD);
+    cr_assert_eq(zk_group_free(outside.g), 0);
+    cr_assert_eq(zk_semaphore_free(outside.queued), 0);
+    cr_assert_eq(zk_semaphore_free(sib.go), 0);
+    return 0;
+}
+
+ZK_TEST(group, a_member_queued_behind_another_join_learns_it_waits_for_itself) {
+    zk_test_run(late_self_join_root, NULL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* deadlines and cancelled joins lose nothing                             */
 /* ---------------------------------------------------------------------- */

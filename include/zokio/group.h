@@ -145,7 +145,9 @@ ZK_EXTERN int zk_group_spawn_future(zk_group *g, const zk_future *fut,
  * -ECHILD      the group has no member left to join.
  * -ECANCELED   (`*id` 0) the calling task was aborted; no member was taken.
  * -EDEADLK     the caller is the group's only running member and nothing
- *              finished is left to join: it would wait for itself.
+ *              finished is left to join: it would wait for itself (also
+ *              when that comes about while it waits, once another join
+ *              took the last other member).
  * -EINVAL, -EPERM, -ENOMEM as described above.
  */
 ZK_EXTERN int zk_group_join_next(zk_group *g, int64_t *result, uint64_t *id);

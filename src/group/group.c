@@ -46,6 +46,7 @@ enum {
 /* How a DONE join node was released. */
 #define ZK__JOIN_GOT   1u /* handed a member (the future's _member) */
 #define ZK__JOIN_EMPTY 2u /* the group became empty */
+#define ZK__JOIN_SELF  3u /* its task became the only running member */
 
 /* The most members one poll of a join-all future joins before it lets
  * other tasks run (a cooperative budget of its own). */
@@ -169,13 +170,37 @@ static void zk__group_deliver(zk_group *g, zk__member *m, bool front,
     zk__wakelist_push(wl, zk__node_take_waker(n));
 }
 
+/* A waiting join whose task is now the group's only running member, with
+ * nothing finished or handed to another join, would wait for itself: it
+ * is released with -EDEADLK, as its first poll would have been. (A join
+ * keeps its task's id in its node's `_want`.) */
+static void zk__group_release_self_joins(zk_group *g, zk__wakelist *wl) {
+    if (g->running.n != 1 || g->handed != 0 || g->finished.n != 0)
+        return;
+    uint64_t self = g->running.head->id;
+    zk_wait_node *n = g->joiners.head;
+    while (n != NULL) {
+        zk_wait_node *next = n->_next;
+        if (n->_want == self) {
+            zk__waitq_remove(&g->joiners, n);
+            n->_flags = ZK__JOIN_SELF;
+            zk__node_set_state(n, ZK__W_DONE);
+            zk__wakelist_push(wl, zk__node_take_waker(n));
+        }
+        n = next;
+    }
+}
+
 /* A member was taken by a join. When none is left, every waiting join
- * learns that the group is empty. */
+ * learns that the group is empty; when only one runs, a join by that
+ * member itself learns that it would wait for itself. */
 static void zk__group_took(zk_group *g, zk__member *m, zk__wakelist *wl) {
     m->where = ZK__M_JOINED;
     zk__group_update_len(g);
     if (g->len == 0)
         zk__waitq_release_all(&g->joiners, ZK__JOIN_EMPTY, wl);
+    else
+        zk__group_release_self_joins(g, wl);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -388,6 +413,7 @@ static zk_poll zk__join_next_poll(zk_future *fut, zk_context *cx,
             rc = -EDEADLK; /* it would wait for itself */
             break;
         }
+        n->_want = zk_task_current_id();
         zk__waitq_push(&g->joiners, n);
         /* fall through */
     case ZK__W_QUEUED:
@@ -400,7 +426,7 @@ static zk_poll zk__join_next_poll(zk_future *fut, zk_context *cx,
             f->_member = NULL;
             g->handed--;
         } else {
-            rc = -ECHILD;
+            rc = n->_flags == ZK__JOIN_SELF ? -EDEADLK : -ECHILD;
         }
         break;
     default:
