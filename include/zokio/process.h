@@ -10,7 +10,11 @@
  * SIGCHLD handler, no polling. Where pidfd_open() is missing (old kernels,
  * some emulators), one thread of the runtime's blocking pool waits for each
  * running child instead (the environment variable ZOKIO_NO_PIDFD=1 forces
- * this, for tests).
+ * this, for tests). There, running children count against the pool's
+ * bound (zk_builder_set_blocking_threads()): with as many children running
+ * as the bound allows threads, the exit of one more is seen only when a
+ * thread frees up, and other blocking calls (file calls on epoll, DNS)
+ * wait behind them. Raise the bound for many long-lived children.
  *
  * Descriptors: every descriptor zokio makes is close-on-exec, and the
  * child marks every descriptor above 2 close-on-exec before it runs the
