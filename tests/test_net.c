@@ -616,6 +616,60 @@ ZK_IO_TEST(net, unix_stream_echo) {
     zk_test_run(unix_root, NULL);
 }
 
+/* The peer address an accept reports has the length the kernel gave, on
+ * both backends (the epoll backend reported the buffer's size). */
+static int64_t peer_len_root(void *arg) {
+    (void)arg;
+    zk_addr addr;
+    zk_listener *l = zk_test_listen(&addr);
+    zk_stream *c, *s;
+    cr_assert_eq(zk_tcp_connect(&addr, &c), 0);
+    zk_addr peer;
+    cr_assert_eq(zk_listener_accept(l, &s, &peer), 0);
+    cr_assert_eq(peer.len, sizeof(struct sockaddr_in), "peer.len %u",
+                 (unsigned)peer.len);
+    zk_stream_close(c);
+    zk_stream_close(s);
+    zk_listener_close(l);
+    return 0;
+}
+
+ZK_IO_TEST(net, accept_reports_the_peer_address_length) {
+    zk_test_run(peer_len_root, NULL);
+}
+
+/* A Unix listener whose backlog is full refuses a connection (Linux does
+ * not let it wait): -EAGAIN on both backends, at once (on epoll the
+ * connect waited for ever), and a connect once there is room succeeds. */
+static int64_t unix_full_root(void *arg) {
+    (void)arg;
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/zokio-full-%d.sock", (int)getpid());
+    unlink(path);
+    zk_listener *l;
+    cr_assert_eq(zk_unix_listen(path, 1, &l), 0);
+    enum { TRIES = 8 };
+    zk_stream *c[TRIES] = {0};
+    int rc = 0, n = 0;
+    while (n < TRIES && (rc = zk_unix_connect(path, &c[n])) == 0)
+        n++;
+    cr_assert_lt(n, TRIES, "a backlog of 1 took %d connections", n);
+    cr_assert_eq(rc, -EAGAIN, "%s", zk_strerror(rc));
+    zk_stream *s;
+    cr_assert_eq(zk_listener_accept(l, &s, NULL), 0);
+    zk_stream_close(s);
+    cr_assert_eq(zk_unix_connect(path, &c[n]), 0, "room again");
+    for (int k = 0; k <= n; k++)
+        zk_stream_close(c[k]);
+    zk_listener_close(l);
+    unlink(path);
+    return 0;
+}
+
+ZK_IO_TEST(net, unix_connect_to_a_full_backlog_fails_with_eagain) {
+    zk_test_run(unix_full_root, NULL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Pipes                                                                  */
 /* ---------------------------------------------------------------------- */

@@ -117,7 +117,9 @@ ZK_EXTERN int zk_tcp_connect_timeout(const zk_addr *addr, zk_duration timeout,
                                      zk_stream **out);
 
 /* Connects to the Unix domain stream socket at `path`. Errors as
- * zk_tcp_connect(), plus -ENOENT when nothing is bound at `path`. */
+ * zk_tcp_connect(), plus -ENOENT when nothing is bound at `path` and
+ * -EAGAIN when the listener's backlog is full (Linux refuses such a
+ * connection instead of letting it wait). */
 ZK_EXTERN int zk_unix_connect(const char *path, zk_stream **out);
 
 /*

@@ -324,7 +324,7 @@ static zk_poll zk__epoll_op_poll(zk__io_op *op, zk__io_worker *w,
             else if (res == -EAGAIN)
                 continue; /* readiness came meanwhile: retry */
         }
-        if (res != -EAGAIN) {
+        if (res != -EAGAIN || op->connect_full) {
             if (zk__waiter_maybe(r, op)) {
                 zk__lock_acquire(&r->lock);
                 zk__waiter_cancel(r, op);

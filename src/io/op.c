@@ -199,9 +199,12 @@ int64_t zk__op_syscall(zk__io_op *op) {
         return zk__op_socket_send(op, 0);
     case ZK__OP_ACCEPT: {
         socklen_t len = op->a.sa.len;
-        return zk__ret(accept4(fd, (struct sockaddr *)op->a.sa.addr,
-                               op->a.sa.addr ? &len : NULL,
-                               SOCK_NONBLOCK | SOCK_CLOEXEC));
+        int64_t r = zk__ret(accept4(fd, (struct sockaddr *)op->a.sa.addr,
+                                    op->a.sa.addr ? &len : NULL,
+                                    SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (r >= 0 && op->a.sa.addr)
+            op->a.sa.len = len; /* the peer's, as io_uring reports it */
+        return r;
     }
     case ZK__OP_CONNECT:
         if (!op->connect_started) {
@@ -209,6 +212,9 @@ int64_t zk__op_syscall(zk__io_op *op) {
             int r = connect(fd, (struct sockaddr *)op->a.sa.addr, op->a.sa.len);
             if (r == 0)
                 return 0;
+            /* EAGAIN from connect(2) itself is no "in progress": a Unix
+             * listener's backlog is full, a result (as on io_uring). */
+            op->connect_full = errno == EAGAIN;
             return errno == EINPROGRESS ? -EAGAIN : -errno;
         } else {
             /* Writable: the outcome is in SO_ERROR. */

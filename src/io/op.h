@@ -90,6 +90,7 @@ struct zk__io_op {
     uint8_t code;
     uint8_t state;
     bool connect_started; /* epoll connect: connect(2) already called */
+    bool connect_full;    /* epoll connect: its -EAGAIN is the result */
     bool queued;          /* epoll: on the registration's waiter list */
     bool holds_ref;       /* holds a reference to `h` (from first poll) */
     int32_t res;
