@@ -927,11 +927,10 @@ static int64_t nothing_task(void *arg) {
  * descriptor count around the test) and memory. `arg`: the dropped
  * buffers, which outlive the runtime.
  *
- * runtime_freed_right_after_many_drops fails on io_uring (always on a
- * current-thread runtime, most runs on a multi-thread one): the no-op
- * completions beyond the 2048 the completion queue holds wait in the
- * kernel's overflow list, which zk__uring_destroy() never flushes, so the
- * handles their slots hold are never released (descriptor and memory). */
+ * With more drops than the completion queue holds (2048), the no-op
+ * completions beyond it wait in the kernel's overflow list, which
+ * zk__uring_destroy() must flush too, or the handles their slots hold
+ * would never be released (descriptor and memory). */
 typedef struct exit_arg {
     int n;
     char *bufs;

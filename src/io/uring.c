@@ -555,9 +555,14 @@ static void zk__uring_destroy(zk__io_worker *w) {
      * a bounded time, so that the handles those slots hold are released
      * and their descriptors closed before the runtime is gone. */
     if (zk__uring_outstanding(u) > 0) {
+        /* Entries still unsubmitted go first, those of operations dropped
+         * since they were prepared as no-ops (as at every flush): a read
+         * must not reach the kernel with a buffer that is gone. */
+        pthread_mutex_lock(&u->lock);
+        zk__uring_scrub_locked(u);
+        zk__uring_submit_locked(u);
+        pthread_mutex_unlock(&u->lock);
         struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-        if (sqe == NULL && io_uring_submit(&u->ring) >= 0)
-            sqe = io_uring_get_sqe(&u->ring); /* the queue was full */
         if (sqe != NULL) {
             io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
