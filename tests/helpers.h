@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zokio.h>
 
 #ifndef ZK_TEST_TIMEOUT_SCALE
@@ -89,15 +90,78 @@ static inline zk_runtime *zk_test_runtime(void) {
     return rt;
 }
 
-/* Runs fn(arg) as the root task of a fresh runtime, frees the runtime and
- * returns the root's result. */
-static inline int64_t zk_test_run(zk_task_fn fn, void *arg) {
-    zk_runtime *rt = zk_test_runtime();
+/* The process's virtual memory size in bytes (0 if unknown): for tests
+ * that limit the address space (RLIMIT_AS) a little above it. */
+static inline size_t zk_test_vm_size_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0;
+    if (f == NULL || fscanf(f, "%ld", &pages) != 1)
+        pages = 0;
+    if (f)
+        fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Runs fn(arg) as the root task of `rt`, frees the runtime and returns
+ * the root's result. */
+static inline int64_t zk_test_run_on(zk_runtime *rt, zk_task_fn fn, void *arg) {
     int64_t result = 0;
     int rc = zk_block_on(rt, fn, arg, &result);
     cr_assert_eq(rc, 0, "zk_block_on: %s", zk_strerror(rc));
     cr_assert_eq(zk_runtime_free(rt), 0);
     return result;
+}
+
+/* Runs fn(arg) as the root task of a fresh runtime, frees the runtime and
+ * returns the root's result. */
+static inline int64_t zk_test_run(zk_task_fn fn, void *arg) {
+    return zk_test_run_on(zk_test_runtime(), fn, arg);
+}
+
+/* zk_test_run() with the runtime's clock paused where that is possible
+ * (a current-thread runtime), so that deadlines pass without waiting. */
+static inline int64_t zk_test_run_paused(zk_task_fn fn, void *arg) {
+    zk_runtime *rt = zk_test_runtime();
+#if !ZK_TEST_MT
+    cr_assert_eq(zk_time_pause(rt), 0);
+#endif
+    return zk_test_run_on(rt, fn, arg);
+}
+
+/* A future around `inner` that calls on_queued(ctx) the first time
+ * `inner` is pending (it then waits in a primitive's queue): lets a test
+ * wait until a task is really queued, on any runtime, without sleeping. */
+typedef struct zk_test_probe {
+    zk_future base;
+    zk_future *inner;
+    void (*on_queued)(void *ctx);
+    void *ctx;
+    bool told;
+} zk_test_probe;
+
+static inline zk_poll zk_test_probe_poll(zk_future *f, zk_context *cx,
+                                         int64_t *out) {
+    zk_test_probe *p = (zk_test_probe *)f;
+    zk_poll r = zk_future_poll(p->inner, cx, out);
+    if (r == ZK_PENDING && !p->told) {
+        p->told = true;
+        p->on_queued(p->ctx);
+    }
+    return r;
+}
+
+static inline void zk_test_probe_drop(zk_future *f) {
+    zk_future_drop(((zk_test_probe *)f)->inner);
+}
+
+static const zk_future_ops zk_test_probe_ops = {zk_test_probe_poll,
+                                                zk_test_probe_drop};
+
+/* A probe around `inner` that calls on_queued(ctx). */
+static inline zk_test_probe
+zk_test_probe_of(zk_future *inner, void (*on_queued)(void *ctx), void *ctx) {
+    zk_test_probe p = {{&zk_test_probe_ops}, inner, on_queued, ctx, false};
+    return p;
 }
 
 /* Joins h[0..n), asserting each join succeeds, and returns the sum of the

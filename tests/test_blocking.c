@@ -357,16 +357,6 @@ ZK_TEST(blocking, spawn_during_shutdown_is_refused) {
  * the limit would apply to the emulator: no address-space limit there.) */
 #include <sys/resource.h>
 
-static size_t vm_size_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0;
-    if (f == NULL || fscanf(f, "%ld", &pages) != 1)
-        pages = 0;
-    if (f)
-        fclose(f);
-    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* No address space for a pool thread's stack while no thread runs: the
  * spawn fails with -EAGAIN and nothing is queued (a call queued for a
  * thread that never comes would leave its join waiting forever). With
@@ -376,7 +366,8 @@ ZK_TEST(blocking, no_thread_can_start_and_none_runs_spawn_fails_with_eagain) {
     struct rlimit old;
     cr_assert_eq(getrlimit(RLIMIT_AS, &old), 0);
     /* A thread's stack takes megabytes; leave less than one. */
-    struct rlimit tight = {(rlim_t)vm_size_bytes() + 512 * 1024, old.rlim_max};
+    struct rlimit tight = {(rlim_t)zk_test_vm_size_bytes() + 512 * 1024,
+                           old.rlim_max};
     cr_assert_eq(setrlimit(RLIMIT_AS, &tight), 0);
     zk_task *h = NULL;
     int rc = zk_spawn_blocking(rt, child_task, NULL, &h);

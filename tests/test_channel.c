@@ -6,19 +6,6 @@
 
 ZK_SUITE(channel);
 
-/* Builds the runtime under test with a paused clock where possible, runs
- * fn and frees the runtime. */
-static int64_t run_paused(zk_task_fn fn, void *arg) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    int64_t r = -1;
-    cr_assert_eq(zk_block_on(rt, fn, arg, &r), 0);
-    cr_assert_eq(zk_runtime_free(rt), 0);
-    return r;
-}
-
 /* ---------------------------------------------------------------------- */
 /* bad input                                                              */
 /* ---------------------------------------------------------------------- */
@@ -159,7 +146,7 @@ static int64_t oneshot_root(void *arg) {
 }
 
 ZK_TEST(channel, oneshot_send_recv_close_and_deadline) {
-    run_paused(oneshot_root, NULL);
+    zk_test_run_paused(oneshot_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -333,7 +320,7 @@ static int64_t mpsc_deadline_root(void *arg) {
 }
 
 ZK_TEST(channel, mpsc_deadlines) {
-    run_paused(mpsc_deadline_root, NULL);
+    zk_test_run_paused(mpsc_deadline_root, NULL);
 }
 
 /* A plain thread produces into a bounded channel a task consumes. */

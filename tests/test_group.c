@@ -593,29 +593,6 @@ ZK_TEST(group, a_member_waiting_for_itself_gets_edeadlk) {
     zk_test_run(self_join_root, NULL);
 }
 
-/* A join that says when it first waits: releases `queued` then. */
-typedef struct queued_join {
-    zk_future base;
-    zk_group_join_future join;
-    zk_semaphore *queued;
-    bool told;
-} queued_join;
-
-static zk_poll queued_join_poll(zk_future *f, zk_context *cx, int64_t *out) {
-    queued_join *q = (queued_join *)f;
-    zk_poll p = zk_future_poll(&q->join.base, cx, out);
-    if (p == ZK_PENDING && !q->told) {
-        q->told = true;
-        zk_semaphore_release(q->queued, 1);
-    }
-    return p;
-}
-static void queued_join_drop(zk_future *f) {
-    zk_future_drop(&((queued_join *)f)->join.base);
-}
-static const zk_future_ops queued_join_ops = {queued_join_poll,
-                                              queued_join_drop};
-
 typedef struct late_self {
     zk_group *g;
     zk_semaphore *queued;
@@ -624,14 +601,16 @@ typedef struct late_self {
 
 /* Joins the next member of the group, saying when it waits; gives up
  * (-ETIMEDOUT) only if a bug keeps it waiting. */
+static void tell_semaphore(void *ctx) {
+    zk_semaphore_release(ctx, 1);
+}
+
 static int64_t joins_next_queued(void *arg) {
     late_self *ls = arg;
-    queued_join q;
-    memset(&q, 0, sizeof q);
-    q.base.ops = &queued_join_ops;
-    q.queued = ls->queued;
-    zk_group_join_next_future_init(&q.join, ls->g, &ls->result, NULL);
-    return zk_await_until(&q.base, zk_now() + ZK_SEC(10));
+    zk_group_join_future f;
+    zk_group_join_next_future_init(&f, ls->g, &ls->result, NULL);
+    zk_test_probe p = zk_test_probe_of(&f.base, tell_semaphore, ls->queued);
+    return zk_await_until(&p.base, zk_now() + ZK_SEC(10));
 }
 
 /* A member's join that waited behind another join: once that one took
@@ -709,14 +688,7 @@ static int64_t deadline_root(void *arg) {
 }
 
 ZK_TEST(group, a_deadline_passes_and_the_member_stays_for_the_next_join) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    int64_t r = -1;
-    cr_assert_eq(zk_block_on(rt, deadline_root, NULL, &r), 0);
-    cr_assert_eq(r, 0);
-    cr_assert_eq(zk_runtime_free(rt), 0);
+    cr_assert_eq(zk_test_run_paused(deadline_root, NULL), 0);
 }
 
 /* A member finishing as the deadline passes, many times over: it is
@@ -962,14 +934,7 @@ static int64_t futures_root(void *arg) {
 }
 
 ZK_TEST(group, future_forms_compose_and_future_tasks_are_refused_waits) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    int64_t r = -1;
-    cr_assert_eq(zk_block_on(rt, futures_root, NULL, &r), 0);
-    cr_assert_eq(r, 0);
-    cr_assert_eq(zk_runtime_free(rt), 0);
+    cr_assert_eq(zk_test_run_paused(futures_root, NULL), 0);
 }
 
 /* A select over the joins of two groups: the losing join is dropped and

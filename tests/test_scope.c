@@ -19,20 +19,6 @@ ZK_SUITE(scope);
 #endif
 #define FOREVER ZK_SEC(1000 * 3600)
 
-/* Runs fn(arg) as the root task of a fresh runtime (its clock paused on a
- * current-thread runtime) and returns the root's result. */
-static int64_t run(zk_task_fn fn, void *arg) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    int64_t r = -1;
-    int rc = zk_block_on(rt, fn, arg, &r);
-    cr_assert_eq(rc, 0, "zk_block_on: %s", zk_strerror(rc));
-    cr_assert_eq(zk_runtime_free(rt), 0);
-    return r;
-}
-
 /* A future that is ready at once and counts its drops. */
 typedef struct counted_ready {
     zk_future base;
@@ -135,8 +121,8 @@ ZK_TEST(scope, misuse_gets_clear_codes) {
     cr_assert_eq(zk_scope_status(NULL), -EINVAL);
     cr_assert_eq(zk_scope_cancel(NULL), -EINVAL);
     cr_assert_eq(zk_scope_current_deadline(), ZK_INSTANT_MAX);
-    run(misuse_root, NULL);
-    run(foreign_root, NULL);
+    zk_test_run_paused(misuse_root, NULL);
+    zk_test_run_paused(foreign_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -194,7 +180,7 @@ static int64_t sleep_root(void *arg) {
 }
 
 ZK_TEST(scope, awaits_past_the_deadline_return_etimedout) {
-    run(sleep_root, NULL);
+    zk_test_run_paused(sleep_root, NULL);
 }
 
 /* A scope entered with its deadline past, and one of zero length. */
@@ -215,7 +201,7 @@ static int64_t expired_root(void *arg) {
 }
 
 ZK_TEST(scope, a_scope_can_start_expired) {
-    run(expired_root, NULL);
+    zk_test_run_paused(expired_root, NULL);
 }
 
 /* Channel receive and send, on their waiting path and their fast path. */
@@ -243,7 +229,7 @@ static int64_t channel_root(void *arg) {
 }
 
 ZK_TEST(scope, channel_calls_time_out_and_take_nothing) {
-    run(channel_root, NULL);
+    zk_test_run_paused(channel_root, NULL);
 }
 
 /* A semaphore acquire and a mutex lock that time out take nothing. */
@@ -286,7 +272,7 @@ static int64_t locks_root(void *arg) {
 }
 
 ZK_TEST(scope, lock_waits_time_out_and_take_nothing) {
-    run(locks_root, NULL);
+    zk_test_run_paused(locks_root, NULL);
 }
 
 /* The lock is handed to the waiter, and its scope is cancelled before it
@@ -360,7 +346,7 @@ static int64_t handed_root(void *arg) {
 }
 
 ZK_TEST(scope, a_lock_handed_to_a_cancelled_waiter_is_passed_on) {
-    run(handed_root, NULL);
+    zk_test_run_paused(handed_root, NULL);
 }
 
 /* A join inside a scope that expires keeps its handle. */
@@ -386,7 +372,7 @@ static int64_t join_root(void *arg) {
 }
 
 ZK_TEST(scope, a_join_that_times_out_keeps_its_handle) {
-    run(join_root, NULL);
+    zk_test_run_paused(join_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -413,7 +399,7 @@ static int64_t inner_shorter_root(void *arg) {
 }
 
 ZK_TEST(scope, nested_the_inner_shorter_deadline_wins) {
-    run(inner_shorter_root, NULL);
+    zk_test_run_paused(inner_shorter_root, NULL);
 }
 
 static int64_t outer_shorter_root(void *arg) {
@@ -436,7 +422,7 @@ static int64_t outer_shorter_root(void *arg) {
 }
 
 ZK_TEST(scope, nested_the_outer_shorter_deadline_wins) {
-    run(outer_shorter_root, NULL);
+    zk_test_run_paused(outer_shorter_root, NULL);
 }
 
 /* The outer scope is cancelled by another task while the task waits in
@@ -488,7 +474,7 @@ static int64_t nest_cancel_root(void *arg) {
 }
 
 ZK_TEST(scope, cancelling_the_outer_scope_cancels_inner_awaits) {
-    run(nest_cancel_root, NULL);
+    zk_test_run_paused(nest_cancel_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -544,7 +530,7 @@ static int64_t cancel_from_task_root(void *arg) {
 }
 
 ZK_TEST(scope, a_cancel_from_another_task_wakes_the_await) {
-    run(cancel_from_task_root, NULL);
+    zk_test_run_paused(cancel_from_task_root, NULL);
 }
 
 static void *cancels_from_thread(void *arg) {
@@ -572,7 +558,7 @@ static int64_t cancel_from_thread_root(void *arg) {
 }
 
 ZK_TEST(scope, a_cancel_from_a_plain_thread_wakes_the_await) {
-    run(cancel_from_thread_root, NULL);
+    zk_test_run_paused(cancel_from_thread_root, NULL);
 }
 
 static int64_t self_and_early_cancel_root(void *arg) {
@@ -598,7 +584,7 @@ static int64_t self_and_early_cancel_root(void *arg) {
 }
 
 ZK_TEST(scope, a_scope_cancelled_early_or_by_its_own_task) {
-    run(self_and_early_cancel_root, NULL);
+    zk_test_run_paused(self_and_early_cancel_root, NULL);
 }
 
 /* Aborting the task still wins inside a scope. */
@@ -640,7 +626,7 @@ static int64_t abort_root(void *arg) {
 }
 
 ZK_TEST(scope, a_task_abort_still_wins) {
-    run(abort_root, NULL);
+    zk_test_run_paused(abort_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -722,7 +708,7 @@ static int64_t race_tasks_root(void *arg) {
 }
 
 ZK_TEST(scope, a_cancel_racing_the_exit_from_a_task) {
-    run(race_tasks_root, NULL);
+    zk_test_run_paused(race_tasks_root, NULL);
 }
 
 typedef struct thread_race {
@@ -769,7 +755,7 @@ static int64_t race_thread_root(void *arg) {
 }
 
 ZK_TEST(scope, a_cancel_racing_the_exit_from_a_plain_thread) {
-    run(race_thread_root, NULL);
+    zk_test_run_paused(race_thread_root, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -800,7 +786,7 @@ static int64_t hours_root(void *arg) {
 
 ZK_TEST(scope, hour_long_budgets_run_instantly_on_a_paused_clock) {
     int64_t t0 = zk_test_wall_ns();
-    run(hours_root, NULL);
+    zk_test_run_paused(hours_root, NULL);
     cr_assert_lt(zk_test_wall_ns() - t0, ZK_SEC(10), "real time stayed short");
 }
 

@@ -281,19 +281,9 @@ ZK_TEST(stack, overflow_into_the_red_zone_names_the_task) {
  * the limit would apply to the emulator: no address-space limit there.) */
 #include <sys/resource.h>
 
-static long vm_size_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0;
-    if (f == NULL || fscanf(f, "%ld", &pages) != 1)
-        pages = 0;
-    if (f)
-        fclose(f);
-    return pages * sysconf(_SC_PAGESIZE);
-}
-
 static int64_t stack_exhaustion_root(void *arg) {
     (void)arg;
-    struct rlimit lim = {(rlim_t)vm_size_bytes() + 64 * 1024 * 1024,
+    struct rlimit lim = {(rlim_t)zk_test_vm_size_bytes() + 64 * 1024 * 1024,
                          RLIM_INFINITY};
     if (setrlimit(RLIMIT_AS, &lim) != 0)
         return 10;

@@ -14,31 +14,6 @@ ZK_SUITE(sync);
 /* polling by hand                                                        */
 /* ---------------------------------------------------------------------- */
 
-/* A future that polls `inner` and, the first time it is pending (so it is
- * queued), calls on_queued(ctx): lets a test wait until a task is really
- * in a primitive's queue, on any runtime, without sleeping. */
-typedef struct probe {
-    zk_future base;
-    zk_future *inner;
-    void (*on_queued)(void *ctx);
-    void *ctx;
-    bool told;
-} probe;
-
-static zk_poll probe_poll(zk_future *f, zk_context *cx, int64_t *out) {
-    probe *p = (probe *)f;
-    zk_poll r = zk_future_poll(p->inner, cx, out);
-    if (r == ZK_PENDING && !p->told) {
-        p->told = true;
-        p->on_queued(p->ctx);
-    }
-    return r;
-}
-static void probe_drop(zk_future *f) {
-    zk_future_drop(((probe *)f)->inner);
-}
-static const zk_future_ops probe_ops = {probe_poll, probe_drop};
-
 static void tell_notify(void *ctx) {
     zk_notify_one(ctx);
 }
@@ -49,7 +24,7 @@ static void tell_semaphore(void *ctx) {
 
 /* Awaits `inner`, notifying `queued` once it waits in a queue. */
 static int64_t await_probed(zk_future *inner, zk_notify *queued) {
-    probe p = {{&probe_ops}, inner, tell_notify, queued, false};
+    zk_test_probe p = zk_test_probe_of(inner, tell_notify, queued);
     return zk_await(&p.base);
 }
 
@@ -445,12 +420,7 @@ static int64_t deadlines_root(void *arg) {
 }
 
 ZK_TEST(sync, deadlines_time_out_and_leave_the_queues) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    cr_assert_eq(zk_block_on(rt, deadlines_root, NULL, NULL), 0);
-    cr_assert_eq(zk_runtime_free(rt), 0);
+    zk_test_run_paused(deadlines_root, NULL);
 }
 
 /* A release racing a deadline, many times over: the permit is either
@@ -976,12 +946,7 @@ static int64_t cv_scope_root(void *arg) {
 }
 
 ZK_TEST(sync, condvar_wait_ended_by_a_scope_does_not_hold_the_mutex) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    cr_assert_eq(zk_block_on(rt, cv_scope_root, NULL, NULL), 0);
-    cr_assert_eq(zk_runtime_free(rt), 0);
+    zk_test_run_paused(cv_scope_root, NULL);
 }
 
 /* Aborted before or during a condvar wait: -ECANCELED, and the mutex is
@@ -1348,7 +1313,7 @@ static int64_t notify_waiter(void *arg) {
     notify_stress *ns = arg;
     zk_notify_future f;
     zk_notify_future_init(&f, ns->n);
-    probe p = {{&probe_ops}, &f.base, tell_semaphore, ns->queued, false};
+    zk_test_probe p = zk_test_probe_of(&f.base, tell_semaphore, ns->queued);
     int64_t rc = zk_await(&p.base);
     if (rc == 0)
         atomic_fetch_add(&ns->woken, 1);

@@ -454,18 +454,12 @@ static int64_t far_deadlines_root(void *arg) {
  * mean "never": they do not wrap around into the past (and end at once),
  * nor overflow the driver's arithmetic (UBSan checks the latter). */
 ZK_TEST(time, deadlines_at_the_end_of_time_never_pass) {
-    zk_runtime *rt = zk_test_runtime();
-#if !ZK_TEST_MT
-    cr_assert_eq(zk_time_pause(rt), 0);
-#endif
-    int64_t elapsed = 0;
-    cr_assert_eq(zk_block_on(rt, far_deadlines_root, NULL, &elapsed), 0);
+    int64_t elapsed = zk_test_run_paused(far_deadlines_root, NULL);
     cr_assert_geq(elapsed, ZK_MS(30));
 #if !ZK_TEST_MT
     /* The paused clock jumped to the one real deadline, not past it. */
     cr_assert_lt(elapsed, ZK_MS(32));
 #endif
-    cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
 #if !ZK_TEST_MT
