@@ -23,6 +23,10 @@
 /* Seconds a test may take before Criterion kills it. */
 #define ZK_TEST_TIMEOUT (30.0 * ZK_TEST_TIMEOUT_SCALE)
 
+/* A bound on waits that only a broken implementation would exceed: the
+ * test then fails with a message instead of hanging until its timeout. */
+#define ZK_TEST_GUARD ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE)
+
 #if defined(__SANITIZE_ADDRESS__)
 #define ZK_TEST_ASAN 1
 #elif defined(__has_feature)
@@ -88,6 +92,14 @@ static inline zk_runtime *zk_test_runtime(void) {
     zk_builder_free(b);
     cr_assert_eq(rc, 0, "zk_builder_build: %s", zk_strerror(rc));
     return rt;
+}
+
+/* Blocks the calling thread for `ns` of real time: for threads outside a
+ * runtime that make an idle period, or poll a condition a test cannot
+ * wait on. */
+static inline void zk_test_real_sleep(int64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    nanosleep(&ts, NULL);
 }
 
 /* The process's virtual memory size in bytes (0 if unknown): for tests

@@ -188,8 +188,7 @@ ZK_TEST(blocking, idle_threads_retire_after_the_keep_alive) {
     zk_runtime_metrics m;
     /* Wait for the event being tested: the idle threads exiting. */
     do {
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
+        zk_test_real_sleep(ZK_MS(1));
         blocking_metrics(rt, &m);
     } while (m.blocking_threads > 0);
     cr_assert_eq(m.blocking_threads_started, 4);
@@ -254,8 +253,7 @@ static void *releases_later(void *arg) {
     slow *s = arg;
     /* Long enough that shutdown is already waiting; the assertion below
      * does not depend on it. */
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    zk_test_real_sleep(ZK_MS(50));
     atomic_store(&s->release, 1);
     return NULL;
 }

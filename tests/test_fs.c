@@ -6,7 +6,6 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "io_helpers.h"
@@ -290,9 +289,6 @@ ZK_IO_TEST(fs, outside_a_task) {
  * thread that called zk_block_on) and not under qemu-user (whose /proc
  * shows the host's system calls).
  */
-/* A bound only a broken implementation would reach. */
-#define GUARD_FS ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE)
-
 typedef struct fifo_open {
     char path[128];
     pid_t worker;
@@ -329,11 +325,6 @@ static bool some_thread_in(long nr, pid_t except) {
     return found;
 }
 
-static void nap_1ms(void) {
-    struct timespec ts = {0, 1000 * 1000};
-    nanosleep(&ts, NULL);
-}
-
 /* Once the worker blocks in the drop (a futex wait, on epoll), opens the
  * FIFO's writing end without blocking: that ends the reader's open. */
 static void *fifo_writer(void *arg) {
@@ -347,7 +338,7 @@ static void *fifo_writer(void *arg) {
                 return NULL;
             }
         }
-        nap_1ms();
+        zk_test_real_sleep(ZK_MS(1));
     }
     return NULL;
 }
@@ -370,7 +361,7 @@ static int64_t fifo_abort_root(void *arg) {
     cr_assert_eq(zk_spawn(fifo_opener, c, &h), 0);
     if (zk_test_backend() == ZK_IO_EPOLL) {
         /* The call has started on a pool thread before the abort. */
-        zk_instant give_up = zk_now() + GUARD_FS;
+        zk_instant give_up = zk_now() + ZK_TEST_GUARD;
         while (!some_thread_in(SYS_openat, c->worker)) {
             cr_assert_lt(zk_now(), give_up, "the open never started");
             zk_sleep(ZK_MS(1));

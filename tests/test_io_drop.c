@@ -31,10 +31,6 @@
 
 ZK_SUITE(io_drop);
 
-/* A bound on waits that only a broken implementation would exceed: the
- * test then fails with a message instead of hanging until its timeout. */
-#define GUARD ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE)
-
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                */
 /* ---------------------------------------------------------------------- */
@@ -145,7 +141,7 @@ static void wake_gate_init(wake_gate *g) {
 /* Waits until something woke the gate's waker. */
 static void wake_gate_wait(wake_gate *g) {
     zk_gate_wait w = zk_gate_waiter(&g->gate, NULL);
-    cr_assert_eq(zk_await_timeout(&w.base, GUARD), 7,
+    cr_assert_eq(zk_await_timeout(&w.base, ZK_TEST_GUARD), 7,
                  "the operation was never woken");
 }
 
@@ -373,7 +369,7 @@ static int64_t read_prepared_close_root(void *arg) {
     char c;
     zk_io_future rd;
     zk_stream_read_future_init(&rd, p.b, &c, 1);
-    cr_assert_eq(zk_await_timeout(&rd.base, GUARD), 0,
+    cr_assert_eq(zk_await_timeout(&rd.base, ZK_TEST_GUARD), 0,
                  "the peer never saw the end: the descriptor was not closed");
     assert_canary(canary, sizeof canary, "prepared read, closed stream");
     cr_assert_eq(zk_stream_close(p.b), 0);
@@ -700,7 +696,7 @@ static int64_t accept_unreaped_root(void *arg) {
         char c;
         zk_io_future rd;
         zk_stream_read_future_init(&rd, c1, &c, 1);
-        cr_assert_eq(zk_await_timeout(&rd.base, GUARD), 0,
+        cr_assert_eq(zk_await_timeout(&rd.base, ZK_TEST_GUARD), 0,
                      "the client saw no end: the descriptor accepted for a "
                      "dropped accept was never closed");
         cr_assert_eq(zk_test_fd_count(), fds + 1);

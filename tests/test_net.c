@@ -881,7 +881,7 @@ static void assert_buffers_given_back(void) {
     if (zk__rx_buffer_counts == NULL)
         return;
     size_t unheld, made;
-    zk_instant deadline = zk_now() + ZK_SEC(10 * ZK_TEST_TIMEOUT_SCALE);
+    zk_instant deadline = zk_now() + ZK_TEST_GUARD;
     do {
         zk__rx_buffer_counts(zk_runtime_current(), &unheld, &made);
         if (unheld == made)

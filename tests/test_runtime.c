@@ -491,8 +491,7 @@ static void *opens_later(void *arg) {
         sched_yield();
     /* The idle period being measured, not a wait for something to
      * happen. */
-    struct timespec ts = {0, 300 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    zk_test_real_sleep(ZK_MS(300));
     zk_gate_open(&p->gate);
     return NULL;
 }

@@ -466,8 +466,7 @@ ZK_TEST(sched, an_idle_runtime_with_a_parked_task_uses_no_cpu) {
         sched_yield();
 #endif
     double c0 = zk_test_process_cpu_s();
-    struct timespec ts = {0, 300 * 1000 * 1000}; /* the idle period */
-    nanosleep(&ts, NULL);
+    zk_test_real_sleep(ZK_MS(300)); /* the idle period */
     double used = zk_test_process_cpu_s() - c0;
     /* Spinning workers would burn 0.3 s each; parked ones nearly 0. */
     cr_assert_lt(used, 0.05, "the process used %.3f s of CPU while idle", used);

@@ -477,8 +477,7 @@ static void *aborts_after_200ms(void *arg) {
     while (!atomic_load(&e->joining))
         sched_yield();
     /* The window the runtime should spend asleep. */
-    struct timespec ts = {0, 200 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    zk_test_real_sleep(ZK_MS(200));
     zk_task_abort(e->sleeper);
     return NULL;
 }
@@ -515,8 +514,7 @@ ZK_TEST(time, a_paused_clock_with_only_a_timer_at_the_end_of_time_sleeps) {
  * waits for it (here a cancel scope of an hour). */
 static int64_t sleeps_20ms_really(void *arg) {
     (void)arg;
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    zk_test_real_sleep(ZK_MS(20));
     return 7;
 }
 
@@ -573,9 +571,8 @@ typedef struct racer {
 
 static void *notifies_every_ms(void *arg) {
     timer_race *race = arg;
-    struct timespec ts = {0, 1000 * 1000};
     while (!atomic_load(&race->done)) {
-        nanosleep(&ts, NULL);
+        zk_test_real_sleep(ZK_MS(1));
         for (int i = 0; i < RACERS; i++)
             zk_notify_one(race->n[i]);
     }
