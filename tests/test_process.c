@@ -7,8 +7,10 @@
  * Every test ends by checking that the process has no child left, running
  * or zombie.
  */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -488,6 +490,95 @@ ZK_PROC_TEST(process, write_to_exited_child_is_epipe_not_sigpipe) {
     cr_assert_not(sigismember(&mask, SIGPIPE));
     sigpending(&pending);
     cr_assert_not(sigismember(&pending, SIGPIPE));
+}
+
+/* A pipe write still waiting for room when zk_block_on returns, whose
+ * reader then goes while the thread runs outside the runtime with SIGPIPE
+ * unblocked: the process lives on, and the write ends with -EPIPE when
+ * the runtime runs again. (A write the io_uring kernel side retried in
+ * that thread raised SIGPIPE there and killed the process.) */
+typedef struct {
+    int read_fd;      /* the full pipe's reader, a plain descriptor */
+    zk_stream *full;  /* its writer */
+    zk_stream *probe; /* a second pipe's reader, for kernel round trips */
+    int probe_fd;     /* that pipe's writer */
+    int full_fd, probe_read_fd; /* the descriptors the streams take */
+    zk_task *writer;
+} waiting_write;
+
+static int64_t make_streams_root(void *arg) {
+    waiting_write *ww = arg;
+    cr_assert_eq(zk_stream_from_fd(ww->full_fd, &ww->full), 0);
+    cr_assert_eq(zk_stream_from_fd(ww->probe_read_fd, &ww->probe), 0);
+    return 0;
+}
+
+static int64_t fill_pipe_task(void *arg) {
+    waiting_write *ww = arg;
+    static char block[256 * 1024];
+    return zk_stream_write_all(ww->full, block, sizeof block);
+}
+
+/* One read the runtime waits for in the kernel when its backend does:
+ * what other tasks prepared before it has been submitted when it ends. */
+static void kernel_round_trip(waiting_write *ww) {
+    char c;
+    cr_assert_eq(write(ww->probe_fd, "p", 1), 1);
+    cr_assert_eq(zk_stream_read(ww->probe, &c, 1), 1);
+}
+
+static int queued_bytes(int fd) {
+    int n = 0;
+    cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+    return n;
+}
+
+static int64_t leave_write_waiting_root(void *arg) {
+    waiting_write *ww = arg;
+    cr_assert_eq(zk_spawn(fill_pipe_task, ww, &ww->writer), 0);
+    while (queued_bytes(ww->read_fd) < 4096)
+        kernel_round_trip(ww);
+    /* The pipe is full: the writer's next attempt waits, and two round
+     * trips later it waits in the kernel on either backend. */
+    kernel_round_trip(ww);
+    kernel_round_trip(ww);
+    return 0;
+}
+
+static int64_t join_writer_root(void *arg) {
+    waiting_write *ww = arg;
+    int64_t res = 0;
+    cr_assert_eq(zk_task_join(&ww->writer, &res), 0);
+    return res;
+}
+
+ZK_IO_TEST(process, pipe_write_waiting_outside_block_on_is_epipe_not_sigpipe) {
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    int full[2], probe[2];
+    cr_assert_eq(pipe(full), 0);
+    cr_assert_eq(pipe(probe), 0);
+    cr_assert_geq(fcntl(full[1], F_SETPIPE_SZ, 4096), 4096);
+    waiting_write ww = {.read_fd = full[0], .probe_fd = probe[1]};
+    zk_runtime *rt = zk_test_runtime();
+    int64_t res = -1;
+    ww.full_fd = full[1];
+    ww.probe_read_fd = probe[0];
+    cr_assert_eq(zk_block_on(rt, make_streams_root, &ww, &res), 0);
+    cr_assert_eq(zk_block_on(rt, leave_write_waiting_root, &ww, &res), 0);
+    cr_assert_eq(res, 0);
+    /* The reader goes; the next system calls of this thread are made
+     * with SIGPIPE unblocked. */
+    close(full[0]);
+    cr_assert_gt(getpid(), 0);
+    cr_assert_eq(zk_block_on(rt, join_writer_root, &ww, &res), 0);
+    cr_assert_eq(res, -EPIPE, "write: %s", zk_strerror((int)res));
+    zk_stream_close(ww.full);
+    zk_stream_close(ww.probe);
+    close(probe[1]);
+    cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -150,6 +150,11 @@ bool zk__op_is_socket_send(const zk__io_op *op) {
             op->h->kind == ZK__HANDLE_SOCKET);
 }
 
+bool zk__op_is_pipe_write(const zk__io_op *op) {
+    return (op->code == ZK__OP_WRITE || op->code == ZK__OP_WRITEV) &&
+           op->h != NULL && op->h->kind == ZK__HANDLE_PIPE;
+}
+
 /* A socket send (zk__op_is_socket_send) with `flags` added to
  * MSG_NOSIGNAL (so a vanished peer is -EPIPE, not SIGPIPE). */
 static int64_t zk__op_socket_send(zk__io_op *op, int flags) {

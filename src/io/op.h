@@ -93,6 +93,7 @@ struct zk__io_op {
     bool connect_full;    /* epoll connect: its -EAGAIN is the result */
     bool queued;          /* epoll: on the registration's waiter list */
     bool holds_ref;       /* holds a reference to `h` (from first poll) */
+    bool awaits_room;     /* io_uring pipe write: the ring waits for POLLOUT */
     int32_t res;
     int fd; /* the descriptor, or the directory for path operations */
     zk__io_handle *h;
@@ -173,6 +174,9 @@ bool zk__op_is_socket_send(const zk__io_op *op);
  * whatever the descriptor's mode (MSG_DONTWAIT); returns the result or
  * -errno: -EAGAIN when the socket's buffer is full. */
 int64_t zk__op_send_now(zk__io_op *op);
+
+/* True for a write on a pipe (WRITE, WRITEV on a pipe handle). */
+bool zk__op_is_pipe_write(const zk__io_op *op);
 
 /* True for operations epoll cannot wait for (files, paths): they run on
  * the blocking pool. */

@@ -269,6 +269,10 @@ static struct io_uring_sqe *zk__uring_sqe(zk__uring *u) {
 
 static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
     int fd = op->fd;
+    if (op->awaits_room) {
+        io_uring_prep_poll_add(sqe, fd, POLLOUT);
+        return;
+    }
     switch ((zk__op_code)op->code) {
     case ZK__OP_READ:
         io_uring_prep_read(sqe, fd, op->a.rw.buf, (unsigned)op->a.rw.len,
@@ -350,8 +354,20 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
 /* Operations                                                             */
 /* ---------------------------------------------------------------------- */
 
-/* Hands the recorded result to the awaiting code. */
-static zk_poll zk__uring_deliver(zk__io_op *op) {
+static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
+                                 zk_context *cx);
+
+/* Hands the recorded result to the awaiting code, or, when it was the
+ * readiness a pipe write waited for, makes the write again. */
+static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
+                                 zk_context *cx) {
+    if (op->awaits_room) {
+        op->awaits_room = false;
+        if (op->res >= 0) { /* revents: room, or the reader has gone */
+            op->state = ZK__OPS_INIT;
+            return zk__uring_op_poll(op, w, cx);
+        }
+    }
     if (op->code == ZK__OP_RECV)
         atomic_store_explicit(&op->h->recv_drained, zk__op_drained(op, op->res),
                               memory_order_relaxed);
@@ -376,6 +392,22 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
             zk__op_complete(op, res);
             return ZK_READY;
         }
+    }
+    if (op->state == ZK__OPS_INIT && zk__op_is_pipe_write(op)) {
+        /* A pipe write is made here, by readiness, never by the ring: a
+         * ring write that waits is retried by the kernel in the submitting
+         * thread at any of its later system calls, and when the reader has
+         * gone by then, that retry raises SIGPIPE there. A current-thread
+         * runtime's thread blocks SIGPIPE only while it drives the runtime
+         * (MSG_NOSIGNAL is for sockets only), so the signal could kill the
+         * process after zk_block_on returned. Here the write runs in a
+         * task, with SIGPIPE blocked, and the ring only waits for room. */
+        int64_t res = zk__op_syscall(op);
+        if (res != -EAGAIN) {
+            zk__op_complete(op, res);
+            return ZK_READY;
+        }
+        op->awaits_room = true;
     }
     if (op->state == ZK__OPS_INIT) {
         /* A read that left the receive queue (whose ring may be another
@@ -413,7 +445,7 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         return ZK_PENDING;
     }
     if (atomic_load_explicit(&op->done, memory_order_acquire))
-        return zk__uring_deliver(op);
+        return zk__uring_deliver(op, w, cx);
     zk__uring *u = (zk__uring *)op->iow;
     pthread_mutex_lock(&u->lock);
     bool done = atomic_load_explicit(&op->done, memory_order_acquire);
@@ -422,7 +454,7 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         op->waker = zk_waker_clone(zk_context_waker(cx));
     }
     pthread_mutex_unlock(&u->lock);
-    return done ? zk__uring_deliver(op) : ZK_PENDING;
+    return done ? zk__uring_deliver(op, w, cx) : ZK_PENDING;
 }
 
 static void zk__uring_sync_cancel(zk__uring *u, uint64_t ud, int fd) {
