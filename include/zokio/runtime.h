@@ -140,7 +140,10 @@ ZK_EXTERN int zk_block_on_future(zk_runtime *rt, const zk_future *fut,
  *
  * A coroutine task that ignores cancellation and keeps awaiting is given
  * ZK_SHUTDOWN_POLLS_MAX resumptions, then abandoned with a message on
- * stderr naming it (whatever its stack referenced is leaked).
+ * stderr naming it. Its stack and whatever its frames referenced are
+ * leaked, never reused or unmapped: something may still point into those
+ * frames (a waiter node in the queue of a primitive that outlives the
+ * runtime).
  *
  * Then the blocking pool: blocking calls that have not started are
  * cancelled (they never run), running ones are waited for up to the

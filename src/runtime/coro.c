@@ -291,15 +291,21 @@ static zk__stack_cache *zk__coro_stack_cache(zk__coro *c) {
     return w != NULL && w->rt == c->base.header.rt ? &w->stacks : NULL;
 }
 
-static void zk__coro_release_stack(zk__coro *c) {
+/* Gives the stack back to the pool, or, when the task was `abandoned`
+ * suspended in an await, leaks it: its frames are still live, and what
+ * they registered may write to them later (zk__stack_abandon). */
+static void zk__coro_release_stack(zk__coro *c, bool abandoned) {
     if (c->stack == NULL)
         return;
 #if defined(ZK__TSAN)
     __tsan_destroy_fiber(c->tsan_fiber);
     c->tsan_fiber = NULL;
 #endif
-    zk__stack_put(&c->base.header.rt->stacks, zk__coro_stack_cache(c),
-                  c->stack);
+    if (abandoned)
+        zk__stack_abandon(&c->base.header.rt->stacks, c->stack);
+    else
+        zk__stack_put(&c->base.header.rt->stacks, zk__coro_stack_cache(c),
+                      c->stack);
     c->stack = NULL;
 }
 
@@ -336,7 +342,7 @@ static zk__run_outcome zk__coro_poll(zk__task *t) {
                 (unsigned long long)zk__task_id(t), c->name ? c->name : "",
                 ZK_SHUTDOWN_POLLS_MAX);
         zk__task_core_of(t)->result = -ECANCELED;
-        zk__coro_release_stack(c);
+        zk__coro_release_stack(c, true);
         return ZK__RUN_READY;
     }
     if (c->stack == NULL && !zk__coro_start(c))
@@ -353,7 +359,7 @@ static zk__run_outcome zk__coro_poll(zk__task *t) {
         return r;
     if (!zk__stack_redzone_ok(c->stack))
         zk__coro_redzone_failed(c);
-    zk__coro_release_stack(c);
+    zk__coro_release_stack(c, false);
     return ZK__RUN_READY;
 }
 

@@ -28,8 +28,9 @@
 struct zk__stack_slab {
     char *map;
     size_t map_size;
-    size_t stride; /* one page of red zone + the stack */
-    size_t carved; /* descs[0..carved) have been handed out at least once */
+    size_t stride;  /* one page of red zone + the stack */
+    size_t carved;  /* descs[0..carved) have been handed out at least once */
+    bool abandoned; /* holds an abandoned task's stack: never unmapped */
     zk__stack_slab *next;
     zk__stack descs[ZK__SLAB_STACKS];
 };
@@ -219,10 +220,12 @@ void zk__stack_pool_destroy(zk__stack_pool *p) {
     zk__stack_slab *sl = p->slabs;
     while (sl) {
         zk__stack_slab *next = sl->next;
-        for (size_t i = 0; i < sl->carved; i++)
-            ZK__STACK_DEREGISTERED(&sl->descs[i]);
-        munmap(sl->map, sl->map_size);
-        free(sl);
+        if (!sl->abandoned) {
+            for (size_t i = 0; i < sl->carved; i++)
+                ZK__STACK_DEREGISTERED(&sl->descs[i]);
+            munmap(sl->map, sl->map_size);
+            free(sl);
+        }
         sl = next;
     }
     pthread_mutex_destroy(&p->lock);
@@ -311,6 +314,14 @@ void zk__stack_put(zk__stack_pool *p, zk__stack_cache *cache, zk__stack *s) {
             cache->stacks[i - ZK__STACK_BATCH] = cache->stacks[i];
         cache->n -= ZK__STACK_BATCH;
     }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void zk__stack_abandon(zk__stack_pool *p, zk__stack *s) {
+    if (s->slab == NULL)
+        return; /* its own mapping: simply never unmapped */
+    pthread_mutex_lock(&p->lock);
+    s->slab->abandoned = true;
     pthread_mutex_unlock(&p->lock);
 }
 

@@ -85,6 +85,14 @@ void zk__stack_pool_destroy(zk__stack_pool *p);
 int zk__stack_get(zk__stack_pool *p, zk__stack_cache *cache, size_t size,
                   zk__stack **out);
 void zk__stack_put(zk__stack_pool *p, zk__stack_cache *cache, zk__stack *s);
+
+/* Gives up a stack without returning it: the stack of a task abandoned at
+ * shutdown, whose frames may still be pointed at (a waiter node in a queue
+ * of a primitive that outlives the runtime, a buffer the kernel writes).
+ * Its memory is never reused or unmapped (the slab it was carved from is
+ * kept with it): leaked, as runtime.h says of what such a task
+ * referenced. */
+void zk__stack_abandon(zk__stack_pool *p, zk__stack *s);
 /* Returns every stack of a cache to the pool (a worker that stops). */
 void zk__stack_cache_flush(zk__stack_pool *p, zk__stack_cache *cache);
 /* Gives back the pages of surplus free stacks if the pool has been quiet
