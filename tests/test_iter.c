@@ -158,7 +158,7 @@ static void counter_free(zk_iter *self) {
     free(self);
 }
 
-static const zk_iter_ops counter_ops = {counter_next, counter_free};
+static const zk_iter_ops counter_ops = {counter_next, counter_free, NULL};
 
 static zk_iter *counter_new(int limit) {
     counter_iter *c = calloc(1, sizeof *c);
@@ -258,6 +258,76 @@ static int64_t abandoned_next_root(void *arg) {
 
 ZK_TEST(iter, an_abandoned_next_loses_nothing) {
     zk_test_run(abandoned_next_root, NULL);
+}
+
+/* A next abandoned while waiting does not keep a place in the channel's
+ * queue: the wake-up of the next message goes to a receive that waits,
+ * not to the task that gave up (which then missed it for good). */
+typedef struct queue_place {
+    zk_iter *it;
+    zk_mpsc_rx *rx;
+    atomic_int receiving;
+    int got;
+} queue_place;
+
+static int64_t gives_up_a_next(void *arg) {
+    queue_place *q = arg;
+    int v = -1;
+    zk_iter_next_future next;
+    zk_iter_next_future_init(&next, q->it, &v);
+    zk_sleep_future nap;
+    zk_sleep_future_init(&nap, ZK_MS(1));
+    zk_future *fs[2] = {&next.base, &nap.base};
+    cr_assert_eq(zk_select(fs, 2, NULL), 1, "the timer won");
+    /* A collect abandoned in its first step likewise. */
+    void *items = NULL;
+    size_t count = 0;
+    zk_iter_collect_future all;
+    zk_iter_collect_future_init(&all, q->it, 0, &items, &count);
+    zk_sleep_future_init(&nap, ZK_MS(1));
+    zk_future *gs[2] = {&all.base, &nap.base};
+    cr_assert_eq(zk_select(gs, 2, NULL), 1, "the timer won");
+    cr_assert_eq(v, -1);
+    return 0;
+}
+
+static int64_t receives_directly(void *arg) {
+    queue_place *q = arg;
+    atomic_store(&q->receiving, 1);
+    zk_instant deadline = zk_now() + ZK_TEST_GUARD;
+    int rc = zk_mpsc_recv_until(q->rx, &q->got, deadline);
+    /* Woken by the message, not found by a last look at the deadline. */
+    cr_assert_lt(zk_now(), deadline, "the message's wake-up went elsewhere");
+    return rc;
+}
+
+static int64_t abandoned_next_place_root(void *arg) {
+    (void)arg;
+    queue_place q = {0};
+    zk_mpsc_tx *tx;
+    cr_assert_eq(zk_mpsc_new(sizeof(int), 4, &tx, &q.rx), 0);
+    cr_assert_eq(zk_iter_from_mpsc(q.rx, &q.it), 0);
+    zk_task *quitter, *receiver;
+    cr_assert_eq(zk_spawn(gives_up_a_next, &q, &quitter), 0);
+    cr_assert_eq(zk_test_join_all(&quitter, 1), 0);
+    cr_assert_eq(zk_spawn(receives_directly, &q, &receiver), 0);
+    while (!atomic_load(&q.receiving))
+        zk_yield();
+    zk_yield(); /* it waits in the queue (on a current-thread runtime) */
+    int msg = 42;
+    cr_assert_eq(zk_mpsc_send(tx, &msg), 0);
+    int64_t res = -1;
+    cr_assert_eq(zk_task_join(&receiver, &res), 0);
+    cr_assert_eq(res, 0, "recv: %s", zk_strerror((int)res));
+    cr_assert_eq(q.got, 42);
+    zk_mpsc_tx_close(&tx);
+    zk_iter_free(q.it);
+    zk_mpsc_rx_close(&q.rx);
+    return 0;
+}
+
+ZK_TEST(iter, an_abandoned_next_gives_its_place_in_the_queue_up) {
+    zk_test_run(abandoned_next_place_root, NULL);
 }
 
 /* A consumer task aborted while its next waits, another consumer takes

@@ -28,9 +28,13 @@
  * receiver handle must outlive the iterator.
  *
  * Cancellation: a `next` that is abandoned while pending (its future
- * dropped by a select or a timeout, its task aborted) loses nothing: the
- * iterator keeps the step it was in the middle of, and the next `next`
- * continues it (a message already taken from a channel is kept for it).
+ * dropped by a select or a timeout, its task aborted) loses nothing. A
+ * channel source gives up its receive, which had taken nothing: the
+ * message it waited for stays in the channel, for the next `next` or any
+ * other receive of the channel (a receive left waiting would take the
+ * wake-up a message brings, and another receive would miss it). Other
+ * iterators keep the step they were in the middle of, and the next `next`
+ * continues it.
  *
  * One iterator is used by one task at a time (it is not locked).
  */
@@ -61,11 +65,18 @@ typedef struct zk_iter zk_iter;
  *            context's waker to be woken. It may be called with another
  *            context or buffer after a pending result (see Cancellation).
  * free:      releases the iterator, whatever step it is in.
+ * abandon:   optional (NULL: the step is kept for the next call). Called
+ *            when a `next` or collect whose last poll_next was pending is
+ *            dropped: an iterator that can undo that step without losing
+ *            an item (give up a channel receive that took nothing) does
+ *            so, rather than stay queued where nobody polls it. An adapter
+ *            passes it to the iterator it wraps.
  */
 typedef struct zk_iter_ops {
     zk_poll (*poll_next)(zk_iter *self, zk_context *cx, void *item,
                          int64_t *status);
     void (*free)(zk_iter *self);
+    void (*abandon)(zk_iter *self);
 } zk_iter_ops;
 
 /* The first member of every iterator. */
@@ -103,6 +114,7 @@ typedef struct zk_iter_next_future {
     zk_future base;
     zk_iter *_it;
     void *_item;
+    bool _pending; /* the last poll was pending */
 } zk_iter_next_future;
 
 /* Initialises a `next` of `it` into `item`. */
@@ -129,6 +141,7 @@ typedef struct zk_iter_collect_future {
     size_t *_count;
     char *_buf;
     size_t _len, _cap;
+    bool _stepping; /* the iterator's last poll_next was pending */
 } zk_iter_collect_future;
 
 /* Initialises a collect of `it` (see zk_iter_collect()). */

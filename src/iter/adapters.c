@@ -36,6 +36,13 @@ static void zk__adapter_free(zk_iter *self) {
     free(a);
 }
 
+/* An adapter's pending step is its inner iterator's. */
+static void zk__adapter_abandon(zk_iter *self) {
+    zk__adapter *a = (zk__adapter *)self;
+    if (a->inner->ops->abandon != NULL)
+        a->inner->ops->abandon(a->inner);
+}
+
 /* ---------------------------------------------------------------------- */
 /* map                                                                    */
 /* ---------------------------------------------------------------------- */
@@ -58,7 +65,8 @@ static zk_poll zk__map_next(zk_iter *self, zk_context *cx, void *item,
     return ZK_READY;
 }
 
-static const zk_iter_ops zk__map_ops = {zk__map_next, zk__adapter_free};
+static const zk_iter_ops zk__map_ops = {zk__map_next, zk__adapter_free,
+                                        zk__adapter_abandon};
 
 int zk_iter_map(zk_iter *inner, size_t out_size, zk_iter_map_fn fn, void *arg,
                 zk_iter **out) {
@@ -100,7 +108,8 @@ static zk_poll zk__filter_next(zk_iter *self, zk_context *cx, void *item,
     return ZK_PENDING;
 }
 
-static const zk_iter_ops zk__filter_ops = {zk__filter_next, zk__adapter_free};
+static const zk_iter_ops zk__filter_ops = {zk__filter_next, zk__adapter_free,
+                                           zk__adapter_abandon};
 
 int zk_iter_filter(zk_iter *inner, zk_iter_filter_fn keep, void *arg,
                    zk_iter **out) {
@@ -140,7 +149,8 @@ static zk_poll zk__take_next(zk_iter *self, zk_context *cx, void *item,
     return ZK_READY;
 }
 
-static const zk_iter_ops zk__take_ops = {zk__take_next, zk__adapter_free};
+static const zk_iter_ops zk__take_ops = {zk__take_next, zk__adapter_free,
+                                         zk__adapter_abandon};
 
 int zk_iter_take(zk_iter *inner, size_t n, zk_iter **out) {
     if (!zk__iter_ok(inner) || out == NULL)

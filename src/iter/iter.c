@@ -34,11 +34,25 @@ static zk_poll zk__next_poll(zk_future *f, zk_context *cx, int64_t *out) {
         *out = -EINVAL;
         return ZK_READY;
     }
-    return n->_it->ops->poll_next(n->_it, cx, n->_item, out);
+    zk_poll p = n->_it->ops->poll_next(n->_it, cx, n->_item, out);
+    n->_pending = p == ZK_PENDING;
+    return p;
 }
 
-/* No drop: an abandoned step stays in the iterator for the next call. */
-static const zk_future_ops zk__next_ops = {zk__next_poll, NULL};
+/* Tells the iterator its pending step was abandoned (zk_iter_ops). */
+static void zk__iter_abandon(zk_iter *it) {
+    if (zk__iter_ok(it) && it->ops->abandon != NULL)
+        it->ops->abandon(it);
+}
+
+static void zk__next_drop(zk_future *f) {
+    zk_iter_next_future *n = (zk_iter_next_future *)f;
+    if (n->_pending)
+        zk__iter_abandon(n->_it);
+    n->_pending = false;
+}
+
+static const zk_future_ops zk__next_ops = {zk__next_poll, zk__next_drop};
 
 void zk_iter_next_future_init(zk_iter_next_future *f, zk_iter *it, void *item) {
     if (f == NULL)
@@ -46,6 +60,7 @@ void zk_iter_next_future_init(zk_iter_next_future *f, zk_iter *it, void *item) {
     f->base.ops = &zk__next_ops;
     f->_it = it;
     f->_item = item;
+    f->_pending = false;
 }
 
 int zk_iter_next(zk_iter *it, void *item) {
@@ -102,8 +117,9 @@ static zk_poll zk__collect_poll(zk_future *f, zk_context *cx, int64_t *out) {
         int rc = zk__collect_grow(c, size);
         int64_t status = rc;
         if (rc == 0) {
-            if (it->ops->poll_next(it, cx, c->_buf + c->_len * size, &status) ==
-                ZK_PENDING)
+            c->_stepping = it->ops->poll_next(it, cx, c->_buf + c->_len * size,
+                                              &status) == ZK_PENDING;
+            if (c->_stepping)
                 return ZK_PENDING;
         }
         if (status == 0 && c->_max != 0 && c->_len == c->_max)
@@ -131,7 +147,11 @@ static zk_poll zk__collect_poll(zk_future *f, zk_context *cx, int64_t *out) {
 }
 
 static void zk__collect_drop(zk_future *f) {
-    zk__collect_reset((zk_iter_collect_future *)f);
+    zk_iter_collect_future *c = (zk_iter_collect_future *)f;
+    if (c->_stepping)
+        zk__iter_abandon(c->_it);
+    c->_stepping = false;
+    zk__collect_reset(c);
 }
 
 static const zk_future_ops zk__collect_ops = {zk__collect_poll,
@@ -148,6 +168,7 @@ void zk_iter_collect_future_init(zk_iter_collect_future *f, zk_iter *it,
     f->_count = count;
     f->_buf = NULL;
     f->_len = f->_cap = 0;
+    f->_stepping = false;
 }
 
 int zk_iter_collect(zk_iter *it, size_t max, void **items, size_t *count) {

@@ -3,8 +3,10 @@
  * (zokio/iter.h).
  *
  * A channel source keeps its receive future and a buffer of its own
- * between calls: a `next` abandoned while pending leaves the receive
- * registered, and a message it takes is held for the following `next`.
+ * between calls. A `next` abandoned while pending drops the receive (which
+ * copies its message out only in the poll that ends it, so it took
+ * nothing): left queued, it would take the wake-up of the next message
+ * from any other receive of the channel.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,7 +54,8 @@ static zk_poll zk__array_next(zk_iter *self, zk_context *cx, void *item,
     return ZK_READY;
 }
 
-static const zk_iter_ops zk__array_ops = {zk__array_next, zk__iter_plain_free};
+static const zk_iter_ops zk__array_ops = {zk__array_next, zk__iter_plain_free,
+                                          NULL};
 
 int zk_iter_from_array(const void *items, size_t n, size_t item_size,
                        zk_iter **out) {
@@ -103,11 +106,17 @@ static zk_poll zk__chan_finish(zk__chan_iter *c, zk_context *cx, void *item,
     return ZK_READY;
 }
 
-static void zk__chan_free(zk_iter *self) {
+/* The receive in flight took nothing yet: dropping it loses nothing. */
+static void zk__chan_abandon(zk_iter *self) {
     zk__chan_iter *c = (zk__chan_iter *)self;
     if (c->active)
         zk_future_drop(&c->f.base);
-    free(c);
+    c->active = false;
+}
+
+static void zk__chan_free(zk_iter *self) {
+    zk__chan_abandon(self);
+    free(self);
 }
 
 static zk_poll zk__mpsc_next(zk_iter *self, zk_context *cx, void *item,
@@ -149,9 +158,12 @@ static zk_poll zk__watch_next(zk_iter *self, zk_context *cx, void *item,
     return ZK_READY;
 }
 
-static const zk_iter_ops zk__mpsc_iter_ops = {zk__mpsc_next, zk__chan_free};
-static const zk_iter_ops zk__bcast_iter_ops = {zk__bcast_next, zk__chan_free};
-static const zk_iter_ops zk__watch_iter_ops = {zk__watch_next, zk__chan_free};
+static const zk_iter_ops zk__mpsc_iter_ops = {zk__mpsc_next, zk__chan_free,
+                                              zk__chan_abandon};
+static const zk_iter_ops zk__bcast_iter_ops = {zk__bcast_next, zk__chan_free,
+                                               zk__chan_abandon};
+static const zk_iter_ops zk__watch_iter_ops = {zk__watch_next, zk__chan_free,
+                                               zk__chan_abandon};
 
 static int zk__chan_iter_new(void *rx, size_t elem, const zk_iter_ops *ops,
                              zk_iter **out) {
@@ -222,8 +234,10 @@ static void zk__interval_free(zk_iter *self) {
     free(t);
 }
 
+/* An abandoned tick keeps its timer: the next call waits for the same
+ * tick. */
 static const zk_iter_ops zk__interval_ops = {zk__interval_next,
-                                             zk__interval_free};
+                                             zk__interval_free, NULL};
 
 int zk_iter_interval(zk_duration period, zk_missed_tick missed, zk_iter **out) {
     if (out == NULL)
