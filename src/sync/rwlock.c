@@ -1,13 +1,15 @@
 /* rwlock.c - the fair readers-writer lock: a semaphore of
- * ZK_RWLOCK_MAX_READERS permits where a reader takes one and a writer all
- * of them. FIFO service means a queued writer collects the permits readers
+ * ZK_RWLOCK_MAX_READERS + 1 permits where a reader takes one and a writer
+ * all of them. FIFO service means a queued writer collects the permits readers
  * give back while later readers queue behind it: writers never starve. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "sync/sem.h"
 
-#define ZK__RW_ALL ZK_RWLOCK_MAX_READERS
+/* One permit more than readers may hold, so that the most readers there
+ * can be never hold what a writer holds: held < ALL is a read lock. */
+#define ZK__RW_ALL (ZK_RWLOCK_MAX_READERS + 1)
 
 struct zk_rwlock {
     struct zk_semaphore sem;
