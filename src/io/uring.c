@@ -230,6 +230,11 @@ static void zk__uring_submit_locked(zk__uring *u) {
             zk__uring_reap_locked(u);
             continue;
         }
+        /* What is left says the ring itself is broken, not one request
+         * (a request's own errors come as its completion): EBADF, EFAULT,
+         * EINVAL, ENXIO (torn down) or EBADR (the kernel dropped
+         * completions, so tasks would wait for ever). */
+        fprintf(stderr, "zokio: io_uring_submit: %s\n", strerror(-r));
         ZK__BUG("io_uring_submit failed");
     }
     u->submitted = u->prepared;
