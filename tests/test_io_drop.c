@@ -18,9 +18,11 @@
  *
  * Built for both runtime kinds and run on both I/O backends (ctest sets
  * ZOKIO_IO_BACKEND). On epoll an operation is a waiter on its handle's
- * readiness, so "submitted" and "completed" mean queued and woken; where a
- * backend's behaviour differs by design (io_uring completes a read or an
- * accept in the kernel) the expectations say so.
+ * readiness, so "submitted" and "completed" mean queued and woken. On
+ * io_uring a socket or pipe operation that would block waits in the ring
+ * for readiness (a poll) and is made in the task, and a stream read copies
+ * from the stream's multishot receive queue: there too a drop after
+ * completion has taken nothing, and the expectations are the same.
  */
 #include <netinet/in.h>
 #include <sched.h>
@@ -34,18 +36,6 @@ ZK_SUITE(io_drop);
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                */
 /* ---------------------------------------------------------------------- */
-
-static bool on_uring(void) {
-    return zk_runtime_io_backend(zk_runtime_current()) == ZK_IO_IO_URING;
-}
-
-/* io_uring with read-ahead on stream sockets (the default; ctest also runs
- * these tests with ZOKIO_IO_READ_AHEAD=0): a stream's reads then wait on
- * its receive queue, never in the kernel. */
-static bool reads_ahead(void) {
-    const char *env = getenv("ZOKIO_IO_READ_AHEAD");
-    return on_uring() && !(env && strcmp(env, "0") == 0);
-}
 
 typedef struct pair {
     zk_stream *a, *b;
@@ -201,7 +191,6 @@ static void expect_until_end(zk_stream *s, const char *expect) {
     cr_assert_str_eq(buf, expect, "the stream lost or gained data");
 }
 
-/* The local port of a stream (matches the peer port an accept reports). */
 /* After a read into `canary` was dropped: `msg` sent from `from` reaches
  * the next read on `to` whole, and the dropped buffer was never written. */
 static void late_data_skips_dropped(zk_stream *from, zk_stream *to,
@@ -212,6 +201,7 @@ static void late_data_skips_dropped(zk_stream *from, zk_stream *to,
     assert_canary(canary, size, what);
 }
 
+/* The local port of a stream (matches the peer port an accept reports). */
 static int local_port(zk_stream *s) {
     zk_addr a;
     cr_assert_eq(zk_stream_local_addr(s, &a), 0);
@@ -301,13 +291,10 @@ ZK_IO_TEST(io_drop, read_dropped_after_submission) {
 }
 
 /* Completed (io_uring: the completion was reaped and the waker woken;
- * epoll: readiness woke it) but its result never seen. A single-shot
- * io_uring read had already read the data into the buffer, which the drop
- * cannot undo (a result the awaiting code never saw is disposed of:
- * docs/architecture.md): those bytes are gone from the stream, and only
- * what comes after reaches the next read. Epoll reads in the poll, and a
- * read-ahead read copies from the stream's queue in the poll: there the
- * data stays for the next read. */
+ * epoll: readiness woke it) but its result never seen. Nothing was read:
+ * epoll, and io_uring's readiness wait, read in the poll; a read-ahead
+ * read copies from the stream's queue in the poll. The data stays for the
+ * next read. */
 static int64_t read_completed_root(void *arg) {
     (void)arg;
     pair p;
@@ -325,22 +312,9 @@ static int64_t read_completed_root(void *arg) {
     drop_and_free(f);
     cr_assert_eq(atomic_load(&g.wakes), 1);
 
-    /* What the dropped read took: a prefix of "first" (normally all of
-     * it) on io_uring without read-ahead, else nothing. The rest reaches
-     * the next read. */
-    const char *first = "first";
-    size_t took = 0;
-    while (took < 5 && buf[took] == first[took])
-        took++;
-    assert_canary(buf + took, sizeof buf - took, "completed read");
-    if (on_uring() && !reads_ahead())
-        cr_assert_gt(took, 0, "the completed read had read nothing");
-    else
-        cr_assert_eq(took, 0, "the read took data in its drop");
-    char expect[16];
-    snprintf(expect, sizeof expect, "%slate", first + took);
+    assert_canary(buf, sizeof buf, "completed read");
     send_and_end(p.b, "late");
-    expect_until_end(p.a, expect);
+    expect_until_end(p.a, "firstlate");
     close_pair(&p);
     zk_gate_destroy(&g.gate);
     return 0;
@@ -348,6 +322,79 @@ static int64_t read_completed_root(void *arg) {
 
 ZK_IO_TEST(io_drop, read_dropped_after_completion) {
     zk_test_run(read_completed_root, NULL);
+}
+
+/* The same on a pipe (no read-ahead: on io_uring a pipe read that would
+ * block waits for readiness): the drop took nothing, the bytes that came
+ * reach the next read. */
+static int64_t pipe_read_completed_root(void *arg) {
+    (void)arg;
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    zk_stream *r, *w;
+    cr_assert_eq(zk_stream_from_fd(pfd[0], &r), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[1], &w), 0);
+    wake_gate g;
+    wake_gate_init(&g);
+    zk_waker wk = zk_waker_new(&g, &wg_ops);
+    char buf[16];
+    memset(buf, 'C', sizeof buf);
+    zk_io_future *f = new_future();
+    zk_stream_read_future_init(f, r, buf, sizeof buf);
+    poll_pending(f, &wk);
+    cr_assert_eq(zk_stream_write_all(w, "first", 5), 0);
+    wake_gate_wait(&g);
+    drop_and_free(f);
+    assert_canary(buf, sizeof buf, "completed pipe read");
+    cr_assert_eq(zk_stream_write_all(w, "late", 4), 0);
+    cr_assert_eq(zk_stream_close(w), 0); /* the end of the stream */
+    expect_until_end(r, "firstlate");
+    cr_assert_eq(zk_stream_close(r), 0);
+    zk_gate_destroy(&g.gate);
+    return 0;
+}
+
+ZK_IO_TEST(io_drop, pipe_read_dropped_after_completion) {
+    zk_test_run(pipe_read_completed_root, NULL);
+}
+
+/* The same for a datagram: the one that woke the dropped receive is the
+ * next receive's. */
+static int64_t udp_recv_completed_root(void *arg) {
+    (void)arg;
+    zk_addr any, to;
+    cr_assert_eq(zk_addr_parse("127.0.0.1:0", &any), 0);
+    zk_udp *a, *b;
+    cr_assert_eq(zk_udp_bind(&any, &a), 0);
+    cr_assert_eq(zk_udp_bind(&any, &b), 0);
+    cr_assert_eq(zk_udp_local_addr(b, &to), 0);
+    wake_gate g;
+    wake_gate_init(&g);
+    zk_waker wk = zk_waker_new(&g, &wg_ops);
+    char buf[16];
+    memset(buf, 'C', sizeof buf);
+    zk_addr from;
+    zk_io_future *f = new_future();
+    zk_udp_recv_from_future_init(f, b, buf, sizeof buf, &from);
+    poll_pending(f, &wk);
+    cr_assert_eq(zk_udp_send_to(a, "one", 3, &to), 3);
+    wake_gate_wait(&g);
+    drop_and_free(f);
+    assert_canary(buf, sizeof buf, "completed datagram receive");
+    cr_assert_eq(zk_udp_send_to(a, "two", 3, &to), 3);
+    char got[16];
+    cr_assert_eq(zk_udp_recv(b, got, sizeof got), 3);
+    cr_assert_eq(memcmp(got, "one", 3), 0, "the first datagram was lost");
+    cr_assert_eq(zk_udp_recv(b, got, sizeof got), 3);
+    cr_assert_eq(memcmp(got, "two", 3), 0);
+    cr_assert_eq(zk_udp_close(a), 0);
+    cr_assert_eq(zk_udp_close(b), 0);
+    zk_gate_destroy(&g.gate);
+    return 0;
+}
+
+ZK_IO_TEST(io_drop, udp_recv_dropped_after_completion) {
+    zk_test_run(udp_recv_completed_root, NULL);
 }
 
 /* Prepared, dropped and the stream closed in the same run: the dropped
@@ -594,11 +641,9 @@ ZK_IO_TEST(io_drop, accept_dropped_after_submission) {
     zk_test_run(accept_dropped_root, "submitted");
 }
 
-/* Completed and reaped, its result never seen. io_uring had accepted the
- * connection: the drop closes the new descriptor at once (the client sees
- * the end) and never hands out a stream. Epoll had only been woken: the
- * connection waits for the next accept. Either way the connection after it
- * is accepted next. */
+/* Completed and reaped, its result never seen. The accept had only been
+ * woken (epoll) or had its readiness poll complete (io_uring): the
+ * connection waits for the next accept, and the one after it follows. */
 static int64_t accept_completed_root(void *arg) {
     (void)arg;
     zk_addr addr;
@@ -615,20 +660,12 @@ static int64_t accept_completed_root(void *arg) {
     zk_stream *c1, *c2;
     cr_assert_eq(zk_tcp_connect(&addr, &c1), 0);
     wake_gate_wait(&g);
-    bool uring = on_uring();
-    /* The client's socket, and on io_uring the accepted one. */
-    cr_assert_eq(zk_test_fd_count(), fds + (uring ? 2 : 1));
+    /* The client's socket only: nothing was accepted. */
+    cr_assert_eq(zk_test_fd_count(), fds + 1);
     drop_and_free(f);
-    cr_assert_eq(zk_test_fd_count(), fds + 1,
-                 "the dropped accept's descriptor is still open");
+    cr_assert_eq(zk_test_fd_count(), fds + 1);
     cr_assert_null(lost);
-
-    if (uring) {
-        char c;
-        cr_assert_eq(zk_stream_read(c1, &c, 1), 0, "the client saw no end");
-    } else {
-        accept_expect(l, c1);
-    }
+    accept_expect(l, c1);
     cr_assert_eq(zk_tcp_connect(&addr, &c2), 0);
     accept_expect(l, c2);
     zk_stream_close(c1);
@@ -642,17 +679,16 @@ ZK_IO_TEST(io_drop, accept_dropped_after_completion) {
     zk_test_run(accept_completed_root, NULL);
 }
 
-/* io_uring: completed in the kernel (the new descriptor exists) but not
- * yet reaped when dropped. The whole sequence runs in one task run on the
- * ring's own thread, so nothing reaps meanwhile: the accept is submitted
- * by filling the submission queue (more than 1024 reads of a pipe prepared
- * after it force a flush inside the run: a stream socket's reads would
- * only wait on its receive queue), a blocking connect(2) completes it
- * (the kernel runs its completion on this thread, at the exit of one of
- * its system calls), and the drop comes before the run ends. The
- * completion is reaped later, finds no operation, and closes the
- * descriptor: the client sees the end. On epoll the connection just waits
- * for the next accept. */
+/* io_uring: completed in the kernel but not yet reaped when dropped. The
+ * whole sequence runs in one task run on the ring's own thread, so nothing
+ * reaps meanwhile: the accept's readiness poll is submitted by filling the
+ * submission queue (more than 1024 reads of an empty pipe prepared after
+ * it, each a poll too, force a flush inside the run), a blocking
+ * connect(2) completes it (the kernel runs the poll's completion on this
+ * thread, at the exit of one of its system calls: here, the connect's),
+ * and the drop comes before the run ends. The completion is reaped later
+ * and finds no operation; nothing was accepted, so the connection waits
+ * for the next accept, as on epoll. */
 #define NFILL 1100
 
 static int64_t accept_unreaped_root(void *arg) {
@@ -664,7 +700,6 @@ static int64_t accept_unreaped_root(void *arg) {
     zk_stream *in;
     cr_assert_eq(zk_stream_from_fd(pfd[0], &in), 0);
     zk_waker tw = task_waker();
-    bool uring = on_uring();
     zk_stream *lost = NULL;
     zk_addr peer;
     zk_io_future *f = new_future();
@@ -681,28 +716,13 @@ static int64_t accept_unreaped_root(void *arg) {
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert_geq(cfd, 0);
     cr_assert_eq(connect(cfd, &addr.u.sa, addr.len), 0);
-    if (uring) {
-        /* Each count is a few system calls, at whose exit the kernel runs
-         * the accept: the event is its descriptor appearing. */
-        while (zk_test_fd_count() != fds + 2) {
-        }
-    }
     drop_and_free(f);
     cr_assert_null(lost);
+    cr_assert_eq(zk_test_fd_count(), fds + 1, "an accepted descriptor");
 
     zk_stream *c1, *c2;
     cr_assert_eq(zk_stream_from_fd(cfd, &c1), 0);
-    if (uring) {
-        char c;
-        zk_io_future rd;
-        zk_stream_read_future_init(&rd, c1, &c, 1);
-        cr_assert_eq(zk_await_timeout(&rd.base, ZK_TEST_GUARD), 0,
-                     "the client saw no end: the descriptor accepted for a "
-                     "dropped accept was never closed");
-        cr_assert_eq(zk_test_fd_count(), fds + 1);
-    } else {
-        accept_expect(l, c1);
-    }
+    accept_expect(l, c1);
     cr_assert_eq(zk_tcp_connect(&addr, &c2), 0);
     accept_expect(l, c2);
     zk_stream_close(c1);

@@ -20,7 +20,12 @@
  * combinators. A deadline on any of them: zk_await_until(&f.base, when).
  * An operation whose future is dropped before it finished (task aborted,
  * timeout, a select that lost) is cancelled in the kernel before the drop
- * returns: its buffer is never written after that.
+ * returns: its buffer is never written after that. On sockets and pipes a
+ * dropped call also took and wrote nothing, on both backends: no bytes,
+ * datagram or connection are lost to it (io_uring waits for their
+ * readiness and makes the call in the task, as epoll does). A file
+ * operation at an offset may have been done by the kernel when it was
+ * dropped.
  */
 #ifndef ZOKIO_IO_H
 #define ZOKIO_IO_H

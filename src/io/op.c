@@ -61,7 +61,7 @@ static zk_poll zk__op_future_poll(zk_future *f, zk_context *cx, int64_t *out) {
 
 /* A result the awaiting code never saw: a descriptor it made is closed. */
 static void zk__op_discard(zk__io_op *op, int64_t res) {
-    if (res >= 0 && (op->code == ZK__OP_ACCEPT || op->code == ZK__OP_OPENAT))
+    if (res >= 0 && zk__op_makes_fd(op))
         close((int)res);
 }
 
@@ -150,9 +150,14 @@ bool zk__op_is_socket_send(const zk__io_op *op) {
             op->h->kind == ZK__HANDLE_SOCKET);
 }
 
-bool zk__op_is_pipe_write(const zk__io_op *op) {
-    return (op->code == ZK__OP_WRITE || op->code == ZK__OP_WRITEV) &&
-           op->h != NULL && op->h->kind == ZK__HANDLE_PIPE;
+bool zk__op_makes_fd(const zk__io_op *op) {
+    return (op->code == ZK__OP_ACCEPT || op->code == ZK__OP_OPENAT) &&
+           !op->awaits_ready;
+}
+
+bool zk__op_writes(const zk__io_op *op) {
+    return op->code == ZK__OP_WRITE || op->code == ZK__OP_WRITEV ||
+           op->code == ZK__OP_SEND || op->code == ZK__OP_SENDMSG;
 }
 
 /* A socket send (zk__op_is_socket_send) with `flags` added to

@@ -65,10 +65,6 @@ struct zk__io_handle {
      * the epoll backend uses to skip the call that would fail next. False
      * for datagram sockets, where a short read says nothing of the next. */
     bool bytestream;
-    /* io_uring: the last receive on this byte stream came back short (the
-     * buffer was empty after it), so the next one is submitted to wait for
-     * readiness first instead of failing an attempt (zk__op_drained). */
-    _Atomic bool recv_drained;
     /* The worker it belongs to, given in turn (zk__handle_new): on
      * io_uring its multishot receive runs there (epoll's workers share one
      * instance and do not use it). */
@@ -93,7 +89,7 @@ struct zk__io_op {
     bool connect_full;    /* epoll connect: its -EAGAIN is the result */
     bool queued;          /* epoll: on the registration's waiter list */
     bool holds_ref;       /* holds a reference to `h` (from first poll) */
-    bool awaits_room;     /* io_uring pipe write: the ring waits for POLLOUT */
+    bool awaits_ready;    /* io_uring: the ring waits for readiness (a poll) */
     int32_t res;
     int fd; /* the descriptor, or the directory for path operations */
     zk__io_handle *h;
@@ -175,8 +171,14 @@ bool zk__op_is_socket_send(const zk__io_op *op);
  * -errno: -EAGAIN when the socket's buffer is full. */
 int64_t zk__op_send_now(zk__io_op *op);
 
-/* True for a write on a pipe (WRITE, WRITEV on a pipe handle). */
-bool zk__op_is_pipe_write(const zk__io_op *op);
+/* True when the operation's result is a descriptor it made (accept,
+ * open); not while io_uring waits for its readiness (the result is then
+ * the poll's events). */
+bool zk__op_makes_fd(const zk__io_op *op);
+
+/* True for operations that put data into the descriptor (they wait for
+ * POLLOUT; the others for POLLIN). */
+bool zk__op_writes(const zk__io_op *op);
 
 /* True for operations epoll cannot wait for (files, paths): they run on
  * the blocking pool. */

@@ -274,12 +274,12 @@ static struct io_uring_sqe *zk__uring_sqe(zk__uring *u) {
 
 static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
     int fd = op->fd;
-    if (op->awaits_room) {
-        io_uring_prep_poll_add(sqe, fd, POLLOUT);
+    if (op->awaits_ready) {
+        io_uring_prep_poll_add(sqe, fd, zk__op_writes(op) ? POLLOUT : POLLIN);
         return;
     }
     switch ((zk__op_code)op->code) {
-    case ZK__OP_READ:
+    case ZK__OP_READ: /* on files: the rest waits by readiness */
         io_uring_prep_read(sqe, fd, op->a.rw.buf, (unsigned)op->a.rw.len,
                            (uint64_t)op->a.rw.off);
         break;
@@ -292,38 +292,16 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
                             (uint64_t)op->a.v.off);
         break;
     case ZK__OP_WRITEV:
-        if (op->h && op->h->kind == ZK__HANDLE_SOCKET) {
-            /* sendmsg with MSG_NOSIGNAL: no SIGPIPE from a gone peer. */
-            op->a.m.msg =
-                (struct msghdr){.msg_iov = (struct iovec *)op->a.v.iov,
-                                .msg_iovlen = (size_t)op->a.v.cnt};
-            io_uring_prep_sendmsg(sqe, fd, &op->a.m.msg, MSG_NOSIGNAL);
-        } else {
-            io_uring_prep_writev(sqe, fd, op->a.v.iov, (unsigned)op->a.v.cnt,
-                                 (uint64_t)op->a.v.off);
-        }
+        io_uring_prep_writev(sqe, fd, op->a.v.iov, (unsigned)op->a.v.cnt,
+                             (uint64_t)op->a.v.off);
         break;
     case ZK__OP_RECV:
-        io_uring_prep_recv(sqe, fd, op->a.rw.buf, op->a.rw.len, 0);
-        /* After a short receive the next one would most likely fail its
-         * first attempt and only then wait: let it wait at once. */
-        if (atomic_load_explicit(&op->h->recv_drained, memory_order_relaxed))
-            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-        break;
     case ZK__OP_SEND:
-        io_uring_prep_send(sqe, fd, op->a.rw.buf, op->a.rw.len, MSG_NOSIGNAL);
-        break;
     case ZK__OP_RECVMSG:
-        io_uring_prep_recvmsg(sqe, fd, &op->a.m.msg, 0);
-        break;
     case ZK__OP_SENDMSG:
-        io_uring_prep_sendmsg(sqe, fd, &op->a.m.msg, MSG_NOSIGNAL);
-        break;
     case ZK__OP_ACCEPT:
-        io_uring_prep_accept(sqe, fd, (struct sockaddr *)op->a.sa.addr,
-                             op->a.sa.addr ? &op->a.sa.len : NULL,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
-        break;
+        ZK__BUG("a socket operation the ring waits for by readiness was "
+                "prepared as itself");
     case ZK__OP_CONNECT:
         io_uring_prep_connect(sqe, fd, (struct sockaddr *)op->a.sa.addr,
                               op->a.sa.len);
@@ -362,20 +340,61 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx);
 
-/* Hands the recorded result to the awaiting code, or, when it was the
- * readiness a pipe write waited for, makes the write again. */
+/* Socket and pipe operations that io_uring does not have the kernel
+ * complete. The system call is made in the task (the descriptor is
+ * non-blocking) and, when it would block, the ring waits for readiness (a
+ * poll) and the call is made again, as on epoll:
+ * - A request the kernel completes can be cancelled too late. A receive
+ *   that took bytes, a datagram or a connection out of the socket, or a
+ *   send that put bytes in, would be reported as cancelled: what it took
+ *   is lost, what it sent is sent without the caller knowing. A cancelled
+ *   poll loses nothing.
+ * - A pipe write that waits in the ring is retried by the kernel in the
+ *   submitting thread at any of its later system calls. When the reader
+ *   has gone by then, that retry raises SIGPIPE there; a current-thread
+ *   runtime's thread blocks SIGPIPE only while it drives the runtime
+ *   (MSG_NOSIGNAL is for sockets only), so the signal could kill the
+ *   process after zk_block_on returned. In the task, SIGPIPE is blocked.
+ * A socket's buffer almost always has room, so a send is made at once in
+ * any case: one call instead of a submission and a completion that
+ * resumes the task a second time (its stack cold by then). Stream reads
+ * on sockets are the multishot receive's (uring_rx.c), which queues what
+ * it brings, so that a cancelled read loses nothing either; only those
+ * that fall back come here. Connect stays a ring request: a cancelled
+ * connect leaves only a socket the caller closes. */
+static bool zk__uring_by_readiness(const zk__io_op *op) {
+    if (op->h == NULL || op->h->kind == ZK__HANDLE_FILE)
+        return false;
+    switch ((zk__op_code)op->code) {
+    case ZK__OP_READ:
+    case ZK__OP_WRITE:
+    case ZK__OP_READV:
+    case ZK__OP_WRITEV:
+    case ZK__OP_RECV:
+    case ZK__OP_SEND:
+    case ZK__OP_RECVMSG:
+    case ZK__OP_SENDMSG:
+    case ZK__OP_ACCEPT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
+                                 zk_context *cx);
+
+/* Hands the recorded result to the awaiting code or, when it was the
+ * readiness an operation waited for, makes the call again. */
 static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
-    if (op->awaits_room) {
-        op->awaits_room = false;
-        if (op->res >= 0) { /* revents: room, or the reader has gone */
+    if (op->awaits_ready) {
+        op->awaits_ready = false;
+        if (op->res >= 0) { /* revents, an error or hang-up among them */
             op->state = ZK__OPS_INIT;
             return zk__uring_op_poll(op, w, cx);
         }
     }
-    if (op->code == ZK__OP_RECV)
-        atomic_store_explicit(&op->h->recv_drained, zk__op_drained(op, op->res),
-                              memory_order_relaxed);
     zk__op_complete(op, op->res);
     return ZK_READY;
 }
@@ -387,32 +406,14 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
     if (op->state != ZK__OPS_KERNEL && zk__rx_wants(op) &&
         zk__rx_poll(op, cx, &p))
         return p;
-    if (op->state == ZK__OPS_INIT && zk__op_is_socket_send(op)) {
-        /* A socket's buffer almost always has room: the send is done here,
-         * in one call, instead of a submission and a completion that
-         * resumes the task a second time (its stack cold by then). The
-         * ring is for sends that would block. */
-        int64_t res = zk__op_send_now(op);
+    if (op->state == ZK__OPS_INIT && zk__uring_by_readiness(op)) {
+        int64_t res = zk__op_is_socket_send(op) ? zk__op_send_now(op)
+                                                : zk__op_syscall(op);
         if (res != -EAGAIN) {
             zk__op_complete(op, res);
             return ZK_READY;
         }
-    }
-    if (op->state == ZK__OPS_INIT && zk__op_is_pipe_write(op)) {
-        /* A pipe write is made here, by readiness, never by the ring: a
-         * ring write that waits is retried by the kernel in the submitting
-         * thread at any of its later system calls, and when the reader has
-         * gone by then, that retry raises SIGPIPE there. A current-thread
-         * runtime's thread blocks SIGPIPE only while it drives the runtime
-         * (MSG_NOSIGNAL is for sockets only), so the signal could kill the
-         * process after zk_block_on returned. Here the write runs in a
-         * task, with SIGPIPE blocked, and the ring only waits for room. */
-        int64_t res = zk__op_syscall(op);
-        if (res != -EAGAIN) {
-            zk__op_complete(op, res);
-            return ZK_READY;
-        }
-        op->awaits_room = true;
+        op->awaits_ready = true;
     }
     if (op->state == ZK__OPS_INIT) {
         /* A read that left the receive queue (whose ring may be another
@@ -435,7 +436,7 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         s->h = NULL;
         s->seq = ++u->prepared;
         s->forced = 0;
-        s->makes_fd = op->code == ZK__OP_ACCEPT || op->code == ZK__OP_OPENAT;
+        s->makes_fd = zk__op_makes_fd(op);
         zk__uring_prep(sqe, op);
         io_uring_sqe_set_data64(sqe, zk__slot_ud(u, idx));
         op->iow = w;
