@@ -189,7 +189,8 @@ ZK_EXTERN void zk_mutex_lock_future_init(zk_mutex_lock_future *f, zk_mutex *m);
  */
 typedef struct zk_rwlock zk_rwlock;
 
-/* How many readers may hold the lock at once. */
+/* How many readers may hold the lock at once: one more waits (or its try
+ * fails with -EAGAIN) until a reader unlocks. */
 #define ZK_RWLOCK_MAX_READERS ((size_t)1 << 30)
 
 /* Creates an unlocked rwlock. Returns 0, -EINVAL (`out` NULL) or -ENOMEM. */

@@ -1,15 +1,19 @@
 /* rwlock.c - the fair readers-writer lock: a semaphore of
- * ZK_RWLOCK_MAX_READERS + 1 permits where a reader takes one and a writer
- * all of them. FIFO service means a queued writer collects the permits readers
- * give back while later readers queue behind it: writers never starve. */
+ * 2 * ZK_RWLOCK_MAX_READERS + 1 permits where a reader takes two and a
+ * writer all of them. FIFO service means a queued writer collects the permits
+ * readers give back while later readers queue behind it: writers never starve.
+ */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "sync/sem.h"
 
-/* One permit more than readers may hold, so that the most readers there
- * can be never hold what a writer holds: held < ALL is a read lock. */
-#define ZK__RW_ALL (ZK_RWLOCK_MAX_READERS + 1)
+/* Two permits per reader and one more for a writer: at most
+ * ZK_RWLOCK_MAX_READERS readers fit (the next one waits, or its try
+ * fails, one permit short), and what they hold is always less than what a
+ * writer holds, so an unlock can tell which kind of lock is held. */
+#define ZK__RW_READ 2
+#define ZK__RW_ALL  (ZK__RW_READ * ZK_RWLOCK_MAX_READERS + 1)
 
 struct zk_rwlock {
     struct zk_semaphore sem;
@@ -37,7 +41,7 @@ int zk_rwlock_free(zk_rwlock *l) {
 
 void zk_rwlock_read_future_init(zk_rwlock_future *f, zk_rwlock *l) {
     if (f != NULL)
-        zk__sem_future_init(f, l ? &l->sem : NULL, 1);
+        zk__sem_future_init(f, l ? &l->sem : NULL, ZK__RW_READ);
 }
 
 void zk_rwlock_write_future_init(zk_rwlock_future *f, zk_rwlock *l) {
@@ -55,11 +59,11 @@ static int zk__rw_wait(zk_rwlock *l, size_t n, bool has_deadline,
 }
 
 int zk_rwlock_read(zk_rwlock *l) {
-    return zk__rw_wait(l, 1, false, 0);
+    return zk__rw_wait(l, ZK__RW_READ, false, 0);
 }
 
 int zk_rwlock_read_until(zk_rwlock *l, zk_instant deadline) {
-    return zk__rw_wait(l, 1, true, deadline);
+    return zk__rw_wait(l, ZK__RW_READ, true, deadline);
 }
 
 int zk_rwlock_write(zk_rwlock *l) {
@@ -71,17 +75,18 @@ int zk_rwlock_write_until(zk_rwlock *l, zk_instant deadline) {
 }
 
 int zk_rwlock_try_read(zk_rwlock *l) {
-    return l ? zk__sem_try_acquire(&l->sem, 1) : -EINVAL;
+    return l ? zk__sem_try_acquire(&l->sem, ZK__RW_READ) : -EINVAL;
 }
 
 int zk_rwlock_try_write(zk_rwlock *l) {
     return l ? zk__sem_try_acquire(&l->sem, ZK__RW_ALL) : -EINVAL;
 }
 
-/* Readers hold between 1 and ALL-1 permits; a writer holds exactly ALL. */
+/* Readers hold a positive even number of permits below ALL; a writer
+ * holds exactly ALL (odd). */
 static bool zk__rw_read_held(size_t held, size_t n) {
     (void)n;
-    return held >= 1 && held < ZK__RW_ALL;
+    return held >= ZK__RW_READ && held < ZK__RW_ALL;
 }
 
 static bool zk__rw_write_held(size_t held, size_t n) {
@@ -90,7 +95,8 @@ static bool zk__rw_write_held(size_t held, size_t n) {
 }
 
 int zk_rwlock_read_unlock(zk_rwlock *l) {
-    return l ? zk__sem_release_held(&l->sem, 1, zk__rw_read_held) : -EINVAL;
+    return l ? zk__sem_release_held(&l->sem, ZK__RW_READ, zk__rw_read_held)
+             : -EINVAL;
 }
 
 int zk_rwlock_write_unlock(zk_rwlock *l) {
