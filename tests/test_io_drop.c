@@ -358,6 +358,42 @@ ZK_IO_TEST(io_drop, pipe_read_dropped_after_completion) {
     zk_test_run(pipe_read_completed_root, NULL);
 }
 
+/* Woken (its readiness came, or io_uring's poll for it completed), then
+ * its stream closed before the task polled again: the call is not made on
+ * the closed handle; it ends with -EBADF, as one in flight does. */
+static int64_t read_woken_then_closed_root(void *arg) {
+    (void)arg;
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    zk_stream *r;
+    cr_assert_eq(zk_stream_from_fd(pfd[0], &r), 0);
+    wake_gate g;
+    wake_gate_init(&g);
+    zk_waker wk = zk_waker_new(&g, &wg_ops);
+    char buf[16];
+    memset(buf, 'C', sizeof buf);
+    zk_io_future *f = new_future();
+    zk_stream_read_future_init(f, r, buf, sizeof buf);
+    poll_pending(f, &wk);
+    cr_assert_eq(write(pfd[1], "data", 4), 4);
+    wake_gate_wait(&g);
+    cr_assert_eq(zk_stream_close(r), 0);
+    zk_context cx;
+    zk_context_init(&cx, &wk);
+    int64_t out = 0;
+    cr_assert_eq(zk_future_poll(&f->base, &cx, &out), ZK_READY);
+    cr_assert_eq(out, -EBADF, "read: %s", zk_strerror((int)out));
+    assert_canary(buf, sizeof buf, "read of a closed stream");
+    drop_and_free(f);
+    close(pfd[1]);
+    zk_gate_destroy(&g.gate);
+    return 0;
+}
+
+ZK_IO_TEST(io_drop, read_woken_then_its_stream_closed_is_ebadf) {
+    zk_test_run(read_woken_then_closed_root, NULL);
+}
+
 /* The same for a datagram: the one that woke the dropped receive is the
  * next receive's. */
 static int64_t udp_recv_completed_root(void *arg) {

@@ -384,6 +384,11 @@ static bool zk__uring_by_readiness(const zk__io_op *op) {
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx);
 
+static zk_poll zk__uring_complete_now(zk__io_op *op, int64_t res) {
+    zk__op_complete(op, res);
+    return ZK_READY;
+}
+
 /* Hands the recorded result to the awaiting code or, when it was the
  * readiness an operation waited for, makes the call again. */
 static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
@@ -392,11 +397,19 @@ static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
         op->awaits_ready = false;
         if (op->res >= 0) { /* revents, an error or hang-up among them */
             op->state = ZK__OPS_INIT;
-            return zk__uring_op_poll(op, w, cx);
+            /* As a first poll would: not on a handle closed since, and on
+             * the ring of the worker the task runs on now (`w` is the one
+             * that waited, which the task may have left: another thread's
+             * ring is never prepared on). */
+            if (atomic_load_explicit(&op->h->closed, memory_order_acquire))
+                return zk__uring_complete_now(op, -EBADF);
+            zk__io_worker *here = zk__io_current(w->rt);
+            if (here == NULL) /* polled off the runtime's workers */
+                return zk__uring_complete_now(op, -EPERM);
+            return zk__uring_op_poll(op, here, cx);
         }
     }
-    zk__op_complete(op, op->res);
-    return ZK_READY;
+    return zk__uring_complete_now(op, op->res);
 }
 
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
@@ -409,10 +422,8 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
     if (op->state == ZK__OPS_INIT && zk__uring_by_readiness(op)) {
         int64_t res = zk__op_is_socket_send(op) ? zk__op_send_now(op)
                                                 : zk__op_syscall(op);
-        if (res != -EAGAIN) {
-            zk__op_complete(op, res);
-            return ZK_READY;
-        }
+        if (res != -EAGAIN)
+            return zk__uring_complete_now(op, res);
         op->awaits_ready = true;
     }
     if (op->state == ZK__OPS_INIT) {
