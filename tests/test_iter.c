@@ -189,6 +189,57 @@ ZK_TEST(iter, a_user_iterator_through_map_and_collect_future) {
     zk_test_run(user_iter_root, NULL);
 }
 
+/* An iterator that is always ready and counts the abandons it gets while
+ * no step of it is pending (the contract says it gets none then). */
+typedef struct ready_iter {
+    zk_iter base;
+    int next;
+    int abandons;
+} ready_iter;
+
+static zk_poll ready_next(zk_iter *self, zk_context *cx, void *item,
+                          int64_t *status) {
+    (void)cx;
+    ready_iter *r = (ready_iter *)self;
+    *(int *)item = r->next++;
+    *status = 0;
+    return ZK_READY;
+}
+static void ready_free(zk_iter *self) {
+    free(self);
+}
+static void ready_abandon(zk_iter *self) {
+    ((ready_iter *)self)->abandons++;
+}
+static const zk_iter_ops ready_ops = {ready_next, ready_free, ready_abandon};
+
+static bool keep_none(const void *item, void *arg) {
+    (void)item;
+    (void)arg;
+    return false;
+}
+
+/* A filter that gives the worker back after a batch of dropped items is
+ * pending while its inner iterator is not: abandoning it then must not
+ * tell the inner iterator that a step of it was abandoned. */
+ZK_TEST(iter, abandon_reaches_only_a_pending_inner_iterator) {
+    ready_iter *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    r->base = (zk_iter){&ready_ops, sizeof(int)};
+    zk_iter *f;
+    cr_assert_eq(zk_iter_filter(&r->base, keep_none, NULL, &f), 0);
+    int v;
+    zk_iter_next_future nf;
+    zk_iter_next_future_init(&nf, f, &v);
+    counter_waker cw = {0};
+    int64_t out;
+    cr_assert_eq(poll1(&nf.base, &cw, &out), 0, "pending after a batch");
+    cr_assert_gt(r->next, 0);
+    zk_future_drop(&nf.base);
+    cr_assert_eq(r->abandons, 0, "told of a step that was not pending");
+    zk_iter_free(f);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Channels as iterators                                                  */
 /* ---------------------------------------------------------------------- */

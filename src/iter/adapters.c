@@ -12,7 +12,17 @@
 typedef struct zk__adapter {
     zk_iter base;
     zk_iter *inner;
+    bool inner_pending; /* the inner iterator's last poll_next was pending */
 } zk__adapter;
+
+/* Polls the inner iterator for its next item, noting whether it is left
+ * pending (what an abandon must be passed on for). */
+static zk_poll zk__adapter_poll_inner(zk__adapter *a, zk_context *cx,
+                                      void *item, int64_t *status) {
+    zk_poll p = a->inner->ops->poll_next(a->inner, cx, item, status);
+    a->inner_pending = p == ZK_PENDING;
+    return p;
+}
 
 static bool zk__iter_ok(const zk_iter *it) {
     return it != NULL && it->ops != NULL && it->ops->poll_next != NULL &&
@@ -36,11 +46,13 @@ static void zk__adapter_free(zk_iter *self) {
     free(a);
 }
 
-/* An adapter's pending step is its inner iterator's. */
+/* An adapter's pending step is its inner iterator's, when that is pending
+ * (a filter that yields after a batch of ready items is not). */
 static void zk__adapter_abandon(zk_iter *self) {
     zk__adapter *a = (zk__adapter *)self;
-    if (a->inner->ops->abandon != NULL)
+    if (a->inner_pending && a->inner->ops->abandon != NULL)
         a->inner->ops->abandon(a->inner);
+    a->inner_pending = false;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -57,8 +69,7 @@ typedef struct zk__map_iter {
 static zk_poll zk__map_next(zk_iter *self, zk_context *cx, void *item,
                             int64_t *status) {
     zk__map_iter *m = (zk__map_iter *)self;
-    zk_iter *inner = m->a.inner;
-    if (inner->ops->poll_next(inner, cx, m->in, status) == ZK_PENDING)
+    if (zk__adapter_poll_inner(&m->a, cx, m->in, status) == ZK_PENDING)
         return ZK_PENDING;
     if (*status == 0)
         *status = m->fn(m->in, item, m->arg);
@@ -96,9 +107,8 @@ typedef struct zk__filter_iter {
 static zk_poll zk__filter_next(zk_iter *self, zk_context *cx, void *item,
                                int64_t *status) {
     zk__filter_iter *f = (zk__filter_iter *)self;
-    zk_iter *inner = f->a.inner;
     for (int dropped = 0; dropped < ZK__FILTER_BATCH; dropped++) {
-        if (inner->ops->poll_next(inner, cx, item, status) == ZK_PENDING)
+        if (zk__adapter_poll_inner(&f->a, cx, item, status) == ZK_PENDING)
             return ZK_PENDING;
         if (*status != 0 || f->keep(item, f->arg))
             return ZK_READY;
@@ -141,8 +151,7 @@ static zk_poll zk__take_next(zk_iter *self, zk_context *cx, void *item,
         *status = ZK_ITER_END;
         return ZK_READY;
     }
-    zk_iter *inner = t->a.inner;
-    if (inner->ops->poll_next(inner, cx, item, status) == ZK_PENDING)
+    if (zk__adapter_poll_inner(&t->a, cx, item, status) == ZK_PENDING)
         return ZK_PENDING;
     if (*status == 0)
         t->left--;
