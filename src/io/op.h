@@ -3,10 +3,12 @@
  * handles operations run on.
  *
  * An operation is described once (code + arguments) and then executed the
- * backend's way: io_uring prepares a submission and waits for its
- * completion; epoll tries the system call (zk__op_syscall) and waits for
- * readiness when it would block; file operations on epoll run the same
- * system call on the blocking pool.
+ * backend's way: epoll tries the system call (zk__op_syscall) and waits for
+ * readiness when it would block; io_uring does the same for sockets and
+ * pipes (the readiness wait is a poll on the ring; stream reads come from
+ * its multishot receive), and for files, paths and connect prepares the
+ * request itself and waits for its completion; file operations on epoll
+ * run the system call on the blocking pool.
  */
 #ifndef ZK__IO_OP_H
 #define ZK__IO_OP_H

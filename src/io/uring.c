@@ -593,7 +593,7 @@ static void zk__uring_destroy(zk__io_worker *w) {
     zk__uring *u = (zk__uring *)w;
     /* Every task has finished, so every operation was dropped (and
      * cancelled): their completions release the handles they held, and
-     * close what a dropped accept or open made. All of them, including
+     * close what a dropped open made. All of them, including
      * those the kernel kept aside because the queue was full. */
     zk__rx_answer_asks(u, false);
     zk__uring_reap(u, UINT32_MAX, SIZE_MAX);

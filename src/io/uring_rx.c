@@ -21,8 +21,9 @@
  * running on another worker asks the owner to arm it (`u->asks`, answered
  * at the owner's next flush) and waits; the completions then wake its task
  * on the home worker, where it stays. Later, a read on another worker that
- * finds the multishot ended does a plain single-shot receive on its own
- * ring (the queue is empty then, so no byte is read out of order).
+ * finds the multishot ended falls back to a receive made in the task, which
+ * waits for readiness with a poll on its own ring (uring.c; the queue is
+ * empty then, so no byte is read out of order).
  *
  * What a completion brought is a piece of a buffer (all of it, or with
  * incremental consumption the next bytes of the buffer the kernel is
@@ -34,8 +35,8 @@
  *   ZK__RX_SEGS_MAX unread pieces, has its multishot cancelled: what
  *   follows waits in the socket, where TCP's flow control applies, until
  *   the queue is read and the next read arms it again;
- * - with fewer than ZK__PBUF_LOW buffers that no stream holds, reads use
- *   single-shot receives (if the kernel runs out anyway, the multishot
+ * - with fewer than ZK__PBUF_LOW buffers that no stream holds, reads fall
+ *   back the same way (if the kernel runs out anyway, the multishot
  *   ends with -ENOBUFS, the kernel is given more buffers, and the next
  *   read falls back the same way).
  *
