@@ -337,9 +337,6 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
 /* Operations                                                             */
 /* ---------------------------------------------------------------------- */
 
-static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
-                                 zk_context *cx);
-
 /* Socket and pipe operations that io_uring does not have the kernel
  * complete. The system call is made in the task (the descriptor is
  * non-blocking) and, when it would block, the ring waits for readiness (a
