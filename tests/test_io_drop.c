@@ -39,7 +39,8 @@ ZK_SUITE(io_drop);
 
 typedef struct pair {
     zk_stream *a, *b;
-    zk_listener *l; /* NULL for a socketpair */
+    zk_listener *l; /* NULL for a socketpair or a pipe */
+    bool pipe;      /* a pipe: `a` reads, `b` writes */
 } pair;
 
 /* A connected TCP pair: `a` connected, `b` accepted. */
@@ -59,9 +60,20 @@ static void make_local_pair(pair *p) {
     p->l = NULL;
 }
 
+/* A pipe made into streams: `a` its reading end, `b` its writing end. */
+static void make_pipe_pair(pair *p) {
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[0], &p->a), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[1], &p->b), 0);
+    p->l = NULL;
+    p->pipe = true;
+}
+
 static void close_pair(pair *p) {
     cr_assert_eq(zk_stream_close(p->a), 0);
-    cr_assert_eq(zk_stream_close(p->b), 0);
+    if (p->b) /* NULL once a pipe's writing end was closed */
+        cr_assert_eq(zk_stream_close(p->b), 0);
     if (p->l)
         cr_assert_eq(zk_listener_close(p->l), 0);
 }
@@ -171,6 +183,17 @@ static void assert_canary(const char *buf, size_t size, const char *what) {
 static void send_and_end(zk_stream *s, const char *msg) {
     cr_assert_eq(zk_stream_write_all(s, msg, strlen(msg)), 0);
     cr_assert_eq(zk_stream_shutdown(s, SHUT_WR), 0);
+}
+
+/* send_and_end() from `p->b`; a pipe's end is its writing end closed. */
+static void pair_send_and_end(pair *p, const char *msg) {
+    if (!p->pipe) {
+        send_and_end(p->b, msg);
+        return;
+    }
+    cr_assert_eq(zk_stream_write_all(p->b, msg, strlen(msg)), 0);
+    cr_assert_eq(zk_stream_close(p->b), 0);
+    p->b = NULL;
 }
 
 /* Reads `s` to its end: what arrives must be exactly `expect`. Reading to
@@ -290,30 +313,41 @@ ZK_IO_TEST(io_drop, read_dropped_after_submission) {
     zk_test_run(read_submitted_root, NULL);
 }
 
+/* A read of `p->a` into `buf` (filled with the canary), polled by hand
+ * with `g`'s waker and woken by "first" sent from `p->b`: returned pending
+ * and woken, its result not yet seen. */
+static zk_io_future *read_woken_by_first(pair *p, wake_gate *g, char *buf,
+                                         size_t len) {
+    wake_gate_init(g);
+    zk_waker w = zk_waker_new(g, &wg_ops);
+    memset(buf, 'C', len);
+    zk_io_future *f = new_future();
+    zk_stream_read_future_init(f, p->a, buf, len);
+    poll_pending(f, &w);
+    cr_assert_eq(zk_stream_write_all(p->b, "first", 5), 0);
+    wake_gate_wait(g);
+    return f;
+}
+
 /* Completed (io_uring: the completion was reaped and the waker woken;
  * epoll: readiness woke it) but its result never seen. Nothing was read:
  * epoll, and io_uring's readiness wait, read in the poll; a read-ahead
  * read copies from the stream's queue in the poll. The data stays for the
- * next read. */
+ * next read. `arg` non-NULL: on a pipe instead of a TCP pair. */
 static int64_t read_completed_root(void *arg) {
-    (void)arg;
-    pair p;
-    make_pair(&p);
+    pair p = {0};
+    if (arg)
+        make_pipe_pair(&p);
+    else
+        make_pair(&p);
     wake_gate g;
-    wake_gate_init(&g);
-    zk_waker w = zk_waker_new(&g, &wg_ops);
     char buf[16];
-    memset(buf, 'C', sizeof buf);
-    zk_io_future *f = new_future();
-    zk_stream_read_future_init(f, p.a, buf, sizeof buf);
-    poll_pending(f, &w);
-    cr_assert_eq(zk_stream_write_all(p.b, "first", 5), 0);
-    wake_gate_wait(&g);
+    zk_io_future *f = read_woken_by_first(&p, &g, buf, sizeof buf);
     drop_and_free(f);
     cr_assert_eq(atomic_load(&g.wakes), 1);
 
     assert_canary(buf, sizeof buf, "completed read");
-    send_and_end(p.b, "late");
+    pair_send_and_end(&p, "late");
     expect_until_end(p.a, "firstlate");
     close_pair(&p);
     zk_gate_destroy(&g.gate);
@@ -325,37 +359,10 @@ ZK_IO_TEST(io_drop, read_dropped_after_completion) {
 }
 
 /* The same on a pipe (no read-ahead: on io_uring a pipe read that would
- * block waits for readiness): the drop took nothing, the bytes that came
- * reach the next read. */
-static int64_t pipe_read_completed_root(void *arg) {
-    (void)arg;
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    zk_stream *r, *w;
-    cr_assert_eq(zk_stream_from_fd(pfd[0], &r), 0);
-    cr_assert_eq(zk_stream_from_fd(pfd[1], &w), 0);
-    wake_gate g;
-    wake_gate_init(&g);
-    zk_waker wk = zk_waker_new(&g, &wg_ops);
-    char buf[16];
-    memset(buf, 'C', sizeof buf);
-    zk_io_future *f = new_future();
-    zk_stream_read_future_init(f, r, buf, sizeof buf);
-    poll_pending(f, &wk);
-    cr_assert_eq(zk_stream_write_all(w, "first", 5), 0);
-    wake_gate_wait(&g);
-    drop_and_free(f);
-    assert_canary(buf, sizeof buf, "completed pipe read");
-    cr_assert_eq(zk_stream_write_all(w, "late", 4), 0);
-    cr_assert_eq(zk_stream_close(w), 0); /* the end of the stream */
-    expect_until_end(r, "firstlate");
-    cr_assert_eq(zk_stream_close(r), 0);
-    zk_gate_destroy(&g.gate);
-    return 0;
-}
-
+ * block waits for readiness). */
 ZK_IO_TEST(io_drop, pipe_read_dropped_after_completion) {
-    zk_test_run(pipe_read_completed_root, NULL);
+    static bool on_a_pipe = true;
+    zk_test_run(read_completed_root, &on_a_pipe);
 }
 
 /* Woken (its readiness came, or io_uring's poll for it completed), then
@@ -363,29 +370,21 @@ ZK_IO_TEST(io_drop, pipe_read_dropped_after_completion) {
  * the closed handle; it ends with -EBADF, as one in flight does. */
 static int64_t read_woken_then_closed_root(void *arg) {
     (void)arg;
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    zk_stream *r;
-    cr_assert_eq(zk_stream_from_fd(pfd[0], &r), 0);
+    pair p = {0};
+    make_pipe_pair(&p);
     wake_gate g;
-    wake_gate_init(&g);
-    zk_waker wk = zk_waker_new(&g, &wg_ops);
     char buf[16];
-    memset(buf, 'C', sizeof buf);
-    zk_io_future *f = new_future();
-    zk_stream_read_future_init(f, r, buf, sizeof buf);
-    poll_pending(f, &wk);
-    cr_assert_eq(write(pfd[1], "data", 4), 4);
-    wake_gate_wait(&g);
-    cr_assert_eq(zk_stream_close(r), 0);
+    zk_io_future *f = read_woken_by_first(&p, &g, buf, sizeof buf);
+    cr_assert_eq(zk_stream_close(p.a), 0);
+    zk_waker w = zk_waker_new(&g, &wg_ops);
     zk_context cx;
-    zk_context_init(&cx, &wk);
+    zk_context_init(&cx, &w);
     int64_t out = 0;
     cr_assert_eq(zk_future_poll(&f->base, &cx, &out), ZK_READY);
     cr_assert_eq(out, -EBADF, "read: %s", zk_strerror((int)out));
     assert_canary(buf, sizeof buf, "read of a closed stream");
     drop_and_free(f);
-    close(pfd[1]);
+    cr_assert_eq(zk_stream_close(p.b), 0);
     zk_gate_destroy(&g.gate);
     return 0;
 }
