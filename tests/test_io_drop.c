@@ -16,6 +16,11 @@
  * between them), by an operation whose completion proves that earlier ones
  * were submitted, or by a waker that reports the completion.
  *
+ * On a multi-thread runtime a task on the other worker may also drop or
+ * poll an operation this worker prepared: the drop must still cancel it,
+ * and a poll that has to wait again must wait where its own worker
+ * submits and reaps.
+ *
  * Built for both runtime kinds and run on both I/O backends (ctest sets
  * ZOKIO_IO_BACKEND). On epoll an operation is a waiter on its handle's
  * readiness, so "submitted" and "completed" mean queued and woken. On
@@ -833,36 +838,42 @@ ZK_IO_TEST(io_drop, read_dropped_by_a_thread_outside_the_runtime) {
 }
 
 #if ZK_TEST_MT
-/* Multi-thread runtime: a read prepared on one worker's ring and dropped
- * by a task running on the other worker, before the first ring submitted
- * it. The preparing task keeps its worker inside its run (waiting on a
- * condition variable, not on the runtime) from the preparation until the
- * drop: that worker can neither submit its ring nor run the dropping task,
- * so the other worker must. The dropping task waits on a gate opened from
- * a plain thread (a wake from a worker could put it in that worker's own
+/* ---------------------------------------------------------------------- */
+/* Handed to another worker                                               */
+/* ---------------------------------------------------------------------- */
+
+/* Multi-thread runtime: a task on the other worker works on an operation
+ * the calling task prepared, while the calling task keeps its own worker
+ * inside its run (waiting on a condition variable, not on the runtime):
+ * that worker can neither submit or reap its ring nor run the other task,
+ * so the other worker must. The other task waits on a gate opened from a
+ * plain thread (a wake from a worker could put it in that worker's own
  * LIFO slot). */
 typedef struct handoff {
     zk_runtime *rt;
     zk_gate go;
-    zk_io_future *victim;
+    zk_io_future *f; /* what the other task works on */
+    pair *p;
+    zk_task *task;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool dropped;
-    pthread_t dropper;
+    bool done;
+    pthread_t runner; /* the thread the other task ran on */
 } handoff;
 
-static int64_t dropper_task(void *arg) {
-    handoff *h = arg;
+/* The other task's first and last steps. */
+static void handoff_begin(handoff *h) {
     zk_gate_wait w = zk_gate_waiter(&h->go, NULL);
     cr_assert_eq(zk_await(&w.base), 7);
+}
+
+static void handoff_end(handoff *h) {
     pthread_t self = zk_test_thread();
-    zk_future_drop(&h->victim->base);
     pthread_mutex_lock(&h->lock);
-    h->dropper = self;
-    h->dropped = true;
+    h->runner = self;
+    h->done = true;
     pthread_cond_signal(&h->cond);
     pthread_mutex_unlock(&h->lock);
-    return 0;
 }
 
 static int64_t nudge_task(void *arg) {
@@ -880,26 +891,26 @@ static uint64_t parks_total(zk_runtime *rt) {
     return n;
 }
 
-/* Opens the gate (the dropper goes to the global queue), then makes sure
- * the other worker runs it. A worker that is still awake is counted on to
- * look at the global queue soon, so the wake does not wake it; but the
- * other worker may be on its way to sleep without looking again (it could
- * not become a searcher while the preparing worker still searched, before
- * that worker took the preparing task), and the preparing worker, blocked,
- * will not look either. So each time the other worker goes to sleep (its
- * park count moves) while the dropper has not run, a no-op task spawned
- * from here wakes it: a wake always wakes a sleeping worker when no worker
- * searches. No time is involved: the loop follows the dropper's flag and
- * the park count. */
+/* Opens the gate (the other task goes to the global queue), then makes
+ * sure the other worker runs it. A worker that is still awake is counted
+ * on to look at the global queue soon, so the wake does not wake it; but
+ * the other worker may be on its way to sleep without looking again (it
+ * could not become a searcher while the blocked worker still searched,
+ * before that worker took the calling task), and the blocked worker will
+ * not look either. So each time the other worker goes to sleep (its park
+ * count moves) while the other task is not done, a no-op task spawned from
+ * here wakes it: a wake always wakes a sleeping worker when no worker
+ * searches. No time is involved: the loop follows the task's flag and the
+ * park count. */
 static void *open_gate_thread(void *arg) {
     handoff *h = arg;
     uint64_t parks = parks_total(h->rt);
     zk_gate_open(&h->go);
     for (;;) {
         pthread_mutex_lock(&h->lock);
-        bool dropped = h->dropped;
+        bool done = h->done;
         pthread_mutex_unlock(&h->lock);
-        if (dropped)
+        if (done)
             return NULL;
         uint64_t now = parks_total(h->rt);
         if (now != parks) {
@@ -910,55 +921,136 @@ static void *open_gate_thread(void *arg) {
     }
 }
 
+/* Spawns `fn` (which starts with handoff_begin and ends with handoff_end)
+ * and returns once it waits on the gate, and so is in no queue. */
+static void handoff_spawn(handoff *h, int64_t (*fn)(void *), pair *p) {
+    memset(h, 0, sizeof *h);
+    h->rt = zk_runtime_current();
+    h->p = p;
+    zk_gate_init(&h->go);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    cr_assert_eq(zk_spawn(fn, h, &h->task), 0);
+    while (zk_gate_polls(&h->go) == 0)
+        zk_yield();
+}
+
+/* Lets the other task run on the other worker with `f`, and blocks this
+ * worker until it is done. */
+static void handoff_run(handoff *h, zk_io_future *f) {
+    pthread_t self = zk_test_thread();
+    h->f = f;
+    pthread_t opener;
+    cr_assert_eq(pthread_create(&opener, NULL, open_gate_thread, h), 0);
+    pthread_mutex_lock(&h->lock);
+    while (!h->done)
+        pthread_cond_wait(&h->cond, &h->lock);
+    pthread_mutex_unlock(&h->lock);
+    cr_assert_eq(pthread_join(opener, NULL), 0);
+    cr_assert(!pthread_equal(self, h->runner),
+              "the other task ran on the blocked worker");
+}
+
+static void handoff_finish(handoff *h) {
+    cr_assert_eq(zk_task_join(&h->task, NULL), 0);
+    zk_gate_destroy(&h->go);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cond);
+}
+
+/* A read prepared on one worker's ring and dropped by a task on the other
+ * worker, before the first ring submitted it. */
+static int64_t dropper_task(void *arg) {
+    handoff *h = arg;
+    handoff_begin(h);
+    zk_future_drop(&h->f->base);
+    handoff_end(h);
+    return 0;
+}
+
 static int64_t other_worker_root(void *arg) {
     (void)arg;
     pair p;
     make_pair(&p);
     zk_waker tw = task_waker();
     handoff h;
-    memset(&h, 0, sizeof h);
-    h.rt = zk_runtime_current();
-    zk_gate_init(&h.go);
-    pthread_mutex_init(&h.lock, NULL);
-    pthread_cond_init(&h.cond, NULL);
-    zk_task *dropper;
-    cr_assert_eq(zk_spawn(dropper_task, &h, &dropper), 0);
-    /* Until the dropper waits on the gate (and so is in no queue). */
-    while (zk_gate_polls(&h.go) == 0)
-        zk_yield();
+    handoff_spawn(&h, dropper_task, &p);
 
     char canary[16];
     memset(canary, 'C', sizeof canary);
     zk_io_future *f = new_future();
     zk_stream_read_future_init(f, p.a, canary, sizeof canary);
-    pthread_t preparer = zk_test_thread();
     poll_pending(f, &tw);
-    h.victim = f;
-    pthread_t opener;
-    cr_assert_eq(pthread_create(&opener, NULL, open_gate_thread, &h), 0);
-    pthread_mutex_lock(&h.lock);
-    while (!h.dropped)
-        pthread_cond_wait(&h.cond, &h.lock);
-    pthread_mutex_unlock(&h.lock);
-    cr_assert_eq(pthread_join(opener, NULL), 0);
-    cr_assert(!pthread_equal(preparer, h.dropper),
-              "the drop ran on the preparing worker");
+    handoff_run(&h, f);
     memset(f, 0xA5, sizeof *f);
     free(f);
 
     late_data_skips_dropped(p.b, p.a, "late data", canary, sizeof canary,
                             "read dropped on another worker");
-    cr_assert_eq(zk_task_join(&dropper, NULL), 0);
+    handoff_finish(&h);
     close_pair(&p);
-    zk_gate_destroy(&h.go);
-    pthread_mutex_destroy(&h.lock);
-    pthread_cond_destroy(&h.cond);
     zk_waker_drop(&tw);
     return 0;
 }
 
 ZK_IO_TEST(io_drop, read_prepared_on_one_worker_dropped_on_another) {
     zk_test_run(other_worker_root, NULL);
+}
+
+/* A pipe read woken on one worker (io_uring: its poll completed on that
+ * worker's ring), whose readiness is gone when a task on the other worker
+ * polls it again: the read, made again, would block, so it waits once
+ * more, and it must wait where the polling worker will submit and reap,
+ * not on the first worker's ring, which that worker (blocked) would never
+ * submit. The data that follows wakes it and it reads it. */
+static int64_t repoll_task(void *arg) {
+    handoff *h = arg;
+    handoff_begin(h);
+    wake_gate g;
+    wake_gate_init(&g);
+    zk_waker w = zk_waker_new(&g, &wg_ops);
+    poll_pending(h->f, &w);
+    cr_assert_eq(zk_stream_write_all(h->p->b, "again", 5), 0);
+    wake_gate_wait(&g);
+    zk_context cx;
+    zk_context_init(&cx, &w);
+    int64_t out = 0;
+    cr_assert_eq(zk_future_poll(&h->f->base, &cx, &out), ZK_READY);
+    cr_assert_eq(out, 5, "read: %s", zk_strerror((int)out));
+    drop_and_free(h->f);
+    zk_gate_destroy(&g.gate);
+    handoff_end(h);
+    return 0;
+}
+
+static int64_t repoll_root(void *arg) {
+    (void)arg;
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    pair p = {.pipe = true};
+    cr_assert_eq(zk_stream_from_fd(pfd[0], &p.a), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[1], &p.b), 0);
+    handoff h;
+    handoff_spawn(&h, repoll_task, &p);
+
+    wake_gate g;
+    char buf[16];
+    zk_io_future *f = read_woken_by_first(&p, &g, buf, sizeof buf);
+    /* Readiness gone: "first" taken by hand. */
+    char got[8];
+    cr_assert_eq(read(pfd[0], got, sizeof got), 5);
+    handoff_run(&h, f);
+    cr_assert_eq(memcmp(buf, "again", 5), 0);
+    assert_canary(buf + 5, sizeof buf - 5, "read on another worker");
+
+    handoff_finish(&h);
+    close_pair(&p);
+    zk_gate_destroy(&g.gate);
+    return 0;
+}
+
+ZK_IO_TEST(io_drop, pipe_read_woken_then_polled_on_another_worker_waits_there) {
+    zk_test_run(repoll_root, NULL);
 }
 #endif
 
