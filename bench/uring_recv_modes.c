@@ -19,11 +19,17 @@
  *           as Tokio's and Zokio's epoll backend receive, for the baseline.
  *
  * Usage: RECV_MODE=shared|own|single|poll|epoll bench_uring_recv_modes PORT
- * (bash bench/recv_modes.sh runs them in turn under echo_load). On
- * SIGTERM, in shared mode on x86-64, it prints the average cycles (TSC) of
- * the copy's two halves: reading the provided buffer the kernel filled (into
- * a buffer kept in the cache), and writing the connection's buffer (from
- * that cached one).
+ * (bash bench/recv_modes.sh runs them in turn under echo_load). Two
+ * switches, for the modes that receive through the ring (not poll): with
+ * RING_SEND=1 the echo is a send submitted through the ring, so that one
+ * system call (the next wait) submits a batch of them, instead of send(2);
+ * with RING_DEFER=1 the ring is made SINGLE_ISSUER | DEFER_TASKRUN: the
+ * kernel runs the receives' completion work only inside that wait, for the
+ * whole batch, instead of at the exit of whichever system call comes next.
+ * On SIGTERM, in shared mode on x86-64, it prints the average cycles (TSC)
+ * of the copy's two halves: reading the provided buffer the kernel filled
+ * (into a buffer kept in the cache), and writing the connection's buffer
+ * (from that cached one).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,6 +73,12 @@ static char staging[BUF_SIZE] __attribute__((aligned(64)));
 static unsigned long long cycles_read, cycles_write, copies;
 
 static volatile sig_atomic_t stop;
+
+/* RING_SEND and RING_DEFER (see the header). A ring send completes
+ * silently unless it fails; a failure's completion carries this bit and
+ * closes the connection. */
+static bool ring_send, ring_defer;
+#define SEND_FAILED_BIT (1ull << 62)
 
 static void on_term(int sig) {
     (void)sig;
@@ -232,6 +244,13 @@ static void received(int c, const struct io_uring_cqe *cqe) {
         copies++;
         shared_give_back(bid);
     }
+    if (ring_send) {
+        struct io_uring_sqe *sqe = sqe_get();
+        io_uring_prep_send(sqe, conn_fd[c], buf, n, MSG_NOSIGNAL);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, SEND_FAILED_BIT | ((uint64_t)c + 1));
+        return;
+    }
     /* A short send (a full socket buffer) ends the connection: with one
      * message in flight per connection, as echo_load sends, it does not
      * happen, and the load generator would report the reset. */
@@ -262,11 +281,13 @@ int main(int argc, char **argv) {
                                   : MODE_SHARED;
     signal(SIGTERM, on_term);
     signal(SIGPIPE, SIG_IGN);
-    int rc = mode == MODE_EPOLL
-                 ? 0 /* no ring */
-                 : io_uring_queue_init(4096, &ring,
-                                       IORING_SETUP_COOP_TASKRUN |
-                                           IORING_SETUP_TASKRUN_FLAG);
+    ring_send = getenv("RING_SEND") && atoi(getenv("RING_SEND"));
+    ring_defer = getenv("RING_DEFER") && atoi(getenv("RING_DEFER"));
+    unsigned flags =
+        ring_defer ? IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
+                   : IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    int rc = mode == MODE_EPOLL ? 0 /* no ring */
+                                : io_uring_queue_init(4096, &ring, flags);
     if (rc != 0)
         die("io_uring_queue_init", -rc);
     conn_bufs = aligned_alloc(4096, (size_t)MAX_CONNS * BUF_SIZE);
@@ -312,6 +333,8 @@ int main(int argc, char **argv) {
                 if (!(cqe->flags & IORING_CQE_F_MORE))
                     die("multishot accept ended",
                         cqe->res < 0 ? -cqe->res : EIO);
+            } else if (cqe->user_data & SEND_FAILED_BIT) {
+                close(conn_fd[(cqe->user_data & ~SEND_FAILED_BIT) - 1]);
             } else {
                 received((int)cqe->user_data - 1, cqe);
             }
