@@ -26,6 +26,10 @@
  * with RING_DEFER=1 the ring is made SINGLE_ISSUER | DEFER_TASKRUN: the
  * kernel runs the receives' completion work only inside that wait, for the
  * whole batch, instead of at the exit of whichever system call comes next.
+ * A third, SEND_DELAY=K (shared mode, with send(2)), holds each echo back
+ * until K later messages were received (all are sent before the server
+ * waits): how much the distance between a socket's receive and its send
+ * costs, as when a runtime queues the woken task behind others.
  * On SIGTERM, in shared mode on x86-64, it prints the average cycles (TSC)
  * of the copy's two halves: reading the provided buffer the kernel filled
  * (into a buffer kept in the cache), and writing the connection's buffer
@@ -80,6 +84,15 @@ static volatile sig_atomic_t stop;
 static bool ring_send, ring_defer;
 #define SEND_FAILED_BIT (1ull << 62)
 
+/* SEND_DELAY: the echoes held back, oldest first (connection, length). */
+#define HELD_MAX 8192u /* a power of two, above any SEND_DELAY used */
+static unsigned send_delay;
+static struct {
+    int c;
+    size_t n;
+} held[HELD_MAX];
+static unsigned held_head, held_tail;
+
 static void on_term(int sig) {
     (void)sig;
     stop = 1;
@@ -92,6 +105,25 @@ static void die(const char *what, int err) {
 
 static char *conn_buf(int c) {
     return conn_bufs + (size_t)c * BUF_SIZE;
+}
+
+/* Echoes n bytes of connection c's buffer; a short send ends it (with one
+ * message in flight per connection, as echo_load sends, it does not
+ * happen, and the load generator would report the reset). */
+static bool echo_send(int c, size_t n) {
+    if (send(conn_fd[c], conn_buf(c), n, MSG_NOSIGNAL) == (ssize_t)n)
+        return true;
+    close(conn_fd[c]);
+    conn_fd[c] = -1; /* what is still armed on it ends with an error */
+    return false;
+}
+
+/* Sends held echoes, oldest first, until at most `keep` are held. */
+static void held_send(unsigned keep) {
+    while (held_tail - held_head > keep) {
+        unsigned i = held_head++ & (HELD_MAX - 1);
+        echo_send(held[i].c, held[i].n);
+    }
 }
 
 static struct io_uring_sqe *sqe_get(void) {
@@ -245,17 +277,17 @@ static void received(int c, const struct io_uring_cqe *cqe) {
         shared_give_back(bid);
     }
     if (ring_send) {
+        /* Sent before the receive armed below (entries go in order). */
         struct io_uring_sqe *sqe = sqe_get();
         io_uring_prep_send(sqe, conn_fd[c], buf, n, MSG_NOSIGNAL);
         sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         io_uring_sqe_set_data64(sqe, SEND_FAILED_BIT | ((uint64_t)c + 1));
-        return;
-    }
-    /* A short send (a full socket buffer) ends the connection: with one
-     * message in flight per connection, as echo_load sends, it does not
-     * happen, and the load generator would report the reset. */
-    if (send(conn_fd[c], buf, n, MSG_NOSIGNAL) != (ssize_t)n) {
-        close(conn_fd[c]);
+    } else if (send_delay > 0 && mode == MODE_SHARED) {
+        unsigned i = held_tail++ & (HELD_MAX - 1);
+        held[i].c = c;
+        held[i].n = n;
+        held_send(send_delay);
+    } else if (!echo_send(c, n)) {
         return;
     }
     if (mode == MODE_OWN)
@@ -283,6 +315,10 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     ring_send = getenv("RING_SEND") && atoi(getenv("RING_SEND"));
     ring_defer = getenv("RING_DEFER") && atoi(getenv("RING_DEFER"));
+    send_delay =
+        getenv("SEND_DELAY") ? (unsigned)atoi(getenv("SEND_DELAY")) : 0;
+    if (send_delay >= HELD_MAX)
+        die("SEND_DELAY", EINVAL);
     unsigned flags =
         ring_defer ? IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
                    : IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
@@ -320,6 +356,8 @@ int main(int argc, char **argv) {
 
     int nconns = 0;
     while (!stop) {
+        if (io_uring_cq_ready(&ring) == 0)
+            held_send(0); /* nothing else to do: no echo waits longer */
         rc = io_uring_submit_and_wait(&ring, 1);
         if (rc < 0 && rc != -EINTR)
             die("io_uring_submit_and_wait", -rc);
