@@ -141,8 +141,15 @@ ZK_TEST(combine, join_bad_input) {
     zk_join_future_init(&j, fs, NULL, 1);
     cr_assert_eq(poll_until_ready(&j.base, 1, NULL), -EINVAL, "no outputs");
     cr_assert_eq(p.drops, 1);
+    /* A count over the limit: the array (two entries here) is not read,
+     * nothing is polled or dropped. */
+    p = mk_probe(1, 1);
+    fs[0] = fs[1] = &p.base;
     zk_join_future_init(&j, fs, outs, ZK_COMBINE_MAX + 1);
     cr_assert_eq(poll_until_ready(&j.base, 1, NULL), -EINVAL);
+    zk_future_drop(&j.base);
+    cr_assert_eq(p.polls, 0);
+    cr_assert_eq(p.drops, 0, "the caller's futures were dropped");
     zk_join_future_init(NULL, fs, outs, 1); /* no crash */
 }
 
@@ -231,6 +238,12 @@ ZK_TEST(combine, select_bad_input) {
     cr_assert_eq(p.drops, 1);
     zk_race_future_init(&s, NULL, 3, NULL);
     cr_assert_eq(poll_until_ready(&s.base, 1, NULL), -EINVAL);
+    p = mk_probe(1, 1);
+    fs[0] = &p.base;
+    zk_select_future_init(&s, fs, ZK_COMBINE_MAX + 1, NULL);
+    cr_assert_eq(poll_until_ready(&s.base, 1, NULL), -EINVAL);
+    zk_future_drop(&s.base);
+    cr_assert_eq(p.polls + p.drops, 0, "the caller's futures were touched");
 }
 
 /* ---------------------------------------------------------------------- */

@@ -61,8 +61,11 @@ typedef struct zk_future_set {
  * first negative output ends it instead: the others are dropped, and that
  * output is the join's. Other outputs are -EINVAL (a NULL array, a NULL
  * entry, n > ZK_COMBINE_MAX) or -ENOMEM (more than 64 futures and no memory
- * for the bitmap); the futures are then all dropped unpolled. n == 0 is
- * ready at once with 0. `futs` and `outs` must stay valid while it lives.
+ * for the bitmap). On a NULL entry or -ENOMEM every other future is dropped
+ * unpolled; with a NULL array or n > ZK_COMBINE_MAX nothing is polled or
+ * dropped (such an n is taken for a bad count, and the array is not read),
+ * and the futures stay the caller's. n == 0 is ready at once with 0.
+ * `futs` and `outs` must stay valid while it lives.
  */
 typedef struct zk_join_future {
     zk_future base;
@@ -92,8 +95,8 @@ ZK_EXTERN void zk_try_join_future_init(zk_join_future *j, zk_future **futs,
  * Successive polls, and successive selects made on one thread, start at
  * successive futures, so that none is starved when several are always
  * ready; a biased select always starts at 0 (for priorities). Output -EINVAL
- * for a NULL array or entry, n == 0 or n > ZK_COMBINE_MAX, -ENOMEM as for join
- * (the futures are then dropped).
+ * for a NULL array or entry, n == 0 or n > ZK_COMBINE_MAX, -ENOMEM as for
+ * join; which futures are then dropped is as for join.
  */
 typedef struct zk_select_future {
     zk_future base;

@@ -15,7 +15,9 @@ void zk__set_init(zk_future_set *s, zk_future **futs, size_t n, bool empty_ok) {
     s->_error = 0;
     if ((futs == NULL && n > 0) || n > ZK_COMBINE_MAX ||
         (n == 0 && !empty_ok)) {
-        /* Nothing to drop that we could trust. */
+        /* Nothing to drop that we could trust: a count this large is
+         * taken for a bad one (a negative number cast, say), and walking
+         * that many entries would read past the caller's array. */
         s->_left = 0;
         s->_error = -EINVAL;
         return;
