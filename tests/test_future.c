@@ -173,9 +173,53 @@ ZK_TEST(future, yield_future_composes_inside_a_future_task) {
 }
 
 ZK_TEST(future, every_returned_code_has_a_name_and_text) {
-    int codes[] = {0,          -EINVAL,    -ENOMEM,    -EPERM,
-                   -ECANCELED, -ETIMEDOUT, -ESHUTDOWN, -EALREADY,
-                   -EDEADLK,   -EBUSY,     -EAGAIN,    -ENOTSUP};
+    /* Every code a public header names (include/zokio, grep for E[A-Z]). */
+    int codes[] = {0,
+                   -EINVAL,
+                   -ENOMEM,
+                   -EPERM,
+                   -ECANCELED,
+                   -ETIMEDOUT,
+                   -ESHUTDOWN,
+                   -EALREADY,
+                   -EDEADLK,
+                   -EBUSY,
+                   -EAGAIN,
+                   -ENOTSUP,
+                   -E2BIG,
+                   -EACCES,
+                   -EADDRINUSE,
+                   -EAFNOSUPPORT,
+                   -EBADF,
+                   -ECHILD,
+                   -ECONNABORTED,
+                   -ECONNREFUSED,
+                   -ECONNRESET,
+                   -EDESTADDRREQ,
+                   -EEXIST,
+                   -EFBIG,
+                   -EIO,
+                   -EISDIR,
+                   -EMFILE,
+                   -EMSGSIZE,
+                   -ENAMETOOLONG,
+                   -ENETUNREACH,
+                   -ENFILE,
+                   -ENOENT,
+                   -ENOEXEC,
+                   -ENOSPC,
+                   -ENOSYS,
+                   -ENOTCONN,
+                   -ENOTDIR,
+                   -ENOTEMPTY,
+                   -ENOTSOCK,
+                   -EOPNOTSUPP,
+                   -EOVERFLOW,
+                   -EPIPE,
+                   -ESRCH,
+                   -EXDEV,
+                   -ENXIO,
+                   -ESPIPE};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         cr_assert_str_neq(zk_strerror(codes[i]), "unknown error", "code %d",
                           codes[i]);
@@ -184,6 +228,7 @@ ZK_TEST(future, every_returned_code_has_a_name_and_text) {
         cr_assert_str_eq(zk_strerror(codes[i]), zk_strerror(-codes[i]));
     }
     cr_assert_str_eq(zk_err_name(-ECANCELED), "ECANCELED");
+    cr_assert_str_eq(zk_err_name(-EADDRINUSE), "EADDRINUSE");
     cr_assert_str_eq(zk_strerror(-123456), "unknown error");
     cr_assert_str_eq(zk_err_name(987654), "EUNKNOWN");
     cr_assert_str_eq(zk_version(), "0.1.0");

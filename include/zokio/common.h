@@ -31,15 +31,18 @@ extern "C" {
 /*
  * Returns a human readable description of an error code returned by any
  * zokio function. Accepts the negative form (as returned) or the positive
- * errno value. Never returns NULL; unknown codes yield "unknown error".
+ * errno value. Never returns NULL. A system error no header lists gets
+ * the C library's description where it has one; a code that is no error
+ * at all yields "unknown error".
  * The returned string is static and safe to use from any thread.
  */
 ZK_EXTERN const char *zk_strerror(int code);
 
 /*
  * Returns the symbolic name of an error code ("ECANCELED" for -ECANCELED).
- * Accepts negative or positive codes. Never returns NULL; unknown codes
- * yield "EUNKNOWN". The returned string is static.
+ * Accepts negative or positive codes. Never returns NULL; a system error
+ * no header lists gets the C library's name where it has one, a code that
+ * is no error at all "EUNKNOWN". The returned string is static.
  */
 ZK_EXTERN const char *zk_err_name(int code);
 

@@ -1,5 +1,7 @@
 /* error.c - names and descriptions of every error code zokio returns. */
+#define _GNU_SOURCE /* strerrorname_np, strerrordesc_np */
 #include <errno.h>
+#include <string.h>
 
 #include "zokio/common.h"
 
@@ -35,6 +37,32 @@ static const zk__errinfo zk__errors[] = {
     {ENOSPC, "ENOSPC", "no space left"},
     {ECHILD, "ECHILD",
      "nothing to wait for (no child process, or an empty task group)"},
+    /* From the operating system, passed on as they come. */
+    {E2BIG, "E2BIG", "argument list too long"},
+    {EACCES, "EACCES", "permission denied"},
+    {EADDRINUSE, "EADDRINUSE", "address already in use"},
+    {EAFNOSUPPORT, "EAFNOSUPPORT", "address family not supported"},
+    {ECONNABORTED, "ECONNABORTED", "connection aborted"},
+    {EDESTADDRREQ, "EDESTADDRREQ",
+     "destination address required (a socket not connected)"},
+    {EEXIST, "EEXIST", "file exists"},
+    {EFBIG, "EFBIG", "file too large"},
+    {EIO, "EIO", "input/output error"},
+    {EISDIR, "EISDIR", "is a directory"},
+    {EMSGSIZE, "EMSGSIZE", "message too long"},
+    {ENAMETOOLONG, "ENAMETOOLONG", "name too long"},
+    {ENETUNREACH, "ENETUNREACH", "network unreachable"},
+    {ENFILE, "ENFILE", "too many open files in the system"},
+    {ENOEXEC, "ENOEXEC", "not an executable"},
+    {ENOSYS, "ENOSYS", "function not implemented by the kernel"},
+    {ENOTCONN, "ENOTCONN", "socket not connected"},
+    {ENOTDIR, "ENOTDIR", "not a directory"},
+    {ENOTEMPTY, "ENOTEMPTY", "directory not empty"},
+    {ENOTSOCK, "ENOTSOCK", "not a socket"},
+    {ENXIO, "ENXIO", "no such device or address"},
+    {ESPIPE, "ESPIPE", "not seekable (a pipe, FIFO or socket)"},
+    {ESRCH, "ESRCH", "no such process"},
+    {EXDEV, "EXDEV", "not on the same file system"},
 };
 
 static const zk__errinfo *zk__errinfo_find(int code) {
@@ -47,14 +75,35 @@ static const zk__errinfo *zk__errinfo_find(int code) {
     return NULL;
 }
 
+/* Any other system error (an errno the operating system passed on that no
+ * header lists) is still named where the C library can: glibc's tables are
+ * static strings, safe from any thread. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+#define ZK__LIBC_ERRNAMES 1
+#endif
+
 const char *zk_strerror(int code) {
     const zk__errinfo *e = zk__errinfo_find(code);
-    return e ? e->text : "unknown error";
+    if (e)
+        return e->text;
+#ifdef ZK__LIBC_ERRNAMES
+    const char *text = strerrordesc_np(code < 0 ? -code : code);
+    if (text)
+        return text;
+#endif
+    return "unknown error";
 }
 
 const char *zk_err_name(int code) {
     const zk__errinfo *e = zk__errinfo_find(code);
-    return e ? e->name : "EUNKNOWN";
+    if (e)
+        return e->name;
+#ifdef ZK__LIBC_ERRNAMES
+    const char *name = strerrorname_np(code < 0 ? -code : code);
+    if (name)
+        return name;
+#endif
+    return "EUNKNOWN";
 }
 
 #define ZK__STR2(x) #x
