@@ -1077,6 +1077,17 @@ static int64_t resolve_root(void *arg) {
     cr_assert_eq(zk_resolve("localhost:99999", out, 4), -EINVAL);
     cr_assert_eq(zk_resolve("localhost:80", out, 0), -EINVAL);
     cr_assert_eq(zk_resolve(NULL, out, 1), -EINVAL);
+    /* Brackets hold a literal, whole: not a name, not a literal's prefix
+     * (a host longer than any scoped address), not a signed scope. */
+    cr_assert_eq(zk_resolve("[localhost]:80", out, 4), -EINVAL);
+    char lng[128];
+    snprintf(lng, sizeof lng, "[fe80::1%%%070d]:80", 7);
+    cr_assert_eq(zk_addr_parse(lng, out), -EINVAL);
+    cr_assert_eq(zk_resolve(lng, out, 4), -EINVAL);
+    cr_assert_eq(zk_resolve("[fe80::1%+5]:80", out, 4), -EINVAL);
+    cr_assert_eq(zk_addr_parse("[fe80::1% 7]:80", out), -EINVAL);
+    cr_assert_eq(zk_resolve("[fe80::1%7]:80", out, 4), 1);
+    cr_assert_eq(out[0].u.in6.sin6_scope_id, 7);
     return 0;
 }
 

@@ -89,7 +89,10 @@ ZK_EXTERN int zk_addr_port(const zk_addr *a);
  * into up to `max` addresses, running getaddrinfo() on the runtime's
  * blocking pool (a literal address needs no lookup). Coroutine tasks only.
  * Returns the number of addresses stored (>= 1), or:
- * -EINVAL   NULL arguments, `max` 0, no ":port" or a bad port;
+ * -EINVAL   NULL arguments, `max` 0, no ":port" or a bad port, or
+ *           brackets around something that is not an IPv6 address (with
+ *           an optional "%scope": an interface name or a number), as for
+ *           zk_addr_parse();
  * -ENOENT   the name does not exist (EAI_NONAME, EAI_NODATA);
  * -EAGAIN   temporary failure of name resolution (EAI_AGAIN);
  * -EIO      any other resolver failure;

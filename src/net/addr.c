@@ -62,17 +62,23 @@ static int zk__addr_literal(const char *host, unsigned port, bool bracketed,
         return 0;
     }
     if (bracketed) {
+        /* A host too long for any address with a scope is not one (and
+         * must not be cut down to a prefix that happens to parse). */
         char h[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
-        snprintf(h, sizeof h, "%s", host);
+        if (strlen(host) >= sizeof h)
+            return -EINVAL;
+        memcpy(h, host, strlen(host) + 1);
         char *scope = strchr(h, '%');
         unsigned scope_id = 0;
         if (scope) {
             *scope++ = '\0';
             scope_id = if_nametoindex(scope);
             if (scope_id == 0) {
+                /* Digits only: strtoul alone would take "+5" or " 7". */
                 char *end;
                 unsigned long v = strtoul(scope, &end, 10);
-                if (*scope == '\0' || *end != '\0' || v > UINT32_MAX)
+                if (*scope < '0' || *scope > '9' || *end != '\0' ||
+                    v > UINT32_MAX)
                     return -EINVAL;
                 scope_id = (unsigned)v;
             }
@@ -220,8 +226,11 @@ int zk_resolve(const char *host_port, zk_addr *out, size_t max) {
     int rc = zk__split_host_port(host_port, host, sizeof host, &port);
     if (rc != 0)
         return rc;
-    if (zk__addr_literal(host, port, host_port[0] == '[', out) == 0)
+    bool bracketed = host_port[0] == '[';
+    if (zk__addr_literal(host, port, bracketed, out) == 0)
         return 1;
+    if (bracketed) /* brackets hold an IPv6 literal, never a name */
+        return -EINVAL;
     if (!zk_in_coroutine())
         return -EPERM;
     if (max > 64)
