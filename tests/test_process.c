@@ -423,6 +423,46 @@ ZK_PROC_TEST(process, spawn_failures) {
     zk_test_run(spawn_fail_root, NULL);
 }
 
+/* A wait polled on a thread that is not one of the child's runtime's
+ * workers is refused before it reaps: the child, already exited, is still
+ * there for its runtime's wait. */
+static void *foreign_wait_thread(void *arg) {
+    zk_child_wait_future f;
+    zk_exit_status st;
+    zk_child_wait_future_init(&f, arg, &st);
+    zk_waker noop = zk_waker_noop();
+    zk_context cx;
+    zk_context_init(&cx, &noop);
+    int64_t out = 0;
+    zk_poll p = zk_future_poll(&f.base, &cx, &out);
+    zk_future_drop(&f.base);
+    return (void *)(intptr_t)(p == ZK_READY ? out : 1);
+}
+
+static int64_t foreign_wait_root(void *arg) {
+    (void)arg;
+    const char *argv[] = {"true", NULL};
+    zk_child *c = spawn_or_fail(argv, NULL);
+    /* Until it has exited, without reaping it. */
+    siginfo_t si;
+    cr_assert_eq(waitid(P_PID, (id_t)zk_child_pid(c), &si, WEXITED | WNOWAIT),
+                 0);
+    pthread_t th;
+    void *res;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_wait_thread, c), 0);
+    cr_assert_eq(pthread_join(th, &res), 0);
+    cr_assert_eq((intptr_t)res, -EPERM, "wait on a foreign thread: %s",
+                 zk_strerror((int)(intptr_t)res));
+    zk_exit_status st = wait_or_fail(c);
+    cr_assert(st.exited && st.code == 0);
+    zk_child_free(c);
+    return 0;
+}
+
+ZK_PROC_TEST(process, wait_outside_its_runtime_is_eperm_and_reaps_nothing) {
+    zk_test_run(foreign_wait_root, NULL);
+}
+
 /* A descriptor without close-on-exec in the parent does not reach the
  * program. */
 static int64_t fd_hygiene_root(void *arg) {

@@ -459,6 +459,40 @@ ZK_IO_TEST(signal, bad_arguments) {
     run_signals(bad_args_root, NULL);
 }
 
+/* A recv polled on a thread that is not one of the listener's runtime's
+ * workers is refused before it takes anything: the delivery stays for the
+ * runtime's own recv. */
+static void *foreign_recv_thread(void *arg) {
+    zk_signal_future f;
+    zk_signal_recv_future_init(&f, arg);
+    zk_waker noop = zk_waker_noop();
+    zk_context cx;
+    zk_context_init(&cx, &noop);
+    int64_t out = 0;
+    zk_poll p = zk_future_poll(&f.base, &cx, &out);
+    zk_future_drop(&f.base);
+    return (void *)(intptr_t)(p == ZK_READY ? out : 1);
+}
+
+static int64_t foreign_recv_root(void *arg) {
+    (void)arg;
+    zk_signal *s = listen_or_fail(SIGUSR2);
+    cr_assert_eq(raise(SIGUSR2), 0);
+    pthread_t th;
+    void *res;
+    cr_assert_eq(pthread_create(&th, NULL, foreign_recv_thread, s), 0);
+    cr_assert_eq(pthread_join(th, &res), 0);
+    cr_assert_eq((intptr_t)res, -EPERM, "recv on a foreign thread: %lld",
+                 (long long)(intptr_t)res);
+    cr_assert_eq(zk_signal_recv(s), 1, "the delivery was taken");
+    cr_assert_eq(zk_signal_close(s), 0);
+    return 0;
+}
+
+ZK_IO_TEST(signal, recv_outside_its_runtime_is_eperm_and_takes_nothing) {
+    run_signals(foreign_recv_root, NULL);
+}
+
 ZK_IO_TEST(signal, outside_a_runtime) {
     zk_signal *s = NULL;
     cr_assert_eq(zk_signal_listen(SIGUSR1, &s), -EPERM);

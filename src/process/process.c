@@ -621,6 +621,13 @@ static zk_poll zk__cwf_poll(zk_future *base, zk_context *cx, int64_t *out) {
         return ZK_READY;
     }
     if (f->_state == ZK__CWF_INIT) {
+        /* Before the reap: a child is its runtime's to wait for (the wait
+         * below would say -EPERM only while it still ran). */
+        if (zk__io_current(c->rt) == NULL) {
+            f->_state = ZK__CWF_DONE;
+            *out = -EPERM;
+            return ZK_READY;
+        }
         zk__child_ref(c);
         f->_state = ZK__CWF_ACTIVE;
     }

@@ -362,6 +362,14 @@ static zk_poll zk__sigf_poll(zk_future *base, zk_context *cx, int64_t *out) {
     }
     zk_signal *s = f->_sig;
     if (f->_state == ZK__SIGF_INIT) {
+        /* Before anything is taken: deliveries are the listener's
+         * runtime's to report (the wait below would say -EPERM only once
+         * nothing was pending). */
+        if (zk__io_current(s->h->rt) == NULL) {
+            f->_state = ZK__SIGF_DONE;
+            *out = -EPERM;
+            return ZK_READY;
+        }
         if (atomic_load_explicit(&s->closed, memory_order_acquire)) {
             f->_state = ZK__SIGF_DONE;
             *out = -EBADF;
