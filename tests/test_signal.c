@@ -422,6 +422,54 @@ ZK_IO_TEST(signal, disposition_chained_and_restored) {
     run_signals(disposition_root, NULL);
 }
 
+/* A library's handler put over zokio's that chains to it, as handlers
+ * should, is left in place when the last listener closes; a new listener
+ * then chains to it in turn. A delivery must go round once: zokio's, the
+ * library's, zokio's again (which returns at once), not for ever. */
+static struct sigaction lib_prev;
+static atomic_int lib_calls;
+
+static void lib_handler(int sig, siginfo_t *info, void *uc) {
+    if (atomic_fetch_add(&lib_calls, 1) > 100) { /* the loop: end it */
+        static const char msg[] = "handlers call each other for ever\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(3);
+    }
+    if (lib_prev.sa_flags & SA_SIGINFO)
+        lib_prev.sa_sigaction(sig, info, uc);
+    else if (lib_prev.sa_handler != SIG_DFL && lib_prev.sa_handler != SIG_IGN)
+        lib_prev.sa_handler(sig);
+}
+
+static int64_t chain_loop_root(void *arg) {
+    (void)arg;
+    zk_signal *s = listen_or_fail(SIGUSR2);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = lib_handler;
+    sa.sa_flags = SA_SIGINFO;
+    cr_assert_eq(sigaction(SIGUSR2, &sa, &lib_prev), 0);
+    cr_assert_eq(raise(SIGUSR2), 0); /* the library's, then zokio's */
+    cr_assert_eq(zk_signal_recv(s), 1);
+    cr_assert_eq(zk_signal_close(s), 0);
+    s = listen_or_fail(SIGUSR2); /* zokio's again, chaining to it */
+    atomic_store(&lib_calls, 0);
+    cr_assert_eq(raise(SIGUSR2), 0);
+    cr_assert_eq(zk_signal_recv(s), 1, "one delivery, counted once");
+    cr_assert_eq(atomic_load(&lib_calls), 1);
+    cr_assert_eq(zk_signal_close(s), 0);
+    /* The library's handler is what is left; then the default again. */
+    sa.sa_handler = SIG_DFL;
+    sa.sa_flags = 0;
+    cr_assert_eq(sigaction(SIGUSR2, &sa, NULL), 0);
+    return 0;
+}
+
+ZK_IO_TEST(signal, a_handler_that_chains_back_is_called_once) {
+    run_signals(chain_loop_root, NULL);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Bad input                                                              */
 /* ---------------------------------------------------------------------- */

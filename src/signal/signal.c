@@ -85,7 +85,21 @@ static zk__sig_slot *zk__sig_slot_at(size_t i) {
     return &chunk[i % ZK__SIG_CHUNK];
 }
 
+/* The signals whose previous handler this thread is running, called from
+ * ours. A handler that replaced ours and chains to it (the usual manners),
+ * left in place when our last listener closed, becomes our previous handler
+ * when a new listener installs ours again: ours then calls it, and it calls
+ * ours. The kernel blocks a signal while its handler runs (no SA_NODEFER),
+ * so ours entered again for the same signal on this thread is that chain
+ * coming back, not a delivery: it returns at once. Initial-exec TLS: a
+ * plain load, safe in a signal handler. */
+static __thread __attribute__((tls_model("initial-exec")))
+uint64_t zk__sig_chaining[(NSIG + 63) / 64];
+
 static void zk__sig_handler(int sig, siginfo_t *info, void *uc) {
+    uint64_t bit = (uint64_t)1 << (sig % 64);
+    if (zk__sig_chaining[sig / 64] & bit)
+        return;
     int saved = errno;
     zk__sig_state *st = &zk__sigs[sig];
     atomic_fetch_add(&st->count, 1);
@@ -103,6 +117,7 @@ static void zk__sig_handler(int sig, siginfo_t *info, void *uc) {
         atomic_fetch_sub(&s->busy, 1);
     }
     void *fn = atomic_load(&st->prev_fn);
+    zk__sig_chaining[sig / 64] |= bit;
     switch (atomic_load(&st->prev_kind)) {
     case ZK__PREV_HANDLER:
         ((void (*)(int))fn)(sig);
@@ -111,6 +126,7 @@ static void zk__sig_handler(int sig, siginfo_t *info, void *uc) {
         ((void (*)(int, siginfo_t *, void *))fn)(sig, info, uc);
         break;
     }
+    zk__sig_chaining[sig / 64] &= ~bit;
     errno = saved;
 }
 
