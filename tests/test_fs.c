@@ -390,3 +390,84 @@ ZK_IO_TEST(fs, open_aborted_while_the_call_runs_leaks_no_descriptor) {
     cr_assert_eq(rmdir(d.path), 0);
 }
 #endif
+
+/* ---------------------------------------------------------------------- */
+/* The size limit of whole-file reads                                     */
+/* ---------------------------------------------------------------------- */
+
+/* Internal (src/fs/file.c): zk_fs_read_file() with its limit (1 GiB
+ * there) as a parameter. Weak, so that a library without it fails the
+ * test that uses it instead of the whole file's link. */
+int zk__fs_read_file_max(const char *path, void **data, size_t *len, size_t max)
+    __attribute__((weak));
+
+typedef struct sized {
+    char path[128];
+    size_t size, max;
+    int rc; /* expected */
+} sized;
+
+static void make_sized(const char *path, size_t size) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, (off_t)size), 0); /* sparse: no blocks */
+    cr_assert_eq(pwrite(fd, "z", 1, (off_t)size - 1), 1);
+    close(fd);
+}
+
+static int64_t sized_root(void *arg) {
+    sized *s = arg;
+    void *data = (void *)1;
+    size_t len = 1;
+    int rc = s->max ? zk__fs_read_file_max(s->path, &data, &len, s->max)
+                    : zk_fs_read_file(s->path, &data, &len);
+    cr_assert_eq(rc, s->rc, "read: %s", zk_strerror(rc));
+    if (rc == 0) {
+        cr_assert_eq(len, s->size);
+        if (len > 1)
+            cr_assert_eq(((char *)data)[0], '\0');
+        cr_assert_eq(((char *)data)[len - 1], 'z');
+        cr_assert_eq(((char *)data)[len], '\0');
+        free(data);
+    } else {
+        cr_assert_null(data);
+        cr_assert_eq(len, 0);
+    }
+    return 0;
+}
+
+static void read_sized(size_t size, size_t max, int rc) {
+    fsdir d;
+    fsdir_make(&d);
+    sized s = {.size = size, .max = max, .rc = rc};
+    join_path(s.path, sizeof s.path, &d, "sized");
+    make_sized(s.path, size);
+    zk_test_run(sized_root, &s);
+    cr_assert_eq(unlink(s.path), 0);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+/* Through the public function: a file of exactly 1 GiB is read (a sparse
+ * one, so only the reader's buffer costs memory), not refused because its
+ * buffer was full before the end of the file was seen. */
+ZK_IO_TEST(fs, read_file_reads_a_file_of_exactly_1_gib) {
+    read_sized((size_t)1 << 30, 0, 0);
+}
+
+ZK_IO_TEST(fs, read_file_refuses_a_file_over_1_gib) {
+    read_sized(((size_t)1 << 30) + 1, 0, -EFBIG);
+}
+
+/* The same bounds with a small limit: up to the limit the file is read,
+ * one byte more is -EFBIG; below and above the first buffer's size. */
+ZK_IO_TEST(fs, read_file_limit_is_inclusive) {
+    cr_assert_not_null(zk__fs_read_file_max, "no zk__fs_read_file_max");
+    size_t maxes[] = {1, 100, 4094, 4095, 4096, 10000};
+    for (size_t i = 0; i < sizeof maxes / sizeof *maxes; i++) {
+        size_t m = maxes[i];
+        if (m > 1)
+            read_sized(m - 1, m, 0);
+        read_sized(m, m, 0);
+        read_sized(m + 1, m, -EFBIG);
+    }
+}

@@ -95,8 +95,9 @@ ZK_EXTERN void zk_file_write_at_future_init(zk_io_future *fut, zk_file *f,
 /*
  * Reads a whole file into a buffer allocated with malloc (NUL-terminated
  * for convenience; the terminator is not counted in `*len`). The caller
- * frees `*data`. Returns 0, or -ENOENT, -EISDIR, -EFBIG (over 1 GiB)...;
- * on error `*data` is NULL.
+ * frees `*data`. Returns 0, or -ENOENT, -EISDIR, -EFBIG (the file
+ * has more than 1 GiB, 2^30 bytes, or grew past that while it was read:
+ * one of exactly 1 GiB is read)...; on error `*data` is NULL.
  */
 ZK_EXTERN int zk_fs_read_file(const char *path, void **data, size_t *len);
 

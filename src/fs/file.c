@@ -209,7 +209,14 @@ int zk_fs_create_dir(const char *path, unsigned mode) {
 
 #define ZK__READ_FILE_MAX (1u << 30)
 
-int zk_fs_read_file(const char *path, void **data, size_t *len) {
+/* zk_fs_read_file() with the largest size it accepts, `max`, as a
+ * parameter: tests give a small one to check the bounds without reading a
+ * gigabyte. Not static for that reason (tests/test_fs.c). */
+int zk__fs_read_file_max(const char *path, void **data, size_t *len,
+                         size_t max);
+
+int zk__fs_read_file_max(const char *path, void **data, size_t *len,
+                         size_t max) {
     if (path == NULL || data == NULL || len == NULL)
         return -EINVAL;
     *data = NULL;
@@ -222,36 +229,39 @@ int zk_fs_read_file(const char *path, void **data, size_t *len) {
     rc = zk_file_metadata(f, &md);
     if (rc == 0 && md.is_dir)
         rc = -EISDIR;
-    if (rc == 0 && md.size > ZK__READ_FILE_MAX)
+    if (rc == 0 && md.size > max)
         rc = -EFBIG;
-    size_t cap = rc == 0 ? (size_t)md.size + 1 : 0, n = 0;
-    char *buf = rc == 0 ? malloc(cap < 4096 ? 4096 : cap) : NULL;
-    if (rc == 0 && buf == NULL)
-        rc = -ENOMEM;
+    /* Room for the data, one byte more and the terminator: the end of the
+     * file is only seen by a read that returns 0, and the buffer must
+     * still have room for that read when the file has exactly `max` bytes
+     * (its one byte, if it comes, says the file grew past `max`). */
+    size_t limit = max + 2;
+    size_t cap = rc == 0 ? (size_t)md.size + 2 : 0, n = 0;
     if (cap < 4096)
         cap = 4096;
-    /* Read to the end: the size may have changed since statx. */
+    char *buf = rc == 0 ? malloc(cap) : NULL;
+    if (rc == 0 && buf == NULL)
+        rc = -ENOMEM;
+    /* Read to the end: the size may have changed since statx. Invariant:
+     * n <= max, so n + 1 < limit and the buffer can still grow. */
     while (rc == 0) {
         if (n + 1 >= cap) {
-            if (cap > ZK__READ_FILE_MAX) {
-                rc = -EFBIG;
-                break;
-            }
-            char *nb = realloc(buf, cap * 2);
+            size_t ncap = cap > limit / 2 ? limit : cap * 2;
+            char *nb = realloc(buf, ncap);
             if (!nb) {
                 rc = -ENOMEM;
                 break;
             }
             buf = nb;
-            cap *= 2;
+            cap = ncap;
         }
         int64_t r = zk_file_read_at(f, buf + n, cap - 1 - n, n);
         if (r < 0)
             rc = (int)r;
         else if (r == 0)
             break;
-        else
-            n += (size_t)r;
+        else if ((n += (size_t)r) > max)
+            rc = -EFBIG;
     }
     zk_file_close(f);
     if (rc != 0) {
@@ -262,6 +272,10 @@ int zk_fs_read_file(const char *path, void **data, size_t *len) {
     *data = buf;
     *len = n;
     return 0;
+}
+
+int zk_fs_read_file(const char *path, void **data, size_t *len) {
+    return zk__fs_read_file_max(path, data, len, ZK__READ_FILE_MAX);
 }
 
 int zk_fs_write_file(const char *path, const void *data, size_t len) {
