@@ -392,6 +392,172 @@ ZK_IO_TEST(fs, open_aborted_while_the_call_runs_leaks_no_descriptor) {
 #endif
 
 /* ---------------------------------------------------------------------- */
+/* FIFOs and files without a position                                     */
+/* ---------------------------------------------------------------------- */
+
+/* True when a thread of this process other than the caller sleeps in
+ * kernel function `fn` (its wchan): an open(2) of a FIFO waiting for its
+ * other end is in wait_for_partner, whether it runs on a pool thread
+ * (epoll) or in one of io_uring's kernel workers (iou-wrk, a thread of
+ * this process too). */
+static bool some_thread_sleeps_in(const char *fn) {
+    DIR *d = opendir("/proc/self/task");
+    cr_assert_not_null(d);
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid <= 0 || tid == self)
+            continue;
+        char path[64], wchan[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%d/wchan", (int)tid);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(wchan, sizeof wchan, f) == NULL)
+            wchan[0] = '\0';
+        fclose(f);
+        found = strcmp(wchan, fn) == 0;
+    }
+    closedir(d);
+    return found;
+}
+
+typedef struct fifo_pair {
+    char path[128];
+    int opener_flags;    /* the task's zk_file_open */
+    int other_flags;     /* the thread's open(2) of the other end */
+    atomic_bool other;   /* the thread is about to open the other end */
+    atomic_bool gave_up; /* no open ever waited: it opened it anyway */
+    atomic_bool stop;    /* the opener is done: close it and exit */
+    bool opened_after;   /* the opener's open returned after `other` */
+} fifo_pair;
+
+/* Once an open waits for the FIFO's other end, opens that end without
+ * blocking (which ends the wait) and keeps it open until told to stop:
+ * a writer that opened and stays silent, or a reader that reads nothing.
+ * Opens it after the guard in any case, so a broken open that never
+ * waits fails the test instead of hanging it. */
+static void *fifo_other_end(void *arg) {
+    fifo_pair *c = arg;
+    int64_t give_up = zk_test_wall_ns() + ZK_TEST_GUARD;
+    while (!atomic_load(&c->stop) && !some_thread_sleeps_in("wait_for_partner"))
+        if (zk_test_wall_ns() > give_up) {
+            atomic_store(&c->gave_up, true);
+            break;
+        } else {
+            zk_test_real_sleep(ZK_MS(1));
+        }
+    atomic_store(&c->other, true);
+    int fd = open(c->path, c->other_flags | O_NONBLOCK | O_CLOEXEC);
+    while (!atomic_load(&c->stop))
+        zk_test_real_sleep(ZK_MS(1));
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static int64_t fifo_pair_opener(void *arg) {
+    fifo_pair *c = arg;
+    zk_file *f = NULL;
+    int rc = zk_file_open(c->path, c->opener_flags, 0, &f);
+    c->opened_after = atomic_load(&c->other);
+    if (rc == 0)
+        zk_file_close(f);
+    return rc;
+}
+
+static int64_t fifo_pair_root(void *arg) {
+    fifo_pair *c = arg;
+    pthread_t other;
+    cr_assert_eq(pthread_create(&other, NULL, fifo_other_end, c), 0);
+    zk_task *h;
+    cr_assert_eq(zk_spawn(fifo_pair_opener, c, &h), 0);
+    int64_t rc;
+    cr_assert_eq(zk_task_join(&h, &rc), 0);
+    atomic_store(&c->stop, true);
+    cr_assert_eq(pthread_join(other, NULL), 0);
+    cr_assert_eq(rc, 0, "open: %s", zk_strerror((int)rc));
+    cr_assert(!atomic_load(&c->gave_up), "the open never waited");
+    cr_assert(c->opened_after, "the open returned before the other end");
+    return 0;
+}
+
+static void fifo_pair_run(int opener_flags, int other_flags) {
+    fsdir d;
+    fsdir_make(&d);
+    fifo_pair c = {.opener_flags = opener_flags, .other_flags = other_flags};
+    join_path(c.path, sizeof c.path, &d, "fifo");
+    cr_assert_eq(mkfifo(c.path, 0600), 0);
+    zk_test_run(fifo_pair_root, &c);
+    cr_assert_eq(unlink(c.path), 0);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+#if !defined(ZK_TEST_EMULATED)
+/* As open(2) does, on both backends: the ring's open, which does not
+ * block, found no reader (ENXIO) and did not wait for one. */
+ZK_IO_TEST(fs, a_fifo_opened_for_writing_waits_for_a_reader) {
+    fifo_pair_run(O_WRONLY, O_RDONLY);
+}
+
+/* The ring's open of a FIFO for reading returned at once, without a
+ * writer; the writer here opens and stays silent, so only an open that
+ * waits for it (not a wait for data) sees it. */
+ZK_IO_TEST(fs, a_fifo_opened_for_reading_waits_for_a_writer) {
+    fifo_pair_run(O_RDONLY, O_WRONLY);
+}
+#endif
+
+static int64_t fifo_nonblock_root(void *arg) {
+    const char *path = arg;
+    zk_file *r, *w;
+    /* With O_NONBLOCK nothing waits: a writer without a reader is refused
+     * as by open(2); a reader opens at once. */
+    cr_assert_eq(zk_file_open(path, O_WRONLY | O_NONBLOCK, 0, &w), -ENXIO);
+    cr_assert_eq(zk_file_open(path, O_RDONLY | O_NONBLOCK, 0, &r), 0);
+    cr_assert_eq(zk_file_open(path, O_WRONLY | O_NONBLOCK, 0, &w), 0);
+
+    /* No position: reads and writes at an offset are refused, and the
+     * write put nothing into the FIFO. */
+    char buf[8];
+    cr_assert_eq(zk_file_write_at(w, "x", 1, 0), -ESPIPE);
+    cr_assert_eq(zk_file_write_all_at(w, "xy", 2, 0), -ESPIPE);
+    cr_assert_eq(zk_file_read_at(r, buf, sizeof buf, 0), -ESPIPE);
+    zk_io_future fut;
+    zk_file_read_at_future_init(&fut, r, buf, sizeof buf, 0);
+    cr_assert_eq(zk_await_timeout(&fut.base, ZK_TEST_GUARD), -ESPIPE);
+    zk_file_write_at_future_init(&fut, w, "x", 1, 0);
+    cr_assert_eq(zk_await_timeout(&fut.base, ZK_TEST_GUARD), -ESPIPE);
+    int raw = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_assert_geq(raw, 0);
+    cr_assert_eq(read(raw, buf, sizeof buf), -1);
+    cr_assert_eq(errno, EAGAIN);
+    close(raw);
+
+    /* A whole-file read cannot read at offsets either. */
+    void *data;
+    size_t len;
+    cr_assert_eq(zk_fs_read_file(path, &data, &len), -ESPIPE);
+    cr_assert_null(data);
+    cr_assert_eq(zk_file_close(w), 0);
+    cr_assert_eq(zk_file_close(r), 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, a_fifo_has_no_offsets_and_nonblock_opens_do_not_wait) {
+    fsdir d;
+    fsdir_make(&d);
+    char path[128];
+    join_path(path, sizeof path, &d, "fifo");
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    zk_test_run(fifo_nonblock_root, path);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
+/* ---------------------------------------------------------------------- */
 /* The size limit of whole-file reads                                     */
 /* ---------------------------------------------------------------------- */
 

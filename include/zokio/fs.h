@@ -42,21 +42,31 @@ typedef struct zk_file zk_file;
  * O_CREAT, O_TRUNC, O_APPEND, O_EXCL, O_DIRECTORY...; O_CLOEXEC is always
  * added) and `mode` for a created file. Returns 0 and sets `*out`, or
  * -ENOENT, -EEXIST (O_EXCL), -EACCES...
+ *
+ * A FIFO opens as with open(2), on both backends: without O_NONBLOCK, an
+ * open for reading waits until a writer has opened it, one for writing
+ * until a reader has (O_RDWR does not wait); with O_NONBLOCK, one for
+ * reading returns at once and one for writing with no reader is -ENXIO.
+ * On io_uring such a wait is a request the kernel cancels; on the
+ * blocking pool, see above.
  */
 ZK_EXTERN int zk_file_open(const char *path, int flags, unsigned mode,
                            zk_file **out);
 
 /* Reads up to `len` bytes at `offset` (the file position is not used or
- * moved). Returns the number read, 0 at or past the end, or an error. */
+ * moved). Returns the number read, 0 at or past the end, or an error:
+ * -ESPIPE on a file that has no position (a FIFO, a terminal: lseek(2)
+ * fails on it), on both backends, before anything is read. */
 ZK_EXTERN int64_t zk_file_read_at(zk_file *f, void *buf, size_t len,
                                   uint64_t offset);
 
 /* Writes up to `len` bytes at `offset`. Returns the number written or an
- * error. */
+ * error: -ESPIPE on a file that has no position, as for reads. */
 ZK_EXTERN int64_t zk_file_write_at(zk_file *f, const void *buf, size_t len,
                                    uint64_t offset);
 
-/* Writes all `len` bytes at `offset`. Returns 0 or the first error. */
+/* Writes all `len` bytes at `offset`. Returns 0 or the first error
+ * (-ESPIPE as for zk_file_write_at()). */
 ZK_EXTERN int zk_file_write_all_at(zk_file *f, const void *buf, size_t len,
                                    uint64_t offset);
 
@@ -84,7 +94,7 @@ ZK_EXTERN int zk_file_metadata(zk_file *f, zk_metadata *out);
  * it again). Returns 0, or -EINVAL for NULL. */
 ZK_EXTERN int zk_file_close(zk_file *f);
 
-/* Future forms of read_at / write_at. */
+/* Future forms of read_at / write_at (the same outputs). */
 ZK_EXTERN void zk_file_read_at_future_init(zk_io_future *fut, zk_file *f,
                                            void *buf, size_t len,
                                            uint64_t offset);

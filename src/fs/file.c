@@ -13,6 +13,7 @@
 
 #include "io/op.h"
 #include "runtime/runtime.h"
+#include "zokio/combine.h"
 #include "zokio/fs.h"
 
 static zk__io_handle *zk__fh(zk_file *f) {
@@ -23,17 +24,48 @@ static zk__io_handle *zk__fh(zk_file *f) {
 /* Opening                                                                */
 /* ---------------------------------------------------------------------- */
 
-static int64_t zk__open_finish(zk__io_op *op, int64_t res) {
+/* One openat operation; returns the new descriptor or an error. With
+ * `may_block`, io_uring makes it a blocking open (see zk__uring_prep). */
+static int zk__openat(const char *path, int flags, unsigned mode,
+                      bool may_block) {
+    zk__io_op op;
+    zk__op_init(&op, ZK__OP_OPENAT, NULL);
+    op.a.p.path = path;
+    op.a.p.flags = flags;
+    op.a.p.mode = mode;
+    op.may_block = may_block;
+    return (int)zk__op_await(&op);
+}
+
+/*
+ * io_uring opened `fd`, a FIFO for reading, without waiting for a writer
+ * as open(2) does (the kernel's first attempt does not block and succeeds
+ * at once for a reader). Waits for one: the first of a blocking open of
+ * the path (it returns once a writer is there) and a poll of `fd` (it is
+ * ready once a writer wrote, or came and went, since `fd` was opened:
+ * what the blocking open would miss if it started after that writer
+ * left). `fd` stays open meanwhile, so a writer that came finds a reader
+ * and is not refused. Returns 0, keeping `fd`, or an error.
+ */
+static int zk__fifo_wait_writer(const char *path, int flags, unsigned mode,
+                                int fd) {
+    zk__io_op open_op, poll_op;
+    zk__op_init(&open_op, ZK__OP_OPENAT, NULL);
+    open_op.a.p.path = path;
+    open_op.a.p.flags = flags;
+    open_op.a.p.mode = mode;
+    open_op.may_block = true;
+    zk__op_init(&poll_op, ZK__OP_POLL_IN, NULL);
+    poll_op.fd = fd;
+    zk_future *both[2] = {&open_op.base, &poll_op.base};
+    int64_t res;
+    int which = zk_select(both, 2, &res);
+    if (which < 0)
+        return which; /* both dropped: a descriptor made was closed */
     if (res < 0)
-        return res;
-    zk_runtime *rt = zk__runtime_current();
-    zk__io_handle *h;
-    int rc = rt ? zk__handle_new(rt, (int)res, ZK__HANDLE_FILE, &h) : -EPERM;
-    if (rc != 0) {
-        close((int)res);
-        return rc;
-    }
-    *(zk_file **)op->out = (zk_file *)h;
+        return (int)res;
+    if (which == 0)
+        close((int)res); /* it only said that a writer came: keep `fd` */
     return 0;
 }
 
@@ -41,14 +73,32 @@ int zk_file_open(const char *path, int flags, unsigned mode, zk_file **out) {
     if (path == NULL || out == NULL)
         return -EINVAL;
     *out = NULL;
-    zk__io_op op;
-    zk__op_init(&op, ZK__OP_OPENAT, NULL);
-    op.a.p.path = path;
-    op.a.p.flags = flags;
-    op.a.p.mode = mode;
-    op.out = out;
-    op.finish = zk__open_finish;
-    return (int)zk__op_await(&op);
+    zk_runtime *rt = zk__runtime_current();
+    bool ring = rt != NULL && zk_runtime_io_backend(rt) == ZK_IO_IO_URING;
+    bool waits = !(flags & O_NONBLOCK);
+    int fd = zk__openat(path, flags, mode, false);
+    /* A FIFO for writing that has no reader: the ring's open does not wait
+     * for one as a blocking open(2) does (on epoll, on the pool). */
+    if (fd == -ENXIO && ring && waits)
+        fd = zk__openat(path, flags, mode, true);
+    if (fd < 0)
+        return fd;
+    bool unseekable = lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE;
+    struct stat st;
+    int rc = 0;
+    if (ring && waits && unseekable && (flags & O_ACCMODE) == O_RDONLY &&
+        fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+        rc = zk__fifo_wait_writer(path, flags, mode, fd);
+    zk__io_handle *h;
+    if (rc == 0)
+        rc = rt ? zk__handle_new(rt, fd, ZK__HANDLE_FILE, &h) : -EPERM;
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    h->unseekable = unseekable;
+    *out = (zk_file *)h;
+    return 0;
 }
 
 int zk_file_close(zk_file *f) {
@@ -66,6 +116,10 @@ static void zk__rw_init(zk_io_future *fut, zk_file *f, void *buf, size_t len,
     zk__io_op *op = (zk__io_op *)fut;
     if (f == NULL || (buf == NULL && len > 0) || offset > INT64_MAX) {
         zk__op_init_failed(op, -EINVAL);
+        return;
+    }
+    if (zk__fh(f)->unseekable) {
+        zk__op_init_failed(op, -ESPIPE);
         return;
     }
     zk__op_init(op, code, zk__fh(f));

@@ -67,6 +67,11 @@ struct zk__io_handle {
      * the epoll backend uses to skip the call that would fail next. False
      * for datagram sockets, where a short read says nothing of the next. */
     bool bytestream;
+    /* A file without a position (FIFO, terminal): lseek(2) gave ESPIPE
+     * when it was opened. Reads and writes at an offset are refused with
+     * -ESPIPE before they reach either backend, as pread(2) does: the
+     * ring's read would ignore the offset. */
+    bool unseekable;
     /* The worker it belongs to, given in turn (zk__handle_new): on
      * io_uring its multishot receive runs there (epoll's workers share one
      * instance and do not use it). */
@@ -92,6 +97,7 @@ struct zk__io_op {
     bool queued;          /* epoll: on the registration's waiter list */
     bool holds_ref;       /* holds a reference to `h` (from first poll) */
     bool awaits_ready;    /* io_uring: the ring waits for readiness (a poll) */
+    bool may_block;       /* io_uring open: blocking, in the kernel's workers */
     int32_t res;
     int fd; /* the descriptor, or the directory for path operations */
     zk__io_handle *h;

@@ -316,6 +316,12 @@ static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
     case ZK__OP_OPENAT:
         io_uring_prep_openat(sqe, fd, op->a.p.path, op->a.p.flags | O_CLOEXEC,
                              (mode_t)op->a.p.mode);
+        /* The kernel first tries an open that does not block, whose
+         * "would block" it does not always retry (a FIFO's missing other
+         * end is ENXIO, or no wait at all): forced to its workers, the
+         * open is a blocking one, cancellable like any request (file.c). */
+        if (op->may_block)
+            io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
         break;
     case ZK__OP_STATX:
         io_uring_prep_statx(sqe, fd, op->a.p.path, op->a.p.flags,
