@@ -614,11 +614,15 @@ static void read_sized(size_t size, size_t max, int rc) {
 }
 
 /* Through the public function: a file of exactly 1 GiB is read (a sparse
- * one, so only the reader's buffer costs memory), not refused because its
- * buffer was full before the end of the file was seen. */
+ * one), not refused because its buffer was full before the end of the
+ * file was seen. It reads a gigabyte into a gigabyte of memory: not under
+ * ThreadSanitizer (three times that in shadow memory) or emulation, where
+ * read_file_limit_is_inclusive alone checks the bound. */
+#if !defined(ZK_TEST_TSAN) && !defined(ZK_TEST_EMULATED)
 ZK_IO_TEST(fs, read_file_reads_a_file_of_exactly_1_gib) {
     read_sized((size_t)1 << 30, 0, 0);
 }
+#endif
 
 ZK_IO_TEST(fs, read_file_refuses_a_file_over_1_gib) {
     read_sized(((size_t)1 << 30) + 1, 0, -EFBIG);
