@@ -204,6 +204,20 @@ static inline int64_t zk_test_await_after_flag(zk_future *f, atomic_int *flag) {
     return zk_await(f);
 }
 
+/* Polls `f` once with a waker that does nothing, then drops it: returns
+ * its output if it was ready, 1 if it was pending (none of the futures
+ * tested with it has 1 for an output). For a future polled where it may
+ * not wait, such as off its runtime's workers. */
+static inline int64_t zk_test_poll_once_and_drop(zk_future *f) {
+    zk_waker noop = zk_waker_noop();
+    zk_context cx;
+    zk_context_init(&cx, &noop);
+    int64_t out = 0;
+    zk_poll p = zk_future_poll(f, &cx, &out);
+    zk_future_drop(f);
+    return p == ZK_READY ? out : 1;
+}
+
 /* Waits (parked, on the timer) until `flag` is set by another task. */
 static inline void zk_test_wait_flag(atomic_int *flag) {
     while (!atomic_load(flag))

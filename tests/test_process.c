@@ -430,13 +430,7 @@ static void *foreign_wait_thread(void *arg) {
     zk_child_wait_future f;
     zk_exit_status st;
     zk_child_wait_future_init(&f, arg, &st);
-    zk_waker noop = zk_waker_noop();
-    zk_context cx;
-    zk_context_init(&cx, &noop);
-    int64_t out = 0;
-    zk_poll p = zk_future_poll(&f.base, &cx, &out);
-    zk_future_drop(&f.base);
-    return (void *)(intptr_t)(p == ZK_READY ? out : 1);
+    return (void *)(intptr_t)zk_test_poll_once_and_drop(&f.base);
 }
 
 static int64_t foreign_wait_root(void *arg) {

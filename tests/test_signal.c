@@ -513,13 +513,7 @@ ZK_IO_TEST(signal, bad_arguments) {
 static void *foreign_recv_thread(void *arg) {
     zk_signal_future f;
     zk_signal_recv_future_init(&f, arg);
-    zk_waker noop = zk_waker_noop();
-    zk_context cx;
-    zk_context_init(&cx, &noop);
-    int64_t out = 0;
-    zk_poll p = zk_future_poll(&f.base, &cx, &out);
-    zk_future_drop(&f.base);
-    return (void *)(intptr_t)(p == ZK_READY ? out : 1);
+    return (void *)(intptr_t)zk_test_poll_once_and_drop(&f.base);
 }
 
 static int64_t foreign_recv_root(void *arg) {
