@@ -66,6 +66,9 @@ typedef struct zk__io_backend_ops {
     int (*create)(struct zk_runtime *rt, size_t index, zk__io_worker **out);
     /* Frees it; every operation has finished. */
     void (*destroy)(zk__io_worker *w);
+    /* Optional: the owner's last act on it, as a multi-thread runtime's
+     * worker thread exits (before destroy, on another thread). */
+    void (*retire)(zk__io_worker *w);
     /* Hands prepared operations to the kernel: all of them, or with
      * `batch_only` only when enough are pending to make a batch. Owner
      * thread. (io_uring also arms there the multishot receives other
@@ -139,6 +142,12 @@ zk__io_worker *zk__io_current(struct zk_runtime *rt);
  * more operations, so a small batch waits for them. */
 static inline void zk__io_after_run(zk__io_worker *w, bool more_work) {
     w->ops->flush(w, more_work);
+}
+
+/* A multi-thread runtime's worker, exiting: see retire. */
+static inline void zk__io_retire(zk__io_worker *w) {
+    if (w->ops->retire)
+        w->ops->retire(w);
 }
 
 /* Adds 1 to an eventfd (how unpark() reaches a worker in its backend). */

@@ -282,6 +282,7 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
     h->rt = rt;
     atomic_init(&h->refs, 1);
     atomic_init(&h->closed, false);
+    atomic_init(&h->rings, 0);
     /* Handles go to the workers in turn, wherever they are made: made by
      * one accept loop, every connection would be received on by its
      * worker's ring (io_uring), which then woke every task and left the
@@ -303,7 +304,9 @@ void zk__handle_unref(zk__io_handle *h) {
 }
 
 int zk__handle_close(zk__io_handle *h) {
-    if (atomic_exchange_explicit(&h->closed, true, memory_order_acq_rel))
+    /* Sequentially consistent, as the backend's reads of `closed` after
+     * it prepared a request (io_uring's socket ring marks: uring.h). */
+    if (atomic_exchange(&h->closed, true))
         return -EBADF;
     h->rt->io.ops->handle_close(h);
     zk__handle_unref(h);

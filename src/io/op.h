@@ -76,6 +76,10 @@ struct zk__io_handle {
      * io_uring its multishot receive runs there (epoll's workers share one
      * instance and do not use it). */
     size_t home;
+    /* io_uring, split rings (uring.h): the socket rings that may hold
+     * requests on it, bit i for worker i (bit 63 for any past 62), so
+     * that a close asks those only. */
+    _Atomic uint64_t rings;
     /* Backend data: the epoll registration (epoll.c), io_uring's receive
      * queue (uring_rx.c). */
     void *reg;

@@ -15,6 +15,11 @@
  * was prepared but not yet submitted becomes a no-op at the next flush.
  * Because the owner submits under the lock, "submitted" read under the lock
  * means the kernel already knows the request.
+ *
+ * On a multi-thread runtime the worker's socket ring accepts submissions
+ * and cancellations from its owner only (uring.h): there a drop on
+ * another thread, or a close, asks the owner to cancel (`cancels`), and
+ * the request keeps its handle, so its descriptor, until its completion.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -86,9 +92,10 @@ static void zk__uring_arm_wake(zk__uring *u) {
  * reap_locked); with the lock. Stage 0 fetches its slot, 1 what the slot
  * points to (the receive queue or the operation), 2 the task to wake: each
  * reads only what the stage before fetched a few completions earlier. */
-static inline void zk__uring_prefetch(zk__uring *u, unsigned head, int stage) {
+static inline void zk__uring_prefetch(zk__uring *u, struct io_uring *ring,
+                                      unsigned head, int stage) {
     const struct io_uring_cqe *cqe =
-        &u->ring.cq.cqes[head & *u->ring.cq.kring_mask];
+        &ring->cq.cqes[head & *ring->cq.kring_mask];
     uint64_t ud = cqe->user_data;
     if (ud == ZK__UD_WAKE || ud == ZK__UD_IGNORE)
         return;
@@ -103,32 +110,33 @@ static inline void zk__uring_prefetch(zk__uring *u, unsigned head, int stage) {
         zk__prefetch_wakee(&s->op->waker);
 }
 
-/* Records completions, at most `max` of them, and wakes their tasks;
- * returns how many. Called with the lock. */
-static size_t zk__uring_reap_some_locked(zk__uring *u, size_t max) {
+/* Records completions of `ring`, at most `max` of them, and wakes their
+ * tasks; returns how many. Called with the lock. */
+static size_t zk__uring_reap_some_locked(zk__uring *u, struct io_uring *ring,
+                                         size_t max) {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
     /* Each completion's slot, the receive queue or operation it points
      * to and the task it wakes were last touched a round trip ago, and
      * the queue's lock is taken at once: fetched a few completions ahead,
      * their misses overlap instead of coming one after the other. */
-    unsigned ready = io_uring_cq_ready(&u->ring);
+    unsigned ready = io_uring_cq_ready(ring);
     if (ready > max)
         ready = (unsigned)max;
-    unsigned first = *u->ring.cq.khead;
+    unsigned first = *ring->cq.khead;
     for (unsigned k = 0; k < ready && k < ZK__WAKE_AHEAD; k++)
-        zk__uring_prefetch(u, first + k, 0);
+        zk__uring_prefetch(u, ring, first + k, 0);
     for (unsigned k = 0; k < ready && k < ZK__WAKE_AHEAD / 2; k++)
-        zk__uring_prefetch(u, first + k, 1);
-    io_uring_for_each_cqe(&u->ring, head, cqe) {
+        zk__uring_prefetch(u, ring, first + k, 1);
+    io_uring_for_each_cqe(ring, head, cqe) {
         if (n == ready)
             break;
         if (n + ZK__WAKE_AHEAD < ready)
-            zk__uring_prefetch(u, head + ZK__WAKE_AHEAD, 0);
+            zk__uring_prefetch(u, ring, head + ZK__WAKE_AHEAD, 0);
         if (n + ZK__WAKE_AHEAD / 2 < ready)
-            zk__uring_prefetch(u, head + ZK__WAKE_AHEAD / 2, 1);
+            zk__uring_prefetch(u, ring, head + ZK__WAKE_AHEAD / 2, 1);
         if (n + ZK__WAKE_AHEAD / 4 < ready)
-            zk__uring_prefetch(u, head + ZK__WAKE_AHEAD / 4, 2);
+            zk__uring_prefetch(u, ring, head + ZK__WAKE_AHEAD / 4, 2);
         n++;
         uint64_t ud = cqe->user_data;
         if (ud == ZK__UD_WAKE) {
@@ -161,17 +169,31 @@ static size_t zk__uring_reap_some_locked(zk__uring *u, size_t max) {
         s->rx = NULL;
         s->h = NULL;
         s->forced = 0;
+        s->seq = 0; /* free (see zk__uring_sweep_locked) */
         s->gen++;
         s->next = u->free_head;
         u->free_head = idx;
     }
-    io_uring_cq_advance(&u->ring, n);
+    io_uring_cq_advance(ring, n);
     return n;
 }
 
-/* Records every completion in the queue. Called with the lock. */
+/* Records every completion in the queues. Called with the lock. */
 static void zk__uring_reap_locked(zk__uring *u) {
-    zk__uring_reap_some_locked(u, SIZE_MAX);
+    zk__uring_reap_some_locked(u, &u->ring, SIZE_MAX);
+    if (u->split)
+        zk__uring_reap_some_locked(u, &u->fring, SIZE_MAX);
+}
+
+/* True on the thread of `u`'s worker. */
+static bool zk__uring_is_owner(zk__uring *u) {
+    return zk__io_current(u->base.rt) == &u->base;
+}
+
+/* Whether this thread may enter `ring` (submit, wait, run its task work):
+ * a split socket ring takes its owner only. */
+static bool zk__uring_may_enter(zk__uring *u, struct io_uring *ring) {
+    return !u->split || ring != &u->ring || zk__uring_is_owner(u);
 }
 
 /* Reaps what the kernel has for this ring, in up to `rounds` passes and
@@ -179,18 +201,28 @@ static void zk__uring_reap_locked(zk__uring *u) {
  * only when asked (cooperative task running) and, when the completion
  * queue was full, an overflow list that only a kernel entry moves into the
  * queue, a queue's worth at a time. */
-static void zk__uring_reap(zk__uring *u, uint32_t rounds, size_t max) {
-    for (uint32_t i = 0; i < rounds && max > 0; i++) {
-        if (io_uring_cq_ready(&u->ring) == 0 &&
-            (IO_URING_READ_ONCE(*u->ring.sq.kflags) &
-             (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)))
-            io_uring_get_events(&u->ring);
-        if (io_uring_cq_ready(&u->ring) == 0)
-            return;
+static size_t zk__uring_reap_ring(zk__uring *u, struct io_uring *ring,
+                                  uint32_t rounds, size_t max) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < rounds && n < max; i++) {
+        if (io_uring_cq_ready(ring) == 0 &&
+            (IO_URING_READ_ONCE(*ring->sq.kflags) &
+             (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) &&
+            zk__uring_may_enter(u, ring))
+            io_uring_get_events(ring);
+        if (io_uring_cq_ready(ring) == 0)
+            break;
         pthread_mutex_lock(&u->lock);
-        max -= zk__uring_reap_some_locked(u, max);
+        n += zk__uring_reap_some_locked(u, ring, max - n);
         pthread_mutex_unlock(&u->lock);
     }
+    return n;
+}
+
+static void zk__uring_reap(zk__uring *u, uint32_t rounds, size_t max) {
+    size_t n = zk__uring_reap_ring(u, &u->ring, rounds, max);
+    if (u->split && n < max)
+        zk__uring_reap_ring(u, &u->fring, rounds, max - n);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -199,8 +231,8 @@ static void zk__uring_reap(zk__uring *u, uint32_t rounds, size_t max) {
 
 /* Turns pending entries of dropped operations, or of closed handles, into
  * no-ops. Called with the lock. */
-static void zk__uring_scrub_locked(zk__uring *u) {
-    struct io_uring_sq *sq = &u->ring.sq;
+static void zk__uring_scrub_ring_locked(zk__uring *u, struct io_uring *ring) {
+    struct io_uring_sq *sq = &ring->sq;
     for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
         struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
         uint64_t ud = sqe->user_data;
@@ -218,11 +250,15 @@ static void zk__uring_scrub_locked(zk__uring *u) {
     }
 }
 
-static void zk__uring_submit_locked(zk__uring *u) {
-    if (atomic_exchange_explicit(&u->dirty, false, memory_order_acquire))
-        zk__uring_scrub_locked(u);
-    while (io_uring_sq_ready(&u->ring) > 0) {
-        int r = io_uring_submit(&u->ring);
+static void zk__uring_scrub_locked(zk__uring *u) {
+    zk__uring_scrub_ring_locked(u, &u->ring);
+    if (u->split)
+        zk__uring_scrub_ring_locked(u, &u->fring);
+}
+
+static void zk__uring_submit_ring_locked(zk__uring *u, struct io_uring *ring) {
+    while (io_uring_sq_ready(ring) > 0) {
+        int r = io_uring_submit(ring);
         if (r >= 0 || r == -EINTR)
             continue;
         if (r == -EAGAIN || r == -EBUSY) {
@@ -237,7 +273,113 @@ static void zk__uring_submit_locked(zk__uring *u) {
         fprintf(stderr, "zokio: io_uring_submit: %s\n", strerror(-r));
         ZK__BUG("io_uring_submit failed");
     }
+}
+
+static void zk__uring_submit_locked(zk__uring *u) {
+    if (atomic_exchange_explicit(&u->dirty, false, memory_order_acquire))
+        zk__uring_scrub_locked(u);
+    zk__uring_submit_ring_locked(u, &u->ring);
+    if (u->split)
+        zk__uring_submit_ring_locked(u, &u->fring);
     u->submitted = u->prepared;
+}
+
+/* Split: asks the owner to cancel (zk__uring_ask); any thread, the owner
+ * included. Made at the owner's next flush. */
+static void zk__uring_ask_cancel(zk__uring *u, uint64_t ud, zk__io_handle *h) {
+    if (h)
+        zk__handle_ref(h);
+    pthread_mutex_lock(&u->lock);
+    if (u->ncancels == u->cancels_cap) {
+        size_t cap = u->cancels_cap ? 2 * u->cancels_cap : 64;
+        zk__uring_ask *a = realloc(u->cancels, cap * sizeof *a);
+        if (a) {
+            u->cancels = a;
+            u->cancels_cap = cap;
+        }
+    }
+    if (u->ncancels < u->cancels_cap) {
+        u->cancels[u->ncancels++] = (zk__uring_ask){.ud = ud, .h = h};
+        h = NULL;
+    } else {
+        u->cancel_sweep = true; /* it finds the request, or the closed h */
+    }
+    atomic_store_explicit(&u->cancel_pending, true, memory_order_release);
+    pthread_mutex_unlock(&u->lock);
+    if (h)
+        zk__handle_unref(h);
+    if (!zk__uring_is_owner(u))
+        zk__eventfd_signal(u->efd);
+}
+
+/* A cancellation of `ring`'s request `ud` (0 with `fd`: all on `fd`) in
+ * the next submission; the owner, with the lock. */
+static void zk__uring_prep_cancel_locked(zk__uring *u, struct io_uring *ring,
+                                         uint64_t ud, int fd) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL) {
+        zk__uring_submit_locked(u);
+        sqe = io_uring_get_sqe(ring);
+    }
+    if (fd >= 0)
+        io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    else
+        io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
+}
+
+/* What the asks could not hold: every dropped request of the socket ring
+ * and every one on a closed handle is cancelled (again, for some: a second
+ * cancellation finds nothing). With the lock. */
+static void zk__uring_sweep_locked(zk__uring *u) {
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        zk__uring_slot *s = zk__slot(u, i);
+        if (s->seq == 0 || s->seq > u->submitted || s->files)
+            continue; /* free, not submitted (scrubbed instead) or a file's */
+        zk__io_handle *h = s->op ? s->op->h : s->h;
+        if (s->op == NULL && s->rx == NULL)
+            zk__uring_prep_cancel_locked(u, &u->ring, zk__slot_ud(u, i), -1);
+        else if (h && atomic_load(&h->closed))
+            zk__uring_prep_cancel_locked(u, &u->ring, zk__slot_ud(u, i), -1);
+    }
+}
+
+/* The owner makes the cancellations asked of it. The descriptors of the
+ * handles asked for are looked up as the cancellations are submitted,
+ * which is why the asks hold them until then. */
+static void zk__uring_make_cancels(zk__uring *u) {
+    if (!atomic_load_explicit(&u->cancel_pending, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&u->lock);
+    atomic_store_explicit(&u->cancel_pending, false, memory_order_relaxed);
+    for (size_t i = 0; i < u->ncancels; i++) {
+        zk__uring_ask *a = &u->cancels[i];
+        zk__uring_prep_cancel_locked(u, &u->ring, a->ud, a->h ? a->h->fd : -1);
+    }
+    if (u->cancel_sweep) {
+        u->cancel_sweep = false;
+        zk__uring_sweep_locked(u);
+    }
+    zk__uring_submit_locked(u);
+    size_t n = u->ncancels;
+    u->ncancels = 0;
+    /* Released with the lock held, as the reap does. */
+    for (size_t i = 0; i < n; i++)
+        if (u->cancels[i].h)
+            zk__handle_unref(u->cancels[i].h);
+    pthread_mutex_unlock(&u->lock);
+}
+
+/* Split: the owner enables the socket ring, made disabled so that its
+ * single issuer is the worker's thread, not the one that built the
+ * runtime (liburing 2.3 declares io_uring_enable_rings but lacks it). */
+static void zk__uring_enable(zk__uring *u) {
+    if (u->enabled)
+        return;
+    u->enabled = true;
+    if (syscall(__NR_io_uring_register, u->ring.ring_fd,
+                IORING_REGISTER_ENABLE_RINGS, NULL, 0) != 0)
+        ZK__BUG("io_uring: enabling a worker's ring failed");
 }
 
 /* Entries a worker with more work in hand accumulates before it submits. */
@@ -246,11 +388,17 @@ static void zk__uring_submit_locked(zk__uring *u) {
 /* The backend's flush; true when it answered asks (uring_rx.c), which
  * may have woken tasks into this worker's queue. */
 static bool zk__uring_flush_ring(zk__uring *u, bool batch_only) {
+    if (u->split) {
+        zk__uring_enable(u);
+        zk__uring_make_cancels(u);
+    }
     bool answered =
         atomic_load_explicit(&u->asks, memory_order_relaxed) != NULL &&
         zk__rx_answer_asks(u, true);
     zk__uring_arm_wake(u);
     unsigned ready = io_uring_sq_ready(&u->ring);
+    if (u->split)
+        ready += io_uring_sq_ready(&u->fring);
     if (ready == 0 || (batch_only && ready < ZK__URING_BATCH))
         return answered;
     pthread_mutex_lock(&u->lock);
@@ -263,13 +411,28 @@ static void zk__uring_flush(zk__io_worker *w, bool batch_only) {
     zk__uring_flush_ring((zk__uring *)w, batch_only);
 }
 
-static struct io_uring_sqe *zk__uring_sqe(zk__uring *u) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+static struct io_uring_sqe *zk__uring_sqe(zk__uring *u, struct io_uring *ring) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (sqe == NULL) {
         zk__uring_flush(&u->base, false);
-        sqe = io_uring_get_sqe(&u->ring);
+        sqe = io_uring_get_sqe(ring);
     }
     return sqe;
+}
+
+/* Whether `op` goes to the file ring: file and path operations, whose
+ * buffers and results the kernel writes until they complete. */
+static bool zk__uring_on_files(const zk__io_op *op) {
+    switch ((zk__op_code)op->code) {
+    case ZK__OP_OPENAT:
+    case ZK__OP_STATX:
+    case ZK__OP_RENAMEAT:
+    case ZK__OP_UNLINKAT:
+    case ZK__OP_MKDIRAT:
+        return true;
+    default:
+        return op->h != NULL && op->h->kind == ZK__HANDLE_FILE;
+    }
 }
 
 static void zk__uring_prep(struct io_uring_sqe *sqe, zk__io_op *op) {
@@ -435,7 +598,9 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         if (was_waiting)
             w = zk__io_current(w->rt);
         zk__uring *u = (zk__uring *)w;
-        struct io_uring_sqe *sqe = zk__uring_sqe(u);
+        bool files = zk__uring_on_files(op);
+        struct io_uring_sqe *sqe =
+            zk__uring_sqe(u, files ? u->files : &u->ring);
         uint32_t idx = sqe ? zk__slot_alloc(u, false) : ZK__SLOT_NONE;
         if (idx == ZK__SLOT_NONE) {
             if (sqe) /* give the entry back as a no-op */
@@ -451,6 +616,9 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
         s->seq = ++u->prepared;
         s->forced = 0;
         s->makes_fd = zk__op_makes_fd(op);
+        s->files = files;
+        if (u->split && !files && op->h)
+            zk__uring_mark(u, op->h);
         zk__uring_prep(sqe, op);
         io_uring_sqe_set_data64(sqe, zk__slot_ud(u, idx));
         op->iow = w;
@@ -477,7 +645,10 @@ static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
     return done ? zk__uring_deliver(op, w, cx) : ZK_PENDING;
 }
 
-static void zk__uring_sync_cancel(zk__uring *u, uint64_t ud, int fd) {
+/* Cancels `ud` (or with `fd`, every request on it) on `ring` and returns
+ * once the kernel is done with them. Any thread, but not on a split
+ * socket ring. */
+static void zk__uring_sync_cancel(struct io_uring *ring, uint64_t ud, int fd) {
     struct io_uring_sync_cancel_reg reg;
     memset(&reg, 0, sizeof reg);
     reg.timeout.tv_sec = -1;
@@ -490,7 +661,7 @@ static void zk__uring_sync_cancel(zk__uring *u, uint64_t ud, int fd) {
     }
     int r;
     do
-        r = io_uring_register_sync_cancel(&u->ring, &reg);
+        r = io_uring_register_sync_cancel(ring, &reg);
     while (r == -EINTR);
 }
 
@@ -512,14 +683,19 @@ static void zk__uring_op_drop(zk__io_op *op) {
                 zk__handle_ref(s->h);
             bool submitted = s->seq <= u->submitted;
             uint64_t ud = zk__slot_ud(u, op->slot);
+            struct io_uring *ring = s->files ? u->files : &u->ring;
             zk_waker_drop(&op->waker);
             if (!submitted)
                 atomic_store_explicit(&u->dirty, true, memory_order_release);
             pthread_mutex_unlock(&u->lock);
             /* The slot stays reserved until its completion is reaped, so
-             * `ud` still names this request. */
-            if (submitted)
-                zk__uring_sync_cancel(u, ud, -1);
+             * `ud` still names this request. On the split socket ring the
+             * owner cancels it, later: nothing of the caller's is used by
+             * the request any more (uring.h). */
+            if (submitted && ring == &u->ring && u->split)
+                zk__uring_ask_cancel(u, ud, NULL);
+            else if (submitted)
+                zk__uring_sync_cancel(ring, ud, -1);
             op->state = ZK__OPS_INIT; /* nothing to deliver */
             return;
         }
@@ -541,15 +717,22 @@ static int zk__uring_handle_open(zk__io_handle *h, zk__io_worker *w) {
 
 /* Every ring may hold operations on the handle: those not yet submitted
  * become no-ops at their flush (`closed` is set), the others are cancelled
- * now and complete with -ECANCELED, reported as -EBADF. */
+ * and complete with -ECANCELED, reported as -EBADF: now, or on a split
+ * socket ring at its owner's next flush. */
 static void zk__uring_handle_close(zk__io_handle *h) {
     zk__io *io = &h->rt->io;
+    uint64_t marked = atomic_load(&h->rings);
     for (size_t i = 0; i < io->n; i++) {
         zk__uring *u = (zk__uring *)io->workers[i];
         pthread_mutex_lock(&u->lock);
         atomic_store_explicit(&u->dirty, true, memory_order_release);
         pthread_mutex_unlock(&u->lock);
-        zk__uring_sync_cancel(u, 0, h->fd);
+        if (!u->split)
+            zk__uring_sync_cancel(&u->ring, 0, h->fd);
+        else if (h->kind == ZK__HANDLE_FILE)
+            zk__uring_sync_cancel(&u->fring, 0, h->fd);
+        else if (marked & zk__uring_bit(u))
+            zk__uring_ask_cancel(u, 0, h);
     }
     zk__rx_close(h);
 }
@@ -569,7 +752,10 @@ static void zk__uring_poll(zk__io_worker *w, int64_t timeout_ns, size_t max) {
     /* Answering asks may wake tasks into this worker's queue: then no
      * wait, the caller must get up and run them. */
     bool answered = zk__uring_flush_ring(u, false);
-    if (timeout_ns != 0 && !answered && io_uring_cq_ready(&u->ring) == 0) {
+    /* A completion of the file ring wakes the wait through the eventfd
+     * (registered with it) that the wake-up read on `ring` waits for. */
+    if (timeout_ns != 0 && !answered && io_uring_cq_ready(&u->ring) == 0 &&
+        (!u->split || io_uring_cq_ready(&u->fring) == 0)) {
         struct io_uring_cqe *cqe;
         struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
                                        .tv_nsec = timeout_ns % 1000000000};
@@ -582,58 +768,125 @@ static void zk__uring_unpark(zk__io_worker *w) {
     zk__eventfd_signal(((zk__uring *)w)->efd);
 }
 
-/* Slots not on the free list: operations the kernel has not completed
- * (or that were prepared and not submitted). */
-static uint32_t zk__uring_outstanding(zk__uring *u) {
-    uint32_t free_n = 0;
-    for (uint32_t i = u->free_head; i != ZK__SLOT_NONE;
-         i = zk__slot(u, i)->next)
-        free_n++;
-    return u->nslots - free_n;
+/* Slots in use on the file ring (`files`) or the other: operations the
+ * kernel has not completed, or that were prepared and not submitted. */
+static uint32_t zk__uring_outstanding(zk__uring *u, bool files) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        const zk__uring_slot *s = zk__slot(u, i);
+        n += s->seq != 0 && (s->files == files || !u->split);
+    }
+    return n;
 }
 
-static void zk__uring_destroy(zk__io_worker *w) {
-    zk__uring *u = (zk__uring *)w;
-    /* Every task has finished, so every operation was dropped (and
-     * cancelled): their completions release the handles they held, and
-     * close what a dropped open made. All of them, including
-     * those the kernel kept aside because the queue was full. */
+/* Cancels whatever is left on the rings this thread may enter and waits,
+ * a bounded time, for its completions, so that the handles those slots
+ * hold are released and their descriptors closed. Every task has
+ * finished, so every operation was dropped: their completions release the
+ * handles they held and close what a dropped open made. Some come late: a
+ * cancellation asked just before the ring's worker exited is completed by
+ * the kernel on its own time, and a multishot of a stream left open goes
+ * on until cancelled. */
+static void zk__uring_drain(zk__uring *u) {
     zk__rx_answer_asks(u, false);
     zk__uring_reap(u, UINT32_MAX, SIZE_MAX);
-    /* Some may come later: a cancellation asked just before the ring's
-     * worker exited is completed by the kernel on its own time (it runs an
-     * exited thread's completion work from a work queue), and a multishot
-     * of a stream left open goes on. Cancel what is left and wait for it,
-     * a bounded time, so that the handles those slots hold are released
-     * and their descriptors closed before the runtime is gone. */
-    if (zk__uring_outstanding(u) > 0) {
+    struct io_uring *rings[2] = {&u->ring, u->split ? &u->fring : NULL};
+    for (int r = 0; r < 2; r++) {
+        struct io_uring *ring = rings[r];
+        bool files = r == 1 || !u->split;
+        if (ring == NULL || !zk__uring_may_enter(u, ring) ||
+            zk__uring_outstanding(u, files) == 0)
+            continue;
         /* Entries still unsubmitted go first, those of operations dropped
          * since they were prepared as no-ops (as at every flush): a read
          * must not reach the kernel with a buffer that is gone. */
         pthread_mutex_lock(&u->lock);
-        zk__uring_scrub_locked(u);
-        zk__uring_submit_locked(u);
-        pthread_mutex_unlock(&u->lock);
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+        zk__uring_scrub_ring_locked(u, ring);
+        zk__uring_submit_ring_locked(u, ring);
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
         if (sqe != NULL) {
             io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
             io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
         }
-        io_uring_submit(&u->ring);
+        zk__uring_submit_ring_locked(u, ring);
+        pthread_mutex_unlock(&u->lock);
+        for (int i = 0; i < 200 && zk__uring_outstanding(u, files) > 0; i++) {
+            struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 5000000};
+            struct io_uring_cqe *cqe;
+            io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+            zk__uring_reap(u, UINT32_MAX, SIZE_MAX);
+        }
     }
-    for (int i = 0; i < 200 && zk__uring_outstanding(u) > 0; i++) {
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 5000000};
-        struct io_uring_cqe *cqe;
-        io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
-        zk__uring_reap(u, UINT32_MAX, SIZE_MAX);
-    }
+}
+
+/* The worker's last act on its rings (a multi-thread runtime's worker
+ * thread, as it exits): only it can cancel on its socket ring. */
+static void zk__uring_retire(zk__io_worker *w) {
+    zk__uring *u = (zk__uring *)w;
+    if (u->split && u->enabled)
+        zk__uring_drain(u);
+}
+
+static void zk__uring_destroy(zk__io_worker *w) {
+    zk__uring *u = (zk__uring *)w;
+    zk__uring_drain(u);
     io_uring_queue_exit(&u->ring);
+    if (u->split)
+        io_uring_queue_exit(&u->fring);
+    /* What the drain could not end (a socket ring whose owner was gone
+     * when it was asked to cancel) ended with the rings: the handles its
+     * slots held go now. */
+    for (uint32_t i = 0; i < u->nslots; i++) {
+        zk__uring_slot *s = zk__slot(u, i);
+        if (s->seq != 0 && s->op == NULL && s->h != NULL)
+            zk__handle_unref(s->h);
+    }
+    for (size_t i = 0; i < u->ncancels; i++)
+        if (u->cancels[i].h)
+            zk__handle_unref(u->cancels[i].h);
+    free(u->cancels);
     zk__pbufs_free(u);
     close(u->efd);
     for (uint32_t c = 0; c < u->nslots / ZK__SLOT_CHUNK; c++)
         free(u->chunks[c]);
     pthread_mutex_destroy(&u->lock);
     free(u);
+}
+
+/* A multi-thread runtime's worker gets the split rings (uring.h), unless
+ * the kernel lacks deferred task running (6.1): then one ring, as a
+ * current-thread runtime's. */
+static int zk__uring_make_rings(zk__uring *u, bool split) {
+    if (split) {
+        int rc = io_uring_queue_init(
+            ZK__URING_ENTRIES, &u->ring,
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED);
+        if (rc == 0) {
+            rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->fring,
+                                     IORING_SETUP_COOP_TASKRUN |
+                                         IORING_SETUP_TASKRUN_FLAG);
+            if (rc == 0 &&
+                (rc = io_uring_register_eventfd(&u->fring, u->efd)) != 0)
+                io_uring_queue_exit(&u->fring);
+            if (rc != 0) {
+                io_uring_queue_exit(&u->ring);
+                return rc;
+            }
+            u->split = true;
+            u->files = &u->fring;
+            return 0;
+        }
+        if (rc != -EINVAL)
+            return rc;
+    }
+    u->files = &u->ring;
+    int rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring,
+                                 IORING_SETUP_COOP_TASKRUN |
+                                     IORING_SETUP_TASKRUN_FLAG);
+    if (rc == -EINVAL)
+        rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring, 0);
+    return rc;
 }
 
 static int zk__uring_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
@@ -646,22 +899,17 @@ static int zk__uring_create(zk_runtime *rt, size_t index, zk__io_worker **out) {
     u->free_head = ZK__SLOT_NONE;
     atomic_init(&u->dirty, false);
     atomic_init(&u->asks, NULL);
+    atomic_init(&u->cancel_pending, false);
     zk__lock_init(&u->ask_lock);
     pthread_mutex_init(&u->lock, NULL);
-    int rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring,
-                                 IORING_SETUP_COOP_TASKRUN |
-                                     IORING_SETUP_TASKRUN_FLAG);
-    if (rc == -EINVAL)
-        rc = io_uring_queue_init(ZK__URING_ENTRIES, &u->ring, 0);
-    if (rc < 0) {
-        pthread_mutex_destroy(&u->lock);
-        free(u);
-        return rc;
-    }
+    int rc = 0;
     u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (u->efd < 0) {
+    if (u->efd < 0)
         rc = -errno;
-        io_uring_queue_exit(&u->ring);
+    else if ((rc = zk__uring_make_rings(u, rt->kind ==
+                                               ZK_RUNTIME_MULTI_THREAD)) != 0)
+        close(u->efd);
+    if (rc != 0) {
         pthread_mutex_destroy(&u->lock);
         free(u);
         return rc;
@@ -708,6 +956,7 @@ const zk__io_backend_ops zk__uring_ops = {
     .shared_instance = false,
     .create = zk__uring_create,
     .destroy = zk__uring_destroy,
+    .retire = zk__uring_retire,
     .flush = zk__uring_flush,
     .poll = zk__uring_poll,
     .unpark = zk__uring_unpark,

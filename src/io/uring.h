@@ -31,11 +31,44 @@ typedef struct zk__uring_slot {
     uint32_t next;    /* free list */
     int32_t forced;   /* result that replaces a no-op'd request's */
     bool makes_fd;    /* accept/openat: a result >= 0 is a descriptor */
+    bool files;       /* on the file ring (see zk__uring) */
 } zk__uring_slot;
 
+/* A cancellation another thread asks of a split ring's owner: of the
+ * request `ud`, or with `h` set, of every request on h->fd (the ask holds
+ * a reference to `h`, so the descriptor stays open until it is made). */
+typedef struct zk__uring_ask {
+    uint64_t ud;
+    zk__io_handle *h;
+} zk__uring_ask;
+
+/*
+ * A worker's rings. On a current-thread runtime, whose driving thread may
+ * change from one zk_block_on() to the next, there is one: `ring`, made
+ * with cooperative task running, and `files` points to it. A multi-thread
+ * runtime's workers are fixed threads, and their rings are split in two:
+ * - `ring`, for sockets, pipes and the worker's wake-up, is single-issuer
+ *   with deferred task running: the kernel does a completion's work (a
+ *   multishot receive's copy, a poll's wake-up) only when the owner waits
+ *   or reaps, for the whole batch, instead of at the exit of whichever
+ *   system call comes next (each send, on an echo server). Only the owner
+ *   may submit to it or cancel on it, so other threads ask it to cancel
+ *   (`cancels`); none of its requests touches the caller's memory once
+ *   submitted (polls, multishot receives into the ring's own buffers, a
+ *   connect whose address the kernel copied), so a drop need not wait
+ *   for that cancellation.
+ * - `fring` (`files` points to it), for file and path operations, whose
+ *   buffers the kernel writes or reads until they complete: a drop on
+ *   any thread cancels them synchronously, as before. Its completions
+ *   signal the eventfd the owner's wait in `ring` reads.
+ */
 typedef struct zk__uring {
     zk__io_worker base;
     struct io_uring ring;
+    struct io_uring fring;  /* split: the file ring */
+    struct io_uring *files; /* &fring when split, else &ring */
+    bool split;
+    bool enabled; /* split: `ring` (made disabled) enabled by its owner */
     pthread_mutex_t lock;
     /* Slots in fixed chunks: a slot never moves once allocated. */
     zk__uring_slot *chunks[ZK__SLOT_CHUNKS];
@@ -56,6 +89,15 @@ typedef struct zk__uring {
      * rx->ask_next, pushed under `ask_lock`, taken by the owner. */
     zk__lock ask_lock;
     _Atomic(zk__uring_rx *) asks;
+    /* Split: cancellations asked of the owner, made at its next flush;
+     * under the lock. When the array cannot grow, `cancel_sweep` has the
+     * owner cancel every dropped request and every request on a closed
+     * handle instead. `cancel_pending` (set with them) is read without the
+     * lock at each flush. */
+    zk__uring_ask *cancels;
+    size_t ncancels, cancels_cap;
+    bool cancel_sweep;
+    _Atomic bool cancel_pending;
 } zk__uring;
 
 static inline zk__uring_slot *zk__slot(zk__uring *u, uint32_t idx) {
@@ -64,6 +106,24 @@ static inline zk__uring_slot *zk__slot(zk__uring *u, uint32_t idx) {
 
 static inline uint64_t zk__slot_ud(zk__uring *u, uint32_t idx) {
     return (uint64_t)zk__slot(u, idx)->gen << 32 | idx;
+}
+
+/* The bit of `u`'s socket ring in a handle's `rings`. */
+static inline uint64_t zk__uring_bit(const zk__uring *u) {
+    return (uint64_t)1 << (u->base.index < 63 ? u->base.index : 63);
+}
+
+/* Notes, before a request on `h` is prepared on `u`'s split socket ring,
+ * that the ring may hold it: a close asks the rings so marked to cancel.
+ * Sequentially consistent with the close's exchange of `closed` and the
+ * preparer's later read of it, so that either the close sees the mark or
+ * the preparer sees the close (and has the flush make the entry a
+ * no-op). */
+static inline void zk__uring_mark(zk__uring *u, zk__io_handle *h) {
+    uint64_t bit = zk__uring_bit(u);
+    if (u->base.index >= 63 ||
+        !(atomic_load_explicit(&h->rings, memory_order_relaxed) & bit))
+        atomic_fetch_or(&h->rings, bit);
 }
 
 /* A free slot of the owner's ring, or ZK__SLOT_NONE (out of memory, or

@@ -506,6 +506,8 @@ static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
         io_uring_sqe_set_data64(sqe, ZK__UD_IGNORE);
         return false;
     }
+    if (u->split)
+        zk__uring_mark(u, h);
     zk__uring_slot *s = zk__slot(u, idx);
     s->op = NULL;
     s->rx = rx;

@@ -525,6 +525,7 @@ static void *zk__mt_worker_main(void *arg) {
     }
     while ((t = zk__local_queue_pop(&mw->queue)) != NULL)
         zk__task_run(t);
+    zk__io_retire(mw->io);
 
     zk__stack_cache_flush(&mt->rt->stacks, &mw->w.stacks);
     zk__coro_cache_flush(&mw->w);
