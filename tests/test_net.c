@@ -1054,6 +1054,54 @@ static int64_t udp_root(void *arg) {
     return 0;
 }
 
+void zk__uring_fail_asks(bool on) __attribute__((weak));
+
+/* Accepts on `arg` (a listener) that time out, each dropping its poll in
+ * the ring of the worker it ran on. */
+static int64_t accepts_time_out(void *arg) {
+    for (int i = 0; i < 4; i++) {
+        zk_stream *s = NULL;
+        zk_io_future f;
+        zk_listener_accept_future_init(&f, arg, &s, NULL);
+        int64_t r = zk_await_timeout(&f.base, ZK_MS(2));
+        if (r != -ETIMEDOUT)
+            return r == 0 ? -EEXIST : r;
+    }
+    return 0;
+}
+
+/* On a multi-thread runtime's io_uring, drops and closes ask the socket
+ * ring's owner to cancel. When it cannot note that (out of memory), it
+ * cancels every dropped request and every one on a closed handle instead:
+ * the dropped accepts' polls end, so the listener's descriptor is closed
+ * once the listener is, though no connection ever came. */
+static int64_t unnoted_asks_root(void *arg) {
+    (void)arg;
+    if (zk__uring_fail_asks == NULL || !ZK_TEST_MT ||
+        zk_test_backend() != ZK_IO_IO_URING)
+        return 0;
+    int fds = zk_test_fd_count();
+    zk_addr addr;
+    zk_listener *l = zk_test_listen(&addr);
+    zk__uring_fail_asks(true);
+    zk_task *t[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(zk_spawn(accepts_time_out, l, &t[i]), 0);
+    cr_assert_eq(zk_test_join_all(t, 4), 0);
+    cr_assert_eq(zk_listener_close(l), 0);
+    for (int i = 0; i < 10000 && zk_test_fd_count() != fds; i++)
+        zk_sleep(ZK_MS(1));
+    zk__uring_fail_asks(false);
+    cr_assert_eq(zk_test_fd_count(), fds, "the listener was never closed");
+    zk_stream *c = NULL;
+    cr_assert_eq(zk_tcp_connect(&addr, &c), -ECONNREFUSED);
+    return 0;
+}
+
+ZK_IO_TEST(net, cancels_asked_of_a_ring_without_memory_to_note_them) {
+    zk_test_run(unnoted_asks_root, NULL);
+}
+
 ZK_IO_TEST(net, udp) {
     zk_test_run(udp_root, NULL);
 }

@@ -284,13 +284,21 @@ static void zk__uring_submit_locked(zk__uring *u) {
     u->submitted = u->prepared;
 }
 
+static _Atomic bool zk__uring_asks_fail = false;
+
+void zk__uring_fail_asks(bool on) {
+    atomic_store(&zk__uring_asks_fail, on);
+}
+
 /* Split: asks the owner to cancel (zk__uring_ask); any thread, the owner
  * included. Made at the owner's next flush. */
 static void zk__uring_ask_cancel(zk__uring *u, uint64_t ud, zk__io_handle *h) {
     if (h)
         zk__handle_ref(h);
     pthread_mutex_lock(&u->lock);
-    if (u->ncancels == u->cancels_cap) {
+    bool fail =
+        atomic_load_explicit(&zk__uring_asks_fail, memory_order_relaxed);
+    if (u->ncancels == u->cancels_cap && !fail) {
         size_t cap = u->cancels_cap ? 2 * u->cancels_cap : 64;
         zk__uring_ask *a = realloc(u->cancels, cap * sizeof *a);
         if (a) {
@@ -298,7 +306,7 @@ static void zk__uring_ask_cancel(zk__uring *u, uint64_t ud, zk__io_handle *h) {
             u->cancels_cap = cap;
         }
     }
-    if (u->ncancels < u->cancels_cap) {
+    if (u->ncancels < u->cancels_cap && !fail) {
         u->cancels[u->ncancels++] = (zk__uring_ask){.ud = ud, .h = h};
         h = NULL;
     } else {

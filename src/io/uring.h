@@ -177,6 +177,10 @@ bool zk__rx_answer_asks(zk__uring *u, bool arm);
 /* Frees the ring's provided buffers (after the ring is gone). */
 void zk__pbufs_free(zk__uring *u);
 
+/* For tests: while `on`, cancellations asked of a split socket ring's
+ * owner cannot be noted, as when out of memory (it sweeps instead). */
+void zk__uring_fail_asks(bool on);
+
 /* For tests: the provided buffers of `rt`'s rings that no stream holds
  * (the kernel's and the spare ones), and how many the rings made (0 and 0
  * on epoll). */
