@@ -516,6 +516,7 @@ static bool zk__rx_arm(zk__uring_rx *rx, zk__io_handle *h) {
     s->seq = ++u->prepared;
     s->forced = 0;
     s->makes_fd = false;
+    s->files = false;
     io_uring_prep_recv_multishot(sqe, h->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = ZK__PBUF_GROUP;
