@@ -345,9 +345,8 @@ static void zk__uring_sweep_locked(zk__uring *u) {
         if (s->seq == 0 || s->seq > u->submitted || s->files)
             continue; /* free, not submitted (scrubbed instead) or a file's */
         zk__io_handle *h = s->op ? s->op->h : s->h;
-        if (s->op == NULL && s->rx == NULL)
-            zk__uring_prep_cancel_locked(u, &u->ring, zk__slot_ud(u, i), -1);
-        else if (h && atomic_load(&h->closed))
+        bool dropped = s->op == NULL && s->rx == NULL;
+        if (dropped || (h && atomic_load(&h->closed)))
             zk__uring_prep_cancel_locked(u, &u->ring, zk__slot_ud(u, i), -1);
     }
 }
