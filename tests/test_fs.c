@@ -267,6 +267,84 @@ ZK_IO_TEST(fs, bad_arguments_and_missing_files) {
     zk_test_run(bad_root, NULL);
 }
 
+/*
+ * A write queued while the file is closed: on epoll it waits on the
+ * blocking pool (its one thread kept busy), and the close comes first, so
+ * the write must not start: -EBADF, the file unchanged. On io_uring the
+ * kernel has likely done the write by the close, which then stands (fs.h:
+ * a call already started returns its own result).
+ */
+typedef struct queued_write {
+    zk_file *f;
+    int pipefd[2];
+    atomic_int blocker_started;
+    atomic_int submitted;
+} queued_write;
+
+/* Keeps the pool's only thread busy until the root writes to the pipe. */
+static int64_t pool_blocker(void *arg) {
+    queued_write *q = arg;
+    atomic_store(&q->blocker_started, 1);
+    char c;
+    return read(q->pipefd[0], &c, 1);
+}
+
+static int64_t queued_writer(void *arg) {
+    queued_write *q = arg;
+    zk_io_future fut;
+    zk_file_write_at_future_init(&fut, q->f, "NEW", 3, 0);
+    return zk_test_await_after_flag(&fut.base, &q->submitted);
+}
+
+static int64_t close_queued_write_root(void *arg) {
+    fsdir *d = arg;
+    queued_write q;
+    memset(&q, 0, sizeof q);
+    char path[128];
+    join_path(path, sizeof path, d, "queued");
+    cr_assert_eq(zk_fs_write_file(path, "OLD", 3), 0);
+    cr_assert_eq(zk_file_open(path, O_RDWR, 0, &q.f), 0);
+    cr_assert_eq(pipe(q.pipefd), 0);
+    zk_task *b, *w;
+    cr_assert_eq(zk_spawn_blocking(NULL, pool_blocker, &q, &b), 0);
+    zk_test_wait_flag(&q.blocker_started);
+    cr_assert_eq(zk_spawn(queued_writer, &q, &w), 0);
+    zk_test_wait_flag(&q.submitted); /* the write is in flight */
+    cr_assert_eq(zk_file_close(q.f), 0);
+    cr_assert_eq(write(q.pipefd[1], "x", 1), 1); /* frees the pool thread */
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&w, &r), 0);
+    cr_assert_eq(zk_task_join(&b, NULL), 0);
+    close(q.pipefd[0]);
+    close(q.pipefd[1]);
+    void *data;
+    size_t len;
+    cr_assert_eq(zk_fs_read_file(path, &data, &len), 0);
+    cr_assert_eq(len, 3);
+    if (zk_test_backend() == ZK_IO_EPOLL || r == -EBADF) {
+        cr_assert_eq(r, -EBADF);
+        cr_assert_eq(memcmp(data, "OLD", 3), 0);
+    } else {
+        cr_assert_eq(r, 3);
+        cr_assert_eq(memcmp(data, "NEW", 3), 0);
+    }
+    free(data);
+    cr_assert_eq(zk_fs_remove_file(path), 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, a_call_queued_when_its_file_closes_never_starts) {
+    fsdir d;
+    fsdir_make(&d);
+    zk_builder *bld = zk_test_builder();
+    zk_builder_set_blocking_threads(bld, 1);
+    zk_runtime *rt = NULL;
+    cr_assert_eq(zk_builder_build(bld, &rt), 0);
+    zk_builder_free(bld);
+    zk_test_run_on(rt, close_queued_write_root, &d);
+    rmdir(d.path);
+}
+
 ZK_IO_TEST(fs, outside_a_task) {
     zk_file *f;
     cr_assert_eq(zk_file_open("/etc/hostname", O_RDONLY, 0, &f), -EPERM);

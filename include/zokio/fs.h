@@ -19,9 +19,11 @@
  * Errors common to every call (besides those listed with it): -EINVAL for
  * a NULL argument; -EPERM outside a coroutine task of a runtime (outside a
  * worker thread, for futures); -EBADF for a call in flight when another
- * task closed the file (zk_file_close()); -ECANCELED when the calling task
- * was aborted while it waited; -ENOMEM; and the error of the underlying
- * system call, negated (-ENOENT, -EACCES, -EISDIR, -ENOSPC...).
+ * task closed the file (zk_file_close(); one whose system call had
+ * already started, on a pool thread or in the kernel, finishes and
+ * returns its own result); -ECANCELED when the calling task was aborted
+ * while it waited; -ENOMEM; and the error of the underlying system call,
+ * negated (-ENOENT, -EACCES, -EISDIR, -ENOSPC...).
  */
 #ifndef ZOKIO_FS_H
 #define ZOKIO_FS_H
@@ -87,11 +89,12 @@ typedef struct zk_metadata {
 /* The metadata of an open file. Returns 0 or an error. */
 ZK_EXTERN int zk_file_metadata(zk_file *f, zk_metadata *out);
 
-/* Closes the file: other tasks' calls in flight end with -EBADF (on the
- * blocking pool, once their system call returned); the descriptor is
- * closed when the last one is done. The handle's memory goes with the
- * close: once it returned, no task may start a new call on `f` (or close
- * it again). Returns 0, or -EINVAL for NULL. */
+/* Closes the file: other tasks' calls in flight end with -EBADF (one
+ * whose system call had already started finishes it and returns its
+ * result; a call still queued on the blocking pool never starts); the
+ * descriptor is closed when the last one is done. The handle's memory
+ * goes with the close: once it returned, no task may start a new call on
+ * `f` (or close it again). Returns 0, or -EINVAL for NULL. */
 ZK_EXTERN int zk_file_close(zk_file *f);
 
 /* Future forms of read_at / write_at (the same outputs). */

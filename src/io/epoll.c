@@ -242,10 +242,14 @@ static void zk__waiters_wake_locked(zk__epoll_reg *r, int d) {
 /* On a pool thread. The result is kept in the operation, and `done` says
  * the call ran: an abort that came after it started cannot stop it, and
  * the join then reports the task cancelled, but what the call made (an
- * opened descriptor) must still reach the caller, or be closed. */
+ * opened descriptor) must still reach the caller, or be closed. A call
+ * on a file closed while it was queued does not start (fs.h): -EBADF, as
+ * a request the close cancelled gets on io_uring. */
 static int64_t zk__epoll_pool_run(void *arg) {
     zk__io_op *op = arg;
-    int64_t res = zk__op_syscall(op);
+    bool closed = op->h != NULL &&
+                  atomic_load_explicit(&op->h->closed, memory_order_acquire);
+    int64_t res = closed ? -EBADF : zk__op_syscall(op);
     op->res = (int32_t)res;
     atomic_store_explicit(&op->done, 1, memory_order_release);
     return res;
