@@ -64,6 +64,34 @@ ZK_TEST(time, bad_input) {
     cr_assert_eq(zk_runtime_free(rt), 0);
 }
 
+#if !ZK_TEST_MT
+/* A paused clock moved as far as it goes stops short of ZK_INSTANT_MAX,
+ * which still never passes; resumed, the clock stays there. */
+static int64_t clock_at_the_end_root(void *arg) {
+    (void)arg;
+    zk_runtime *rt = zk_runtime_current();
+    cr_assert_eq(zk_time_advance(rt, INT64_MAX), 0);
+    cr_assert_eq(zk_now(), ZK_INSTANT_MAX - 1);
+    zk_sleep_future s;
+    zk_sleep_future_init_until(&s, ZK_INSTANT_MAX);
+    cr_assert_eq(zk_test_poll_once_and_drop(&s.base), 1, "never passes");
+    zk_sleep_future_init(&s, INT64_MAX);
+    cr_assert_eq(zk_test_poll_once_and_drop(&s.base), 1, "never passes");
+    cr_assert_eq(zk_time_advance(rt, 1), 0);
+    cr_assert_eq(zk_now(), ZK_INSTANT_MAX - 1);
+    cr_assert_eq(zk_time_resume(rt), 0);
+    cr_assert_eq(zk_now(), ZK_INSTANT_MAX - 1, "no wrap once resumed");
+    zk_sleep_future_init_until(&s, ZK_INSTANT_MAX);
+    cr_assert_eq(zk_test_poll_once_and_drop(&s.base), 1, "never passes");
+    cr_assert_eq(zk_sleep(0), 0, "a sleep that is due still ends");
+    return 0;
+}
+
+ZK_TEST(time, a_clock_moved_to_the_end_never_reaches_instant_max) {
+    zk_test_run_paused(clock_at_the_end_root, NULL);
+}
+#endif
+
 /* A future task that sleeps, to check the stackless path. */
 static int64_t sleeper_future_root(void *arg) {
     (void)arg;

@@ -146,6 +146,8 @@ ZK_EXTERN int zk_interval_tick(zk_interval *iv);
 ZK_EXTERN int zk_time_pause(zk_runtime *rt);
 
 /* Moves a paused clock forward by `d` (>= 0); timers due by then fire.
+ * The clock stops one nanosecond short of ZK_INSTANT_MAX, however far it
+ * is moved, so that a deadline of ZK_INSTANT_MAX still never passes.
  * Returns 0, or -EINVAL (NULL, negative d, clock not paused). */
 ZK_EXTERN int zk_time_advance(zk_runtime *rt, zk_duration d);
 

@@ -45,8 +45,12 @@ void zk__time_destroy(zk__time *t) {
 int64_t zk__time_now(zk__time *t) {
     if (atomic_load_explicit(&t->paused, memory_order_acquire))
         return atomic_load(&t->paused_now);
-    return zk__mono_ns() +
-           atomic_load_explicit(&t->offset, memory_order_relaxed);
+    int64_t now;
+    if (__builtin_add_overflow(
+            zk__mono_ns(),
+            atomic_load_explicit(&t->offset, memory_order_relaxed), &now))
+        return INT64_MAX - 1; /* resumed after an advance to the end */
+    return zk__clock_clamp(now);
 }
 
 /* Ticks: `now` rounds down, a deadline rounds up, so a timer never fires
@@ -260,8 +264,8 @@ int zk_time_advance(zk_runtime *rt, zk_duration d) {
     zk__lock_acquire(&t->lock);
     int rc = -EINVAL;
     if (atomic_load(&t->paused)) {
-        atomic_store(&t->paused_now,
-                     zk__instant_after(atomic_load(&t->paused_now), d));
+        atomic_store(&t->paused_now, zk__clock_clamp(zk__instant_after(
+                                         atomic_load(&t->paused_now), d)));
         zk__time_fire_locked(t, atomic_load(&t->paused_now));
         rc = 0;
     }

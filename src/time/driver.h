@@ -16,7 +16,9 @@
  *
  * Deadlines are instants up to ZK_INSTANT_MAX, which means never: sums
  * saturate there (zk__instant_after), and a deadline whose tick lies
- * beyond it is a timer that never fires.
+ * beyond it is a timer that never fires. The clock itself stops one
+ * nanosecond short of it (zk__clock_clamp), however far a paused clock is
+ * advanced, so that ZK_INSTANT_MAX never passes.
  */
 #ifndef ZK__TIME_DRIVER_H
 #define ZK__TIME_DRIVER_H
@@ -38,6 +40,11 @@ static inline int64_t zk__instant_after(int64_t now, int64_t d) {
     if (d <= 0)
         return now;
     return __builtin_add_overflow(now, d, &at) ? INT64_MAX : at;
+}
+
+/* An instant the clock may show: at most ZK_INSTANT_MAX - 1. */
+static inline int64_t zk__clock_clamp(int64_t at) {
+    return at < INT64_MAX ? at : INT64_MAX - 1;
 }
 
 typedef struct zk__time {
