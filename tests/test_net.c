@@ -3,6 +3,7 @@
  * resolution, with their failure paths. Built for both runtime kinds and
  * run on both I/O backends (ctest sets ZOKIO_IO_BACKEND).
  */
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -122,6 +123,16 @@ static int64_t tcp_basics_root(void *arg) {
     cr_assert_eq(zk_tcp_set_nodelay(c, true), 0);
     cr_assert_eq(zk_tcp_set_keepalive(c, true, ZK_SEC(30)), 0);
     cr_assert_eq(zk_tcp_set_keepalive(c, true, -1), -EINVAL);
+    /* Too long for the kernel (32,767 s), or for an int of seconds (it
+     * used to wrap to 10 s): refused, the idle time left as it was. */
+    cr_assert_eq(zk_tcp_set_keepalive(c, true, ZK_SEC(40000)), -EINVAL);
+    cr_assert_eq(zk_tcp_set_keepalive(c, true, ZK_SEC(4294967306LL)), -EINVAL);
+    int idle = 0;
+    socklen_t idle_len = sizeof idle;
+    cr_assert_eq(getsockopt(zk_stream_fd(c), IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+                            &idle_len),
+                 0);
+    cr_assert_eq(idle, 30);
     cr_assert_geq(zk_stream_fd(c), 0);
 
     zk_task *echo;

@@ -181,7 +181,9 @@ ZK_EXTERN int zk_tcp_set_nodelay(zk_stream *s, bool on);
 
 /* SO_KEEPALIVE on or off; with `idle` > 0 also the idle time before the
  * first probe (TCP_KEEPIDLE, whole seconds, at least 1). Returns 0,
- * -EINVAL, or the setsockopt error. */
+ * -EINVAL (NULL, a negative `idle`, or one longer than the kernel takes:
+ * 32,767 s on Linux; the socket is then left as it was), or the
+ * setsockopt error. */
 ZK_EXTERN int zk_tcp_set_keepalive(zk_stream *s, bool on, zk_duration idle);
 
 /* Future forms: output as the blocking-style call's return value. */

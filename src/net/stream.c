@@ -318,11 +318,11 @@ int zk_tcp_set_keepalive(zk_stream *s, bool on, zk_duration idle) {
     int rc = zk__usable(s);
     if (rc != 0)
         return rc;
-    if (idle < 0)
+    if (idle < 0 || idle / ZK_SEC(1) > INT_MAX)
         return -EINVAL;
     int fd = zk__h(s)->fd, v = on;
-    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) != 0)
-        return -errno;
+    /* The idle time first: one the kernel refuses leaves the socket as it
+     * was. */
     if (on && idle > 0) {
         int secs = (int)(idle / ZK_SEC(1));
         if (secs < 1)
@@ -330,5 +330,7 @@ int zk_tcp_set_keepalive(zk_stream *s, bool on, zk_duration idle) {
         if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs) != 0)
             return -errno;
     }
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v) != 0)
+        return -errno;
     return 0;
 }
