@@ -153,6 +153,62 @@ ZK_TEST(channel, oneshot_send_recv_close_and_deadline) {
 /* mpsc                                                                   */
 /* ---------------------------------------------------------------------- */
 
+/* The blocking forms called from a future task's poll: refused with
+ * -EPERM, as the header says, even when they would not have to wait (a
+ * message is there, or room), and nothing is taken or sent. */
+typedef struct blocking_in_poll {
+    zk_future base;
+    zk_mpsc_tx *tx;
+    zk_mpsc_rx *rx;
+    int recv_rc, send_rc, recv_until_rc, send_until_rc;
+} blocking_in_poll;
+
+static zk_poll blocking_in_poll_poll(zk_future *f, zk_context *cx,
+                                     int64_t *out) {
+    (void)cx;
+    blocking_in_poll *p = (blocking_in_poll *)f;
+    int v = 2;
+    p->recv_rc = zk_mpsc_recv(p->rx, &v);
+    p->send_rc = zk_mpsc_send(p->tx, &v);
+    p->recv_until_rc = zk_mpsc_recv_until(p->rx, &v, ZK_INSTANT_MAX);
+    p->send_until_rc = zk_mpsc_send_until(p->tx, &v, ZK_INSTANT_MAX);
+    *out = (int64_t)p->recv_rc << 48 | (int64_t)(p->send_rc & 0xffff) << 32 |
+           (int64_t)(p->recv_until_rc & 0xffff) << 16 |
+           (p->send_until_rc & 0xffff);
+    return ZK_READY;
+}
+
+static const zk_future_ops blocking_in_poll_ops = {blocking_in_poll_poll, NULL};
+
+static int64_t mpsc_blocking_in_poll_root(void *arg) {
+    (void)arg;
+    zk_mpsc_tx *tx;
+    zk_mpsc_rx *rx;
+    cr_assert_eq(zk_mpsc_new(sizeof(int), 4, &tx, &rx), 0);
+    int one = 1;
+    cr_assert_eq(zk_mpsc_send(tx, &one), 0);
+    blocking_in_poll p = {{&blocking_in_poll_ops}, tx, rx, 0, 0, 0, 0};
+    zk_task *t;
+    cr_assert_eq(zk_spawn_future(NULL, &p.base, sizeof p, &t), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&t, &r), 0);
+    int16_t codes[4] = {(int16_t)(r >> 48), (int16_t)(r >> 32),
+                        (int16_t)(r >> 16), (int16_t)r};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(codes[i], -EPERM, "call %d gave %d", i, codes[i]);
+    int v = 0;
+    cr_assert_eq(zk_mpsc_try_recv(rx, &v), 0, "the message is still there");
+    cr_assert_eq(v, 1);
+    cr_assert_eq(zk_mpsc_try_recv(rx, &v), -EAGAIN, "and nothing was sent");
+    zk_mpsc_tx_close(&tx);
+    zk_mpsc_rx_close(&rx);
+    return 0;
+}
+
+ZK_TEST(channel, mpsc_blocking_forms_refused_in_a_future_tasks_poll) {
+    zk_test_run(mpsc_blocking_in_poll_root, NULL);
+}
+
 ZK_TEST(channel, mpsc_bounded_backpressure_fifo_and_dropped_senders) {
     zk_mpsc_tx *tx;
     zk_mpsc_rx *rx;

@@ -435,13 +435,17 @@ static int zk__mpsc_send_wait(zk_mpsc_tx *tx, const void *msg,
                               bool has_deadline, zk_instant deadline) {
     if (tx == NULL || msg == NULL)
         return -EINVAL;
+    /* Refused in a future task's poll even when it would not wait. */
+    int rc = zk__wait_allowed();
+    if (rc != 0)
+        return rc;
     /* An aborted task's calls fail, as its awaits do (and so do those of
      * a task whose cancel scope was cancelled or expired). */
     int cancel = zk__cancel_status();
     if (cancel != 0)
         return cancel;
     /* The common case builds no future. */
-    int rc = zk__mpsc_send_now((zk__mpsc *)tx, msg);
+    rc = zk__mpsc_send_now((zk__mpsc *)tx, msg);
     if (rc != -EAGAIN)
         return rc;
     zk_mpsc_send_future f;
@@ -581,6 +585,9 @@ static int zk__mpsc_recv_wait(zk_mpsc_rx *rx, void *buf, bool has_deadline,
                               zk_instant deadline) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
+    int rc = zk__wait_allowed();
+    if (rc != 0)
+        return rc;
     int cancel = zk__cancel_status();
     if (cancel != 0)
         return cancel;

@@ -53,6 +53,10 @@ int64_t zk__wait(zk_future *f, bool has_deadline, zk_instant deadline) {
     return zk__wait_plain(f, has_deadline, deadline, true);
 }
 
+int zk__wait_allowed(void) {
+    return zk_in_task() && !zk_in_coroutine() ? -EPERM : 0;
+}
+
 int64_t zk__wait_wake_at(zk_future *f, zk_instant deadline) {
     if (zk_in_coroutine())
         return zk_await(f);
