@@ -1285,6 +1285,132 @@ static int64_t stress_root(void *arg) {
     return 0;
 }
 
+#if !ZK_TEST_MT
+/*
+ * A task left waiting on a pipe read when the first driving thread's
+ * zk_block_on() returned runs on at the next zk_block_on(), made by
+ * another thread after the first one exited (runtime.h). On io_uring the
+ * kernel ends the exited thread's polls with -ECANCELED, which the read
+ * must not report: it waits again and gets the bytes written later.
+ */
+typedef struct handover {
+    zk_runtime *rt;
+    zk_stream *r, *w; /* the pipe's ends */
+    atomic_int reading;
+    zk_task *reader;
+    int64_t read_res;
+    char buf[16];
+} handover;
+
+static int64_t handover_reader(void *arg) {
+    handover *h = arg;
+    atomic_store(&h->reading, 1);
+    zk_io_future f;
+    zk_stream_read_future_init(&f, h->r, h->buf, sizeof h->buf);
+    h->read_res = zk_await(&f.base);
+    return 0;
+}
+
+static int64_t handover_root1(void *arg) {
+    handover *h = arg;
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[0], &h->r), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[1], &h->w), 0);
+    cr_assert_eq(zk_spawn(handover_reader, h, &h->reader), 0);
+    while (!atomic_load(&h->reading))
+        zk_yield();
+    /* The root sleeps, so the worker parks, and parking submits the
+     * reader's wait from this thread (not a wait for timing: any length
+     * makes the park). */
+    zk_sleep(ZK_MS(1));
+    return 0;
+}
+
+static void *handover_first_driver(void *arg) {
+    handover *h = arg;
+    cr_assert_eq(zk_block_on(h->rt, handover_root1, h, NULL), 0);
+    return NULL; /* and the thread exits */
+}
+
+static int64_t handover_root2(void *arg) {
+    handover *h = arg;
+    cr_assert_eq(zk_stream_write_all(h->w, "hello", 5), 0);
+    cr_assert_eq(zk_task_join(&h->reader, NULL), 0);
+    cr_assert_eq(zk_stream_close(h->r), 0);
+    cr_assert_eq(zk_stream_close(h->w), 0);
+    return 0;
+}
+
+ZK_IO_TEST(net, a_wait_outlives_the_thread_that_submitted_it) {
+    handover h;
+    memset(&h, 0, sizeof h);
+    h.rt = zk_test_runtime();
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, handover_first_driver, &h), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(zk_block_on(h.rt, handover_root2, &h, NULL), 0);
+    cr_assert_eq(zk_runtime_free(h.rt), 0);
+    cr_assert_eq(h.read_res, 5, "the read gave %lld (%s)",
+                 (long long)h.read_res, zk_strerror((int)h.read_res));
+    cr_assert_eq(memcmp(h.buf, "hello", 5), 0);
+}
+#endif
+
+/*
+ * Two streams on one pipe's reading end (a descriptor and its dup):
+ * closing one must not end the other's read, which gets the bytes written
+ * next, as a read(2) on the dup would after a close(2) of the first. (On
+ * io_uring the close cancels requests by open file, so the other stream's
+ * wait is cancelled too, and must wait again.)
+ */
+typedef struct dup_pair {
+    zk_stream *r1, *r2, *w;
+    atomic_int reading;
+    char buf[16];
+} dup_pair;
+
+static int64_t dup_reader(void *arg) {
+    dup_pair *d = arg;
+    zk_io_future f;
+    /* Once on the first stream, on this worker (io_uring: its ring then
+     * may hold requests on that stream, so the close cancels there). */
+    zk_stream_read_future_init(&f, d->r1, d->buf, sizeof d->buf);
+    cr_assert_eq(zk_test_poll_once_and_drop(&f.base), 1);
+    zk_stream_read_future_init(&f, d->r2, d->buf, sizeof d->buf);
+    return zk_test_await_after_flag(&f.base, &d->reading);
+}
+
+static int64_t dup_close_root(void *arg) {
+    (void)arg;
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    int second = dup(pfd[0]);
+    cr_assert_geq(second, 0);
+    dup_pair d;
+    memset(&d, 0, sizeof d);
+    cr_assert_eq(zk_stream_from_fd(pfd[0], &d.r1), 0);
+    cr_assert_eq(zk_stream_from_fd(second, &d.r2), 0);
+    cr_assert_eq(zk_stream_from_fd(pfd[1], &d.w), 0);
+    zk_task *t;
+    cr_assert_eq(zk_spawn(dup_reader, &d, &t), 0);
+    zk_test_wait_flag(&d.reading); /* the reader's read waits */
+    cr_assert_eq(zk_stream_close(d.r1), 0);
+    cr_assert_eq(zk_stream_write_all(d.w, "hello", 5), 0);
+    int64_t r = 0;
+    cr_assert_eq(zk_task_join(&t, &r), 0);
+    cr_assert_eq(r, 5, "the read on the other stream gave %lld (%s)",
+                 (long long)r, zk_strerror((int)r));
+    cr_assert_eq(memcmp(d.buf, "hello", 5), 0);
+    cr_assert_eq(zk_stream_close(d.r2), 0);
+    cr_assert_eq(zk_stream_close(d.w), 0);
+    return 0;
+}
+
+ZK_IO_TEST(net, closing_a_dup_leaves_the_other_streams_read_waiting) {
+    zk_test_run(dup_close_root, NULL);
+}
+
 /* Its own suite: a longer timeout than the others. */
 TestSuite(net_stress, .timeout = 4 * ZK_TEST_TIMEOUT);
 

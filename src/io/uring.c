@@ -562,13 +562,32 @@ static zk_poll zk__uring_complete_now(zk__io_op *op, int64_t res) {
     return ZK_READY;
 }
 
+/*
+ * A request on an open handle that the kernel cancelled though nothing
+ * here asked it to: its submitting thread exited (a current-thread
+ * runtime's earlier driving thread: the kernel ends its polls and queued
+ * file work), or a handle on a dup of the same file was closed (the
+ * kernel cancels by open file, not by descriptor). Made again, it loses
+ * nothing: a readiness poll took nothing, and a file request cancelled
+ * before it ran did nothing. A connect is not made again (a second one
+ * on the same socket is refused); it reports the cancellation.
+ */
+static bool zk__uring_cancelled_for_another(const zk__io_op *op) {
+    return op->res == -ECANCELED && op->h != NULL &&
+           op->code != ZK__OP_CONNECT &&
+           !atomic_load_explicit(&op->h->closed, memory_order_acquire);
+}
+
 /* Hands the recorded result to the awaiting code or, when it was the
- * readiness an operation waited for, makes the call again. */
+ * readiness an operation waited for (or a cancellation not meant for it),
+ * makes the call again. */
 static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
-    if (op->awaits_ready) {
+    bool again = zk__uring_cancelled_for_another(op);
+    if (op->awaits_ready || again) {
         op->awaits_ready = false;
-        if (op->res >= 0) { /* revents, an error or hang-up among them */
+        /* revents (an error or hang-up among them), or a retry */
+        if (op->res >= 0 || again) {
             op->state = ZK__OPS_INIT;
             /* As a first poll would: not on a handle closed since, and on
              * the ring of the worker the task runs on now (`w` is the one
