@@ -41,7 +41,6 @@
 
 #include "channel/chan.h"
 #include "channel/ring.h"
-#include "runtime/scope.h"
 
 /* Flag of a sender woken because the receiver is gone. */
 #define ZK__MPSC_CLOSED 1u
@@ -435,15 +434,12 @@ static int zk__mpsc_send_wait(zk_mpsc_tx *tx, const void *msg,
                               bool has_deadline, zk_instant deadline) {
     if (tx == NULL || msg == NULL)
         return -EINVAL;
-    /* Refused in a future task's poll even when it would not wait. */
-    int rc = zk__wait_allowed();
+    /* Refused in a future task's poll; an aborted task's calls fail, as
+     * its awaits do (and so do those of a task whose cancel scope was
+     * cancelled or expired). */
+    int rc = zk__blocking_call_status();
     if (rc != 0)
         return rc;
-    /* An aborted task's calls fail, as its awaits do (and so do those of
-     * a task whose cancel scope was cancelled or expired). */
-    int cancel = zk__cancel_status();
-    if (cancel != 0)
-        return cancel;
     /* The common case builds no future. */
     rc = zk__mpsc_send_now((zk__mpsc *)tx, msg);
     if (rc != -EAGAIN)
@@ -585,12 +581,9 @@ static int zk__mpsc_recv_wait(zk_mpsc_rx *rx, void *buf, bool has_deadline,
                               zk_instant deadline) {
     if (rx == NULL || buf == NULL)
         return -EINVAL;
-    int rc = zk__wait_allowed();
+    int rc = zk__blocking_call_status();
     if (rc != 0)
         return rc;
-    int cancel = zk__cancel_status();
-    if (cancel != 0)
-        return cancel;
     zk__mpsc *c = (zk__mpsc *)rx;
     if (zk__mpsc_take(c, buf)) {
         zk__mpsc_notify_tx(c);

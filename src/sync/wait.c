@@ -3,7 +3,9 @@
 
 #include "common/util.h"
 #include "runtime/coro.h"
+#include "runtime/scope.h"
 #include "runtime/waiter.h"
+#include "runtime/worker.h"
 #include "sync/waitq.h"
 
 /* The plain-thread loop. At the deadline, `expire` gives up (-ETIMEDOUT);
@@ -53,8 +55,12 @@ int64_t zk__wait(zk_future *f, bool has_deadline, zk_instant deadline) {
     return zk__wait_plain(f, has_deadline, deadline, true);
 }
 
-int zk__wait_allowed(void) {
-    return zk_in_task() && !zk_in_coroutine() ? -EPERM : 0;
+int zk__blocking_call_status(void) {
+    zk__worker *w = zk__worker_current();
+    zk__task *t = w ? w->current : NULL;
+    if (t != NULL && !t->vtable->coroutine)
+        return -EPERM;
+    return zk__cancel_status();
 }
 
 int64_t zk__wait_wake_at(zk_future *f, zk_instant deadline) {

@@ -170,10 +170,12 @@ static inline void zk__waitq_release_all(zk__waitq *q, uint32_t flags,
  */
 int64_t zk__wait(zk_future *f, bool has_deadline, zk_instant deadline);
 
-/* -EPERM in a future task's poll, else 0: for blocking-style calls whose
- * fast path completes without zk__wait(), so that they refuse there as
- * the calls that wait do, whether or not they would have had to wait. */
-int zk__wait_allowed(void);
+/* For a blocking-style call whose fast path completes without zk__wait():
+ * -EPERM in a future task's poll (refused there as the calls that wait
+ * are, whether or not it would have had to wait), else the calling task's
+ * cancellation (zk__cancel_status: an aborted task's calls fail), else
+ * 0. */
+int zk__blocking_call_status(void);
 
 /* Like zk__wait() for a future that handles its own deadline (it keeps a
  * timer in a runtime and compares zk_now() with it otherwise): a plain
