@@ -904,6 +904,38 @@ static void assert_buffers_given_back(void) {
     cr_assert_eq(made > 0, reads_ahead(), "buffers made: %zu", made);
 }
 
+bool zk__rx_armed(const void *h) __attribute__((weak));
+
+/* A stream's first read arms the receive that reads ahead, also when it
+ * is the first request its ring makes (streams made from a socket pair,
+ * whose write needs no wait): the arming finds a slot for it, though it
+ * cannot make one with the stream's queue locked. */
+static int64_t first_read_arms_root(void *arg) {
+    (void)arg;
+    for (int round = 0; round < 2; round++) {
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        zk_stream *a, *b;
+        cr_assert_eq(zk_stream_from_fd(sv[0], &a), 0);
+        cr_assert_eq(zk_stream_from_fd(sv[1], &b), 0);
+        char c;
+        cr_assert_eq(zk_stream_write_all(b, "y", 1), 0);
+        cr_assert_eq(zk_stream_read(a, &c, 1), 1);
+        cr_assert_eq(c, 'y');
+        if (reads_ahead() && zk__rx_armed != NULL)
+            cr_assert(zk__rx_armed(a), "round %d: the first read fell back",
+                      round);
+        zk_stream_close(a);
+        zk_stream_close(b);
+    }
+    assert_buffers_given_back();
+    return 0;
+}
+
+ZK_IO_TEST(net, a_streams_first_read_reads_ahead) {
+    zk_test_run(first_read_arms_root, NULL);
+}
+
 /* Data arrives while nobody reads, and the stream is closed with it
  * unread, many times over: every received buffer goes back to its ring
  * (on io_uring with read-ahead; elsewhere the streams just work). */

@@ -195,4 +195,8 @@ bool zk__rx_incremental(struct zk_runtime *rt);
  * are lost); a negative `n` turns that off. */
 void zk__rx_fail_pieces_after(long n);
 
+/* For tests: whether the stream whose handle is `h` has a multishot
+ * receive armed (reads ahead) now. */
+bool zk__rx_armed(const void *h);
+
 #endif

@@ -607,12 +607,20 @@ static zk__uring_rx *zk__rx_of(zk__io_handle *h) {
      * loop); the completions then wake the task on its home's worker,
      * where it stays. */
     rx->u = (zk__uring *)h->rt->io.workers[h->home];
+    /* Sequentially consistent, as zk__rx_close()'s load and the close's
+     * exchange of `closed`: either the close finds this queue and closes
+     * it, or the arming finds the handle closed (zk__rx_arm). */
     zk__uring_rx *none = NULL;
     if (!__atomic_compare_exchange_n((zk__uring_rx **)&h->reg, &none, rx, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                                     __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE)) {
         free(rx); /* another read made it first */
         return none;
     }
+    /* The read arms with the queue's lock held, where no chunk of slots
+     * can be made: on the home ring, one is made now if none is free, so
+     * that the first read reads ahead rather than falling back once. */
+    if (zk__uring_current(h) == rx->u)
+        zk__slot_reserve(rx->u);
     return rx;
 }
 
@@ -747,8 +755,9 @@ bool zk__rx_reaped(zk__uring *u, zk__uring_slot *s,
 }
 
 void zk__rx_close(zk__io_handle *h) {
+    /* Sequentially consistent: see zk__rx_of(). */
     zk__uring_rx *rx =
-        __atomic_load_n((zk__uring_rx **)&h->reg, __ATOMIC_ACQUIRE);
+        __atomic_load_n((zk__uring_rx **)&h->reg, __ATOMIC_SEQ_CST);
     if (rx == NULL)
         return;
     zk__lock_acquire(&rx->lock);
@@ -756,6 +765,18 @@ void zk__rx_close(zk__io_handle *h) {
     zk__rx_discard(rx);
     zk__rx_wake_all(rx);
     zk__lock_release(&rx->lock);
+}
+
+bool zk__rx_armed(const void *handle) {
+    const zk__io_handle *h = handle;
+    zk__uring_rx *rx =
+        __atomic_load_n((zk__uring_rx *const *)&h->reg, __ATOMIC_ACQUIRE);
+    if (rx == NULL)
+        return false;
+    zk__lock_acquire(&rx->lock);
+    bool armed = rx->armed;
+    zk__lock_release(&rx->lock);
+    return armed;
 }
 
 void zk__rx_free(zk__io_handle *h) {
