@@ -105,10 +105,13 @@ ZK_EXTERN void zk_signal_recv_future_init(zk_signal_future *f, zk_signal *s);
 
 /*
  * Stops listening: a recv waiting on the listener returns -EBADF, and the
- * listener's memory goes with the last of them (after this call returned,
- * do not start a new call on it). The last listener of a signal restores
- * its previous disposition (see above). Returns 0, or -EINVAL for NULL,
- * or -EBADF when it was already closed.
+ * listener's memory goes with the last of them. Returns 0, or -EINVAL for
+ * NULL. The last listener of a signal restores its previous disposition
+ * (see above). After this call began, the listener must not be passed to
+ * any call again, a second close included (as with free(): its memory may
+ * be gone); a second close that finds the memory still held by a waiting
+ * recv returns -EBADF, but that is a detection of the mistake, not a
+ * promise.
  */
 ZK_EXTERN int zk_signal_close(zk_signal *s);
 
