@@ -588,6 +588,72 @@ ZK_IO_TEST(fs, a_fifo_opened_for_writing_waits_for_a_reader) {
 ZK_IO_TEST(fs, a_fifo_opened_for_reading_waits_for_a_writer) {
     fifo_pair_run(O_RDONLY, O_WRONLY);
 }
+
+#if !ZK_TEST_MT
+/*
+ * An open waiting for a FIFO's writer, left pending when the first
+ * driving thread's zk_block_on() returned and that thread exited, goes on
+ * at the next zk_block_on() on another thread (runtime.h). On io_uring the
+ * kernel ends the exited thread's requests with -ECANCELED, which the
+ * open must not report: the open was made again and sees the writer that
+ * comes later.
+ */
+typedef struct open_handover {
+    zk_runtime *rt;
+    fifo_pair c;
+    atomic_int opening;
+    zk_task *opener;
+} open_handover;
+
+static int64_t open_handover_root1(void *arg) {
+    open_handover *h = arg;
+    cr_assert_eq(zk_spawn(fifo_pair_opener, &h->c, &h->opener), 0);
+    zk_yield(); /* the opener's open is made */
+    /* The root sleeps, so the worker parks, and parking submits the
+     * open from this thread (not a wait for timing: any length makes
+     * the park). */
+    zk_sleep(ZK_MS(1));
+    return 0;
+}
+
+static void *open_handover_first_driver(void *arg) {
+    open_handover *h = arg;
+    cr_assert_eq(zk_block_on(h->rt, open_handover_root1, h, NULL), 0);
+    return NULL; /* and the thread exits */
+}
+
+static int64_t open_handover_root2(void *arg) {
+    open_handover *h = arg;
+    pthread_t other;
+    cr_assert_eq(pthread_create(&other, NULL, fifo_other_end, &h->c), 0);
+    int64_t rc;
+    cr_assert_eq(zk_task_join(&h->opener, &rc), 0);
+    atomic_store(&h->c.stop, true);
+    cr_assert_eq(pthread_join(other, NULL), 0);
+    cr_assert_eq(rc, 0, "open: %lld (%s)", (long long)rc, zk_strerror((int)rc));
+    cr_assert(!atomic_load(&h->c.gave_up), "the open never waited");
+    return 0;
+}
+
+ZK_IO_TEST(fs, an_open_outlives_the_thread_that_submitted_it) {
+    fsdir d;
+    fsdir_make(&d);
+    open_handover h;
+    memset(&h, 0, sizeof h);
+    h.c.opener_flags = O_RDONLY;
+    h.c.other_flags = O_WRONLY;
+    join_path(h.c.path, sizeof h.c.path, &d, "fifo");
+    cr_assert_eq(mkfifo(h.c.path, 0600), 0);
+    h.rt = zk_test_runtime();
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, open_handover_first_driver, &h), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(zk_block_on(h.rt, open_handover_root2, &h, NULL), 0);
+    cr_assert_eq(zk_runtime_free(h.rt), 0);
+    cr_assert_eq(unlink(h.c.path), 0);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+#endif
 #endif
 
 static int64_t fifo_nonblock_root(void *arg) {

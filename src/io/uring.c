@@ -562,20 +562,33 @@ static zk_poll zk__uring_complete_now(zk__io_op *op, int64_t res) {
     return ZK_READY;
 }
 
+/* The kernel's own "restart the system call" codes (ERESTARTSYS 512 to
+ * ERESTART_RESTARTBLOCK 516), which a system call never returns but a
+ * request interrupted in one of io_uring's workers may complete with:
+ * an open waiting for a FIFO's other end whose submitting thread exited
+ * gets -ERESTARTSYS. */
+static bool zk__uring_restart_code(int64_t res) {
+    return res <= -512 && res >= -516;
+}
+
 /*
- * A request on an open handle that the kernel cancelled though nothing
- * here asked it to: its submitting thread exited (a current-thread
- * runtime's earlier driving thread: the kernel ends its polls and queued
- * file work), or a handle on a dup of the same file was closed (the
- * kernel cancels by open file, not by descriptor). Made again, it loses
- * nothing: a readiness poll took nothing, and a file request cancelled
- * before it ran did nothing. A connect is not made again (a second one
- * on the same socket is refused); it reports the cancellation.
+ * A request that the kernel ended though nothing here asked it to, its
+ * handle (if it has one) still open: its submitting thread exited (a
+ * current-thread runtime's earlier driving thread: the kernel ends its
+ * polls and cancels or interrupts its queued and running file work), or
+ * a handle on a dup of the same file was closed (the kernel cancels by
+ * open file, not by descriptor). Made again, it loses nothing: a
+ * readiness poll took nothing, a file request cancelled before it ran
+ * did nothing, and one interrupted (a restart code) was at a wait, as a
+ * system call interrupted by a signal is restarted. A connect is not made
+ * again (a second one on the same socket is refused); it reports the
+ * cancellation.
  */
-static bool zk__uring_cancelled_for_another(const zk__io_op *op) {
-    return op->res == -ECANCELED && op->h != NULL &&
+static bool zk__uring_ended_unasked(const zk__io_op *op) {
+    return (op->res == -ECANCELED || zk__uring_restart_code(op->res)) &&
            op->code != ZK__OP_CONNECT &&
-           !atomic_load_explicit(&op->h->closed, memory_order_acquire);
+           (op->h == NULL ||
+            !atomic_load_explicit(&op->h->closed, memory_order_acquire));
 }
 
 /* Hands the recorded result to the awaiting code or, when it was the
@@ -583,7 +596,7 @@ static bool zk__uring_cancelled_for_another(const zk__io_op *op) {
  * makes the call again. */
 static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
-    bool again = zk__uring_cancelled_for_another(op);
+    bool again = zk__uring_ended_unasked(op);
     if (op->awaits_ready || again) {
         op->awaits_ready = false;
         /* revents (an error or hang-up among them), or a retry */
@@ -593,7 +606,8 @@ static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
              * the ring of the worker the task runs on now (`w` is the one
              * that waited, which the task may have left: another thread's
              * ring is never prepared on). */
-            if (atomic_load_explicit(&op->h->closed, memory_order_acquire))
+            if (op->h != NULL &&
+                atomic_load_explicit(&op->h->closed, memory_order_acquire))
                 return zk__uring_complete_now(op, -EBADF);
             zk__io_worker *here = zk__io_current(w->rt);
             if (here == NULL) /* polled off the runtime's workers */
@@ -601,7 +615,10 @@ static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
             return zk__uring_op_poll(op, here, cx);
         }
     }
-    return zk__uring_complete_now(op, op->res);
+    /* A restart code is not made again only for a connect: what a
+     * system call interrupted there reports. */
+    return zk__uring_complete_now(
+        op, zk__uring_restart_code(op->res) ? -EINTR : op->res);
 }
 
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
