@@ -56,6 +56,22 @@ typedef struct zk__io_op zk__io_op;
 typedef struct zk__io_handle zk__io_handle;
 typedef struct zk__io_worker zk__io_worker;
 
+/*
+ * With one instance per worker (io_uring), how many workers share one
+ * home, the worker whose ring receives for a handle: 2 workers, or 4,
+ * have one home. Homes spread over every worker made every worker wake
+ * for its own connections' completions, each reaping a few, so on a
+ * machine whose cores the workers share with other work they took turns
+ * on a core and slept and woke one after another; one home reaps them
+ * all, keeps the batches it can run soon and leaves the longer ones to
+ * helpers (multi_thread.c, zk__mt_notify_if_stealable), as a shared
+ * epoll instance lets its workers do (bench/README.md, "One home ring").
+ * Its cost is that one thread runs the kernel's side of every receive
+ * for its handles, about a fifth of an echo's CPU (bench/echo_where.sh):
+ * one home per 4 workers keeps that within its share of the work.
+ */
+#define ZK__IO_WORKERS_PER_HOME 4
+
 typedef struct zk__io_backend_ops {
     zk_io_backend kind;
     /* The workers share one instance (epoll): whichever worker reaps next
@@ -117,8 +133,11 @@ typedef struct zk__io {
     const zk__io_backend_ops *ops;
     size_t n;
     zk__io_worker **workers;
-    /* Handles register with the workers in turn (see zk__handle_new). */
+    /* Handles go in turn to the first `homes` workers (zk__handle_new):
+     * all of them with a shared instance; with one per worker, one
+     * worker in ZK__IO_WORKERS_PER_HOME, rounded up (zk__io_init). */
     _Atomic size_t next;
+    size_t homes;
     /* io_uring: stream sockets read ahead (uring_rx.c). */
     bool read_ahead;
 } zk__io;

@@ -283,11 +283,11 @@ int zk__handle_new(zk_runtime *rt, int fd, zk__handle_kind kind,
     atomic_init(&h->refs, 1);
     atomic_init(&h->closed, false);
     atomic_init(&h->rings, 0);
-    /* Handles go to the workers in turn, wherever they are made: made by
-     * one accept loop, every connection would be received on by its
-     * worker's ring (io_uring), which then woke every task and left the
-     * other workers to steal them, one sleep and wake-up after another. */
-    h->home = atomic_fetch_add(&rt->io.next, 1) % rt->io.n;
+    /* Handles go to the homes in turn, wherever they are made (io.h,
+     * ZK__IO_WORKERS_PER_HOME): not to the worker of the task that makes
+     * them, which a task moving between workers would make a matter of
+     * chance. */
+    h->home = atomic_fetch_add(&rt->io.next, 1) % rt->io.homes;
     zk__io_worker *w = rt->io.workers[h->home];
     int rc = rt->io.ops->handle_open(h, w);
     if (rc != 0) {
@@ -374,6 +374,10 @@ int zk__io_init(zk__io *io, zk_runtime *rt, size_t workers, zk_io_backend want,
     if (!io->workers)
         return -ENOMEM;
     io->n = workers;
+    io->homes =
+        io->ops->shared_instance
+            ? workers
+            : (workers + ZK__IO_WORKERS_PER_HOME - 1) / ZK__IO_WORKERS_PER_HOME;
     for (size_t i = 0; i < workers; i++) {
         int rc = io->ops->create(rt, i, &io->workers[i]);
         if (rc != 0) {

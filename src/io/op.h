@@ -72,7 +72,7 @@ struct zk__io_handle {
      * -ESPIPE before they reach either backend, as pread(2) does: the
      * ring's read would ignore the offset. */
     bool unseekable;
-    /* The worker it belongs to, given in turn (zk__handle_new): on
+    /* The worker it belongs to, homes given in turn (zk__handle_new): on
      * io_uring its multishot receive runs there (epoll's workers share one
      * instance and do not use it). */
     size_t home;

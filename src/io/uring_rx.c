@@ -601,11 +601,10 @@ static zk__uring_rx *zk__rx_of(zk__io_handle *h) {
         (rx = zk__zalloc_line(sizeof *rx)) == NULL)
         return NULL;
     zk__lock_init(&rx->lock);
-    /* The multishot runs on the handle's home ring (workers take handles
-     * in turn). The first read runs wherever the task that made the
+    /* The multishot runs on the handle's home ring (homes take handles in
+     * turn: io.h). The first read runs wherever the task that made the
      * stream does (all on one worker, for the connections of one accept
-     * loop); the completions then wake the task on its home's worker,
-     * where it stays. */
+     * loop); the completions then wake the task on its home's worker. */
     rx->u = (zk__uring *)h->rt->io.workers[h->home];
     /* Sequentially consistent, as zk__rx_close()'s load and the close's
      * exchange of `closed`: either the close finds this queue and closes

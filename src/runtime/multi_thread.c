@@ -92,7 +92,8 @@ struct zk__mt {
     /* The worker that sleeps with the next timer's deadline as its
      * timeout (SIZE_MAX: none); the others sleep without one. */
     _Atomic size_t timer_keeper;
-    /* Whether workers keep batches: with a shared I/O instance only. */
+    /* Whether workers keep batches: when fewer workers reap I/O than run
+     * tasks (a shared epoll instance, or io_uring's homes: io.h). */
     bool keep;
 };
 
@@ -119,18 +120,19 @@ static void zk__mt_share(zk__mt_worker *mw) {
 /*
  * After a batch of wakes from timers or I/O, when this worker holds more
  * tasks than the one it runs next: Tokio's rule wakes a sleeper at once to
- * steal half of them. With a shared I/O instance (epoll), a batch of up to
+ * steal half of them. When the workers do not each reap their own I/O (a
+ * shared epoll instance, or io_uring's rings of fewer homes than workers:
+ * io.h, ZK__IO_WORKERS_PER_HOME), a batch of up to
  * ZK__KEEP_MAX tasks that the worker expects to run within ZK__KEEP_NS
  * (from the mean run of the tasks of its last batches) is kept instead:
  * the worker runs it and reaps the next batch itself, while the other
- * workers, one of them waiting in the shared instance, take the events
- * that come meanwhile. At an echo server's 1,000 connections a reap
- * brings 4-5 events, each run in a few microseconds; waking another
- * worker to steal some cost a futex wake-up and a sleep, and moved those
- * connections' memory to the other core, more than it saved
- * (bench/README.md, "A batch kept by the worker that reaped it"). With one
- * instance per worker (io_uring) a handle's completions reach its home
- * worker only, stealing is how they spread, and Tokio's rule stays.
+ * workers (on epoll, one of them waiting in the shared instance) take the
+ * events or tasks that come meanwhile. At an echo server's 1,000 connections a
+ * reap brings 4-5 events, each run in a few microseconds; waking another worker
+ * to steal some cost a futex wake-up and a sleep, and moved those connections'
+ * memory to the other core, more than it saved (bench/README.md, "A batch kept
+ * by the worker that reaped it"). When every worker is a home (a runtime of one
+ * worker, or a current-thread one) Tokio's rule stays.
  *
  * A kept batch opens to thieves when it is ZK__KEEP_NS old: the owner
  * shares it after the task it runs then (zk__mt_batch_ran); should that
@@ -652,7 +654,7 @@ int zk__multi_thread_create(zk_runtime *rt) {
         /* Until a batch is measured, one of two tasks is shared. */
         mw->run_ns = ZK__KEEP_NS;
     }
-    mt->keep = rt->io.ops->shared_instance;
+    mt->keep = rt->io.ops->shared_instance || rt->io.homes < rt->io.n;
     rt->sched = mt;
     rt->sched_ops = &zk__mt_ops;
     for (size_t i = 0; i < mt->n; i++) {
