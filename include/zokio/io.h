@@ -5,6 +5,8 @@
  * Two backends behave the same as seen from this API:
  * - io_uring (through liburing): one ring per worker; operations are
  *   submitted in batches and complete in the kernel (completion-based).
+ *   A stream's receives run on its home ring; one worker in 4 (rounded
+ *   up) is a home, and homes take streams in turn.
  * - epoll: one epoll instance shared by the workers; operations are
  *   tried, and retried when the kernel reports readiness. File operations,
  *   which epoll cannot wait for, run on the blocking pool.
