@@ -132,7 +132,7 @@ static void zk__mt_share(zk__mt_worker *mw) {
  * to steal some cost a futex wake-up and a sleep, and moved those connections'
  * memory to the other core, more than it saved (bench/README.md, "A batch kept
  * by the worker that reaped it"). When every worker is a home (a runtime of one
- * worker, or a current-thread one) Tokio's rule stays.
+ * worker) Tokio's rule stays.
  *
  * A kept batch opens to thieves when it is ZK__KEEP_NS old: the owner
  * shares it after the task it runs then (zk__mt_batch_ran); should that
