@@ -656,6 +656,44 @@ ZK_IO_TEST(fs, an_open_outlives_the_thread_that_submitted_it) {
 #endif
 #endif
 
+/* Internal (src/io/uring.c), absent from builds without io_uring. */
+void zk__uring_end_unasked(int n) __attribute__((weak));
+
+/* A request the kernel ends unasked (-ECANCELED, though no task was
+ * cancelled) is made again, a few times: then the call fails with -EAGAIN
+ * instead of waiting forever (io_uring cancels the work it cannot start
+ * a worker thread for, as long as RLIMIT_NPROC or pids.max stays
+ * reached). The runtime goes on working. */
+static int64_t unasked_root(void *arg) {
+    const char *path = arg;
+    bool uring = zk_runtime_io_backend(zk_runtime_current()) == ZK_IO_IO_URING;
+    zk_metadata m;
+    if (uring && zk__uring_end_unasked != NULL)
+        zk__uring_end_unasked(1);
+    cr_assert_eq(zk_fs_metadata(path, false, &m), 0, "made again once");
+    if (uring && zk__uring_end_unasked != NULL) {
+        zk__uring_end_unasked(1000);
+        cr_assert_eq(zk_fs_metadata(path, false, &m), -EAGAIN);
+        zk__uring_end_unasked(0);
+    }
+    cr_assert_eq(zk_fs_metadata(path, false, &m), 0);
+    cr_assert_eq(m.size, 0);
+    return 0;
+}
+
+ZK_IO_TEST(fs, a_request_the_kernel_keeps_ending_unasked_fails_with_eagain) {
+    fsdir d;
+    fsdir_make(&d);
+    char path[128];
+    join_path(path, sizeof path, &d, "empty");
+    int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    zk_test_run(unasked_root, path);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(rmdir(d.path), 0);
+}
+
 static int64_t fifo_nonblock_root(void *arg) {
     const char *path = arg;
     zk_file *r, *w;

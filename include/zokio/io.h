@@ -10,6 +10,11 @@
  * - epoll: one epoll instance shared by the workers; operations are
  *   tried, and retried when the kernel reports readiness. File operations,
  *   which epoll cannot wait for, run on the blocking pool.
+ * On io_uring a request that the kernel ends though nothing cancelled it
+ * (the thread that submitted it exited, or a dup of the descriptor was
+ * closed) is made again; one the kernel keeps ending (it cannot start its
+ * worker threads: RLIMIT_NPROC or pids.max reached) fails with -EAGAIN
+ * after a few attempts.
  * A runtime picks io_uring when the kernel allows it and epoll otherwise
  * (seccomp filters, /proc/sys/kernel/io_uring_disabled, kernels older than
  * 6.0, which lack the synchronous cancellation zokio relies on), unless the

@@ -101,7 +101,11 @@ struct zk__io_op {
     bool queued;          /* epoll: on the registration's waiter list */
     bool holds_ref;       /* holds a reference to `h` (from first poll) */
     bool awaits_ready;    /* io_uring: the ring waits for readiness (a poll) */
-    bool may_block;       /* io_uring open: blocking, in the kernel's workers */
+    /* io_uring open: blocking, in the kernel's workers. */
+    uint8_t may_block : 1;
+    /* io_uring: how often the kernel ended it unasked and it was made
+     * again (zk__uring_ended_unasked), up to ZK__UNASKED_RETRIES. */
+    uint8_t unasked : 2;
     int32_t res;
     int fd; /* the descriptor, or the directory for path operations */
     zk__io_handle *h;

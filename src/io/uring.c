@@ -591,12 +591,47 @@ static bool zk__uring_ended_unasked(const zk__io_op *op) {
             !atomic_load_explicit(&op->h->closed, memory_order_acquire));
 }
 
+/* How often one operation is made again after the kernel ended it
+ * unasked: once per thread exit or close of a dup is the rule. Beyond
+ * that the kernel keeps refusing it (when io_uring cannot start its
+ * worker threads, RLIMIT_NPROC or pids.max reached, it cancels their
+ * work), and the call fails with -EAGAIN rather than wait forever. */
+#define ZK__UNASKED_RETRIES 3
+
+static _Atomic int zk__uring_unasked_forced = 0;
+
+void zk__uring_end_unasked(int n) {
+    atomic_store(&zk__uring_unasked_forced, n);
+}
+
+/* The result to report for an operation ended unasked and not made
+ * again: a restart code as a system call interrupted there reports it,
+ * and a cancellation nobody asked for that kept coming as -EAGAIN (the
+ * calling task was not cancelled). -EBADF when the handle was closed. */
+static int64_t zk__uring_unasked_result(const zk__io_op *op) {
+    if (op->h != NULL &&
+        atomic_load_explicit(&op->h->closed, memory_order_acquire))
+        return -EBADF;
+    if (zk__uring_restart_code(op->res))
+        return -EINTR;
+    if (op->res == -ECANCELED && op->unasked == ZK__UNASKED_RETRIES)
+        return -EAGAIN;
+    return op->res;
+}
+
 /* Hands the recorded result to the awaiting code or, when it was the
  * readiness an operation waited for (or a cancellation not meant for it),
  * makes the call again. */
 static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
-    bool again = zk__uring_ended_unasked(op);
+    if (ZK__UNLIKELY(atomic_load_explicit(&zk__uring_unasked_forced,
+                                          memory_order_relaxed) > 0) &&
+        atomic_fetch_sub(&zk__uring_unasked_forced, 1) > 0)
+        op->res = -ECANCELED;
+    bool unasked = zk__uring_ended_unasked(op);
+    bool again = unasked && op->unasked < ZK__UNASKED_RETRIES;
+    if (again)
+        op->unasked++;
     if (op->awaits_ready || again) {
         op->awaits_ready = false;
         /* revents (an error or hang-up among them), or a retry */
@@ -615,10 +650,10 @@ static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
             return zk__uring_op_poll(op, here, cx);
         }
     }
-    /* A restart code is not made again only for a connect: what a
-     * system call interrupted there reports. */
-    return zk__uring_complete_now(
-        op, zk__uring_restart_code(op->res) ? -EINTR : op->res);
+    int64_t res = op->res;
+    if (unasked || zk__uring_restart_code(res))
+        res = zk__uring_unasked_result(op);
+    return zk__uring_complete_now(op, res);
 }
 
 static zk_poll zk__uring_op_poll(zk__io_op *op, zk__io_worker *w,
