@@ -1443,6 +1443,30 @@ ZK_IO_TEST(net, closing_a_dup_leaves_the_other_streams_read_waiting) {
     zk_test_run(dup_close_root, NULL);
 }
 
+#if ZK_TEST_MT
+/* A multi-thread runtime whose every worker is an I/O home (io_uring:
+ * zk_builder_set_io_homes; by default the tests' two workers share one). */
+static zk_runtime *every_worker_a_home(void) {
+    zk_builder *b = zk_test_builder();
+    zk_builder_set_io_homes(b, 2);
+    zk_runtime *rt = NULL;
+    int rc = zk_builder_build(b, &rt);
+    zk_builder_free(b);
+    cr_assert_eq(rc, 0, "zk_builder_build: %s", zk_strerror(rc));
+    return rt;
+}
+
+/* With the streams homed on both workers' rings: bytes of several streams
+ * interleaved in the provided buffers, closes with data unread (every
+ * buffer goes back), and a close that cancels on every ring holding
+ * requests on a dup. */
+ZK_IO_TEST(net, streams_homed_on_every_worker) {
+    zk_test_run_on(every_worker_a_home(), interleaved_streams_root, NULL);
+    zk_test_run_on(every_worker_a_home(), close_unread_root, NULL);
+    zk_test_run_on(every_worker_a_home(), dup_close_root, NULL);
+}
+#endif
+
 /* Its own suite: a longer timeout than the others. */
 TestSuite(net_stress, .timeout = 4 * ZK_TEST_TIMEOUT);
 

@@ -60,6 +60,16 @@ static void tw_stack_absurd(zk_builder *b) {
 static void tw_name_null(zk_builder *b) {
     zk_builder_set_thread_name(b, NULL);
 }
+static void tw_homes_above_workers(zk_builder *b) {
+    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+    zk_builder_set_workers(b, 2);
+    zk_builder_set_io_homes(b, 3);
+}
+static void tw_homes_every_worker(zk_builder *b) {
+    zk_builder_set_kind(b, ZK_RUNTIME_MULTI_THREAD);
+    zk_builder_set_workers(b, 3);
+    zk_builder_set_io_homes(b, 3);
+}
 static void tw_good_ct(zk_builder *b) {
     zk_builder_set_kind(b, ZK_RUNTIME_CURRENT_THREAD);
     zk_builder_set_workers(b, 1);
@@ -79,6 +89,8 @@ ZK_TEST(runtime, builder_rejects_bad_configurations) {
     cr_assert_eq(build_with(tw_stack_small), -EINVAL);
     cr_assert_eq(build_with(tw_stack_absurd), -EINVAL);
     cr_assert_eq(build_with(tw_name_null), -EINVAL);
+    cr_assert_eq(build_with(tw_homes_above_workers), -EINVAL);
+    cr_assert_eq(build_with(tw_homes_every_worker), 0);
     zk_runtime *rt;
     cr_assert_eq(zk_builder_build(NULL, &rt), -EINVAL);
     zk_builder *b = zk_builder_new();
@@ -87,6 +99,7 @@ ZK_TEST(runtime, builder_rejects_bad_configurations) {
     zk_builder_free(NULL);
     zk_builder_set_kind(NULL, ZK_RUNTIME_CURRENT_THREAD); /* no-ops */
     zk_builder_set_workers(NULL, 1);
+    zk_builder_set_io_homes(NULL, 1);
     cr_assert_eq(zk_runtime_new(99, &rt), -EINVAL);
     cr_assert_eq(zk_runtime_free(NULL), 0);
 }

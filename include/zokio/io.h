@@ -6,7 +6,8 @@
  * - io_uring (through liburing): one ring per worker; operations are
  *   submitted in batches and complete in the kernel (completion-based).
  *   A stream's receives run on its home ring; one worker in 4 (rounded
- *   up) is a home, and homes take streams in turn.
+ *   up) is a home, and homes take streams in turn (see
+ *   zk_builder_set_io_homes()).
  * - epoll: one epoll instance shared by the workers; operations are
  *   tried, and retried when the kernel reports readiness. File operations,
  *   which epoll cannot wait for, run on the blocking pool.
@@ -72,6 +73,25 @@ ZK_EXTERN void zk_builder_set_io_backend(zk_builder *b, zk_io_backend backend);
  * choice here, ZOKIO_IO_READ_AHEAD=0 in the environment turns it off.
  */
 ZK_EXTERN void zk_builder_set_io_read_ahead(zk_builder *b, bool on);
+
+/*
+ * io_uring only: how many workers are homes, whose rings receive for the
+ * streams, sockets and pipes given to them in turn (0, the default: one
+ * worker in 4, rounded up, so one home for up to 4 workers). A home reaps
+ * the completions of all its handles and runs the batches of tasks they
+ * wake that it can run soon itself, leaving longer ones to the other
+ * workers: workers sleep and wake far less than when each reaps its own
+ * share, which on a machine whose cores the runtime shares with other
+ * work raised an echo server's throughput by 7-29 % (bench/README.md,
+ * "One home ring"). The price: a task that runs long on a home without
+ * yielding (a computation that belongs on zk_spawn_blocking()) holds back
+ * every receive of that home's handles until it yields, since no other
+ * worker can reap its ring; with every worker a home (`homes` equal to
+ * the workers) it holds back only that worker's share. zk_builder_build()
+ * returns -EINVAL when `homes` exceeds the workers. Ignored on epoll,
+ * whose workers share one instance.
+ */
+ZK_EXTERN void zk_builder_set_io_homes(zk_builder *b, size_t homes);
 
 /* Returns the backend `rt` runs: ZK_IO_IO_URING or ZK_IO_EPOLL (never
  * ZK_IO_AUTO); ZK_IO_AUTO for NULL. */

@@ -86,7 +86,8 @@ ZK_EXTERN void zk_builder_set_shutdown_timeout(zk_builder *b, int64_t ns);
  *              kind, worker count 0 or above ZK_WORKERS_MAX (or not 1 for
  *              a current-thread runtime), NULL thread name, stack size
  *              outside [ZK_STACK_MIN, ZK_STACK_MAX], blocking threads or
- *              keep-alive out of range.
+ *              keep-alive out of range, more I/O homes than workers
+ *              (zokio/io.h), an unknown I/O backend.
  * -ENOMEM      out of memory.
  * -EAGAIN      a thread could not be started.
  * On error nothing was created.

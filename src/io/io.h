@@ -66,9 +66,13 @@ typedef struct zk__io_worker zk__io_worker;
  * all, keeps the batches it can run soon and leaves the longer ones to
  * helpers (multi_thread.c, zk__mt_notify_if_stealable), as a shared
  * epoll instance lets its workers do (bench/README.md, "One home ring").
- * Its cost is that one thread runs the kernel's side of every receive
- * for its handles, about a fifth of an echo's CPU (bench/echo_where.sh):
- * one home per 4 workers keeps that within its share of the work.
+ * Its costs: one thread runs the kernel's side of every receive for its
+ * handles, about a fifth of an echo's CPU (bench/echo_where.sh), which
+ * one home per 4 workers bounds (with 2 workers the home does it all);
+ * and a task that runs long on a home without yielding holds back the
+ * receives of all its handles, which no other worker can reap (the ring
+ * is the home's alone), where with every worker a home it held back a
+ * share of them. zk_builder_set_io_homes() chooses otherwise.
  */
 #define ZK__IO_WORKERS_PER_HOME 4
 
@@ -134,8 +138,9 @@ typedef struct zk__io {
     size_t n;
     zk__io_worker **workers;
     /* Handles go in turn to the first `homes` workers (zk__handle_new):
-     * all of them with a shared instance; with one per worker, one
-     * worker in ZK__IO_WORKERS_PER_HOME, rounded up (zk__io_init). */
+     * all of them with a shared instance; with one per worker, as many as
+     * the builder asked, else one worker in ZK__IO_WORKERS_PER_HOME,
+     * rounded up (zk__io_init). */
     _Atomic size_t next;
     size_t homes;
     /* io_uring: stream sockets read ahead (uring_rx.c). */
@@ -147,10 +152,12 @@ extern const zk__io_backend_ops zk__epoll_ops;
 
 /* Chooses the backend (`want`, then ZOKIO_IO_BACKEND, then what the
  * kernel allows) and creates `workers` instances. `read_ahead`: 1 on, 0
- * off, -1 as ZOKIO_IO_READ_AHEAD says (on unless "0"). -ENOSYS when io_uring
- * was required and is unavailable, -EINVAL for a bad `want`. */
+ * off, -1 as ZOKIO_IO_READ_AHEAD says (on unless "0"). `homes`: how many
+ * workers are homes with one instance per worker (0: the default, see
+ * ZK__IO_WORKERS_PER_HOME). -ENOSYS when io_uring was required and is
+ * unavailable, -EINVAL for a bad `want`. */
 int zk__io_init(zk__io *io, struct zk_runtime *rt, size_t workers,
-                zk_io_backend want, int read_ahead);
+                zk_io_backend want, int read_ahead, size_t homes);
 void zk__io_destroy(zk__io *io);
 
 /* The instance of the calling worker thread when it belongs to `rt`'s

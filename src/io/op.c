@@ -341,7 +341,7 @@ static bool zk__uring_available(void) {
 #endif
 
 int zk__io_init(zk__io *io, zk_runtime *rt, size_t workers, zk_io_backend want,
-                int read_ahead) {
+                int read_ahead, size_t homes) {
     memset(io, 0, sizeof *io);
     if ((unsigned)want > ZK_IO_EPOLL)
         return -EINVAL;
@@ -374,10 +374,13 @@ int zk__io_init(zk__io *io, zk_runtime *rt, size_t workers, zk_io_backend want,
     if (!io->workers)
         return -ENOMEM;
     io->n = workers;
-    io->homes =
-        io->ops->shared_instance
-            ? workers
-            : (workers + ZK__IO_WORKERS_PER_HOME - 1) / ZK__IO_WORKERS_PER_HOME;
+    if (io->ops->shared_instance)
+        io->homes = workers;
+    else if (homes != 0 && homes <= workers)
+        io->homes = homes;
+    else
+        io->homes =
+            (workers + ZK__IO_WORKERS_PER_HOME - 1) / ZK__IO_WORKERS_PER_HOME;
     for (size_t i = 0; i < workers; i++) {
         int rc = io->ops->create(rt, i, &io->workers[i]);
         if (rc != 0) {

@@ -16,11 +16,11 @@
  * buffers have another, taken inside it, to give buffers back. The ring
  * lock itself is not taken by reads: with it, every read on one worker
  * contended with the other worker's reaping. The multishot and the buffers
- * belong to one ring, the handle's home (`rx->u`; workers take handles in
- * turn), and only that ring's owner can arm the multishot. A first read
- * running on another worker asks the owner to arm it (`u->asks`, answered
- * at the owner's next flush) and waits; the completions then wake its task
- * on the home worker, where it stays. Later, a read on another worker that
+ * belong to one ring, the handle's home (`rx->u`; homes take handles in
+ * turn, io.h), and only that ring's owner can arm the multishot. A first
+ * read running on another worker asks the owner to arm it (`u->asks`,
+ * answered at the owner's next flush) and waits; the completions then wake
+ * its task on the home worker. Later, a read on another worker that
  * finds the multishot ended falls back to a receive made in the task, which
  * waits for readiness with a poll on its own ring (uring.c; the queue is
  * empty then, so no byte is read out of order).

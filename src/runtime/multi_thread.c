@@ -126,13 +126,15 @@ static void zk__mt_share(zk__mt_worker *mw) {
  * ZK__KEEP_MAX tasks that the worker expects to run within ZK__KEEP_NS
  * (from the mean run of the tasks of its last batches) is kept instead:
  * the worker runs it and reaps the next batch itself, while the other
- * workers (on epoll, one of them waiting in the shared instance) take the
- * events or tasks that come meanwhile. At an echo server's 1,000 connections a
- * reap brings 4-5 events, each run in a few microseconds; waking another worker
- * to steal some cost a futex wake-up and a sleep, and moved those connections'
- * memory to the other core, more than it saved (bench/README.md, "A batch kept
- * by the worker that reaped it"). When every worker is a home (a runtime of one
- * worker) Tokio's rule stays.
+ * workers take the tasks queued meanwhile and, on epoll, one of them
+ * waiting in the shared instance the events (on io_uring the completions
+ * of a home's ring wait for the home to reap them). At an echo server's 1,000
+ * connections a reap brings 4-5 events, each run in a few microseconds; waking
+ * another worker to steal some cost a futex wake-up and a sleep, and moved
+ * those connections' memory to the other core, more than it saved
+ * (bench/README.md, "A batch kept by the worker that reaped it"). When every
+ * worker is a home (a runtime of one worker, or as zk_builder_set_io_homes()
+ * chose) Tokio's rule stays.
  *
  * A kept batch opens to thieves when it is ZK__KEEP_NS old: the owner
  * shares it after the task it runs then (zk__mt_batch_ran); should that

@@ -32,6 +32,7 @@ struct zk_builder {
     char thread_name[16];
     zk_io_backend io_backend;
     int io_read_ahead; /* -1: not chosen (ZOKIO_IO_READ_AHEAD decides) */
+    size_t io_homes;   /* 0: the default (io.h) */
 };
 
 static size_t zk__default_workers(void) {
@@ -108,6 +109,11 @@ void zk_builder_set_io_read_ahead(zk_builder *b, bool on) {
         b->io_read_ahead = on;
 }
 
+void zk_builder_set_io_homes(zk_builder *b, size_t homes) {
+    if (b)
+        b->io_homes = homes;
+}
+
 int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     if (b == NULL || out == NULL)
         return -EINVAL;
@@ -121,6 +127,8 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     if (workers == SIZE_MAX || workers > ZK_WORKERS_MAX)
         return -EINVAL;
     if (b->kind == ZK_RUNTIME_CURRENT_THREAD && workers != 1)
+        return -EINVAL;
+    if (b->io_homes > workers)
         return -EINVAL;
     if (b->name_set_null)
         return -EINVAL;
@@ -157,7 +165,7 @@ int zk_builder_build(const zk_builder *b, zk_runtime **out) {
     if (rc == 0 && (rc = zk__time_init(&rt->time, rt)) != 0)
         zk__stack_pool_destroy(&rt->stacks);
     if (rc == 0 && (rc = zk__io_init(&rt->io, rt, workers, b->io_backend,
-                                     b->io_read_ahead)) != 0) {
+                                     b->io_read_ahead, b->io_homes)) != 0) {
         zk__time_destroy(&rt->time);
         zk__stack_pool_destroy(&rt->stacks);
     }
