@@ -513,7 +513,34 @@ typedef struct fifo_pair {
     atomic_bool gave_up; /* no open ever waited: it opened it anyway */
     atomic_bool stop;    /* the opener is done: close it and exit */
     bool opened_after;   /* the opener's open returned after `other` */
+    /* Not 0: the other end also waits until this thread is gone, or
+     * stuck in its exit (see thread_gone_or_stuck_exiting). */
+    _Atomic pid_t after_tid;
 } fifo_pair;
+
+/* Whether thread `tid` of this process is gone, or stuck in its exit
+ * waiting for its io_uring worker threads: the kernel's cancellation at
+ * a thread's exit may miss an open its worker has just begun, and the
+ * exit then waits for that open to end. */
+static bool thread_gone_or_stuck_exiting(pid_t tid) {
+    char path[64], wchan[64] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%d/wchan", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    if (fgets(wchan, sizeof wchan, f) == NULL)
+        wchan[0] = '\0';
+    fclose(f);
+    return strcmp(wchan, "io_wq_put_and_exit") == 0;
+}
+
+/* Whether the other end may open: an open waits for it, and the thread
+ * named by `after_tid`, if any, is gone or stuck exiting. */
+static bool other_end_may_open(fifo_pair *c) {
+    pid_t after = atomic_load(&c->after_tid);
+    return some_thread_sleeps_in("wait_for_partner") &&
+           (after == 0 || thread_gone_or_stuck_exiting(after));
+}
 
 /* Once an open waits for the FIFO's other end, opens that end without
  * blocking (which ends the wait) and keeps it open until told to stop:
@@ -523,7 +550,7 @@ typedef struct fifo_pair {
 static void *fifo_other_end(void *arg) {
     fifo_pair *c = arg;
     int64_t give_up = zk_test_wall_ns() + ZK_TEST_GUARD;
-    while (!atomic_load(&c->stop) && !some_thread_sleeps_in("wait_for_partner"))
+    while (!atomic_load(&c->stop) && !other_end_may_open(c))
         if (zk_test_wall_ns() > give_up) {
             atomic_store(&c->gave_up, true);
             break;
@@ -594,14 +621,17 @@ ZK_IO_TEST(fs, a_fifo_opened_for_reading_waits_for_a_writer) {
  * An open waiting for a FIFO's writer, left pending when the first
  * driving thread's zk_block_on() returned and that thread exited, goes on
  * at the next zk_block_on() on another thread (runtime.h). On io_uring the
- * kernel ends the exited thread's requests with -ECANCELED, which the
- * open must not report: the open was made again and sees the writer that
- * comes later.
+ * kernel ends the exited thread's requests (-ECANCELED, or -ERESTARTSYS
+ * for the open it interrupts), which the open must not report: the open
+ * was made again and sees the writer that comes after that thread is
+ * gone. (Should the kernel's cancellation miss the open, the thread's
+ * exit waits for it: the writer then comes to the open as it is, which
+ * returns its descriptor.)
  */
 typedef struct open_handover {
     zk_runtime *rt;
     fifo_pair c;
-    atomic_int opening;
+    atomic_int driven; /* the first driver's zk_block_on() returned */
     zk_task *opener;
 } open_handover;
 
@@ -618,7 +648,9 @@ static int64_t open_handover_root1(void *arg) {
 
 static void *open_handover_first_driver(void *arg) {
     open_handover *h = arg;
+    atomic_store(&h->c.after_tid, (pid_t)syscall(SYS_gettid));
     cr_assert_eq(zk_block_on(h->rt, open_handover_root1, h, NULL), 0);
+    atomic_store(&h->driven, 1);
     return NULL; /* and the thread exits */
 }
 
@@ -647,8 +679,11 @@ ZK_IO_TEST(fs, an_open_outlives_the_thread_that_submitted_it) {
     h.rt = zk_test_runtime();
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, open_handover_first_driver, &h), 0);
-    cr_assert_eq(pthread_join(th, NULL), 0);
+    /* Not joined yet: its exit may wait for the open (see above). */
+    while (!atomic_load(&h.driven))
+        zk_test_real_sleep(ZK_MS(1));
     cr_assert_eq(zk_block_on(h.rt, open_handover_root2, &h, NULL), 0);
+    cr_assert_eq(pthread_join(th, NULL), 0);
     cr_assert_eq(zk_runtime_free(h.rt), 0);
     cr_assert_eq(unlink(h.c.path), 0);
     cr_assert_eq(rmdir(d.path), 0);
