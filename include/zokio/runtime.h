@@ -107,7 +107,11 @@ ZK_EXTERN int zk_runtime_new(zk_runtime_kind kind, zk_runtime **out);
  * workers and any number of threads may block on the runtime at once. On a
  * current-thread runtime the calling thread runs the runtime's tasks while
  * it waits; tasks still pending when the root finishes stay in the runtime
- * and run at the next zk_block_on().
+ * and run at the next zk_block_on(), which another thread may make. (On
+ * io_uring the requests a driving thread submitted are ended by the
+ * kernel when it exits and made again by the next driver; but an exit can
+ * also wait, in the kernel, for a blocking open it submitted that has
+ * begun, such as a FIFO's waiting for its other end.)
  *
  * Returns 0, or:
  * -EINVAL      `rt` or `fn` is NULL.
