@@ -604,19 +604,17 @@ void zk__uring_end_unasked(int n) {
     atomic_store(&zk__uring_unasked_forced, n);
 }
 
-/* The result to report for an operation ended unasked and not made
- * again: a restart code as a system call interrupted there reports it,
- * and a cancellation nobody asked for that kept coming as -EAGAIN (the
- * calling task was not cancelled). -EBADF when the handle was closed. */
+/* The result to report for an operation that ended with a restart code or
+ * unasked and is not made again: a restart code as a system call
+ * interrupted there reports it, and a cancellation nobody asked for that
+ * kept coming as -EAGAIN (the calling task was not cancelled). -EBADF when
+ * the handle was closed. */
 static int64_t zk__uring_unasked_result(const zk__io_op *op) {
     if (op->h != NULL &&
         atomic_load_explicit(&op->h->closed, memory_order_acquire))
         return -EBADF;
-    if (zk__uring_restart_code(op->res))
-        return -EINTR;
-    if (op->res == -ECANCELED && op->unasked == ZK__UNASKED_RETRIES)
-        return -EAGAIN;
-    return op->res;
+    /* Else -ECANCELED, ended unasked with every retry spent. */
+    return zk__uring_restart_code(op->res) ? -EINTR : -EAGAIN;
 }
 
 /* Hands the recorded result to the awaiting code or, when it was the
@@ -624,7 +622,9 @@ static int64_t zk__uring_unasked_result(const zk__io_op *op) {
  * makes the call again. */
 static zk_poll zk__uring_deliver(zk__io_op *op, zk__io_worker *w,
                                  zk_context *cx) {
-    if (ZK__UNLIKELY(atomic_load_explicit(&zk__uring_unasked_forced,
+    /* The test hook, for path requests only: off the sockets' path. */
+    if (op->h == NULL &&
+        ZK__UNLIKELY(atomic_load_explicit(&zk__uring_unasked_forced,
                                           memory_order_relaxed) > 0) &&
         atomic_fetch_sub(&zk__uring_unasked_forced, 1) > 0)
         op->res = -ECANCELED;

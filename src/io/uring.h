@@ -181,9 +181,10 @@ void zk__pbufs_free(zk__uring *u);
  * owner cannot be noted, as when out of memory (it sweeps instead). */
 void zk__uring_fail_asks(bool on);
 
-/* For tests: the next `n` completions delivered to an operation are
- * taken as ended unasked (-ECANCELED), whatever the kernel said. Only for
- * operations that may be made again harmlessly (a metadata read). */
+/* For tests: the next `n` completions delivered to path operations (no
+ * handle) are taken as ended unasked (-ECANCELED), whatever the kernel
+ * said. Only for those that may be made again harmlessly (a metadata
+ * read). */
 void zk__uring_end_unasked(int n);
 
 /* For tests: the provided buffers of `rt`'s rings that no stream holds

@@ -45,12 +45,9 @@ void zk__time_destroy(zk__time *t) {
 int64_t zk__time_now(zk__time *t) {
     if (atomic_load_explicit(&t->paused, memory_order_acquire))
         return atomic_load(&t->paused_now);
-    int64_t now;
-    if (__builtin_add_overflow(
-            zk__mono_ns(),
-            atomic_load_explicit(&t->offset, memory_order_relaxed), &now))
-        return INT64_MAX - 1; /* resumed after an advance to the end */
-    return zk__clock_clamp(now);
+    /* Saturated, then clamped: resumed after an advance to the end. */
+    return zk__clock_clamp(zk__instant_after(
+        zk__mono_ns(), atomic_load_explicit(&t->offset, memory_order_relaxed)));
 }
 
 /* Ticks: `now` rounds down, a deadline rounds up, so a timer never fires
